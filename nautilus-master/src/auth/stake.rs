@@ -1,0 +1,158 @@
+//! The on-chain view the authenticator needs, behind a seam.
+//!
+//! Production reads the chain (the chain-backed view lands with the chain client);
+//! [`InMemoryStakeView`] holds records in memory for tests and the dev mode.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::RwLock;
+
+use daas_seal::{Address, Role};
+use thiserror::Error;
+
+/// `StakeRecord.status` of the Move package (`k3s_daas::staking`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StakeStatus {
+    Active,
+    Unbonding,
+    Slashed,
+}
+
+impl fmt::Display for StakeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StakeStatus::Active => "active",
+            StakeStatus::Unbonding => "unbonding",
+            StakeStatus::Slashed => "slashed",
+        })
+    }
+}
+
+/// What the authenticator needs to know about one stake record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StakeRecord {
+    pub id: Address,
+    pub owner: Address,
+    pub cluster: Address,
+    pub role: Role,
+    /// Workers only.
+    pub node_name: Option<String>,
+    pub amount_mist: u64,
+    pub status: StakeStatus,
+    pub token_epoch: u64,
+}
+
+/// The stake view could not answer (network, decoding). Distinct from "no such record".
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{0}")]
+pub struct StakeViewError(pub String);
+
+/// "Give me the on-chain stake record for this id", plus the cluster's role minimums.
+pub trait StakeView: Send + Sync {
+    /// `Ok(None)` when no such record exists (or it was deleted by a withdrawal).
+    fn stake_record(
+        &self,
+        id: Address,
+    ) -> impl Future<Output = Result<Option<StakeRecord>, StakeViewError>> + Send;
+
+    /// Minimum stake in MIST for `role` in this cluster.
+    fn minimum_stake(&self, role: Role)
+    -> impl Future<Output = Result<u64, StakeViewError>> + Send;
+}
+
+/// Records held in memory. For tests and `nautilus-master dev`; not backed by any chain.
+#[derive(Debug)]
+pub struct InMemoryStakeView {
+    records: RwLock<HashMap<Address, StakeRecord>>,
+    minimums: RwLock<HashMap<Role, u64>>,
+}
+
+impl Default for InMemoryStakeView {
+    /// Role minimums as the Move package's defaults: worker 1 SUI, user 0.5 SUI, admin 10 SUI.
+    fn default() -> Self {
+        InMemoryStakeView {
+            records: RwLock::default(),
+            minimums: RwLock::new(HashMap::from([
+                (Role::Worker, 1_000_000_000),
+                (Role::User, 500_000_000),
+                (Role::Admin, 10_000_000_000),
+            ])),
+        }
+    }
+}
+
+impl InMemoryStakeView {
+    pub fn upsert(&self, record: StakeRecord) {
+        self.records
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.id, record);
+    }
+
+    pub fn remove(&self, id: &Address) -> Option<StakeRecord> {
+        self.records
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
+    pub fn set_minimum(&self, role: Role, mist: u64) {
+        self.minimums
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(role, mist);
+    }
+
+    /// Applies `f` to a record (e.g. bump its token epoch). Returns false if absent.
+    pub fn update(&self, id: &Address, f: impl FnOnce(&mut StakeRecord)) -> bool {
+        match self
+            .records
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            Some(r) => {
+                f(r);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl StakeView for InMemoryStakeView {
+    async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+        Ok(self
+            .records
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned())
+    }
+
+    async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
+        self.minimums
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&role)
+            .copied()
+            .ok_or_else(|| StakeViewError(format!("no minimum configured for role {role}")))
+    }
+}
+
+impl<T: StakeView> StakeView for std::sync::Arc<T> {
+    fn stake_record(
+        &self,
+        id: Address,
+    ) -> impl Future<Output = Result<Option<StakeRecord>, StakeViewError>> + Send {
+        (**self).stake_record(id)
+    }
+
+    fn minimum_stake(
+        &self,
+        role: Role,
+    ) -> impl Future<Output = Result<u64, StakeViewError>> + Send {
+        (**self).minimum_stake(role)
+    }
+}

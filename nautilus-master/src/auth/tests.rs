@@ -1,0 +1,469 @@
+//! Every way a token can be refused, through one `check` helper, plus the cache rules.
+
+use std::sync::Arc;
+
+use daas_seal::{Claims, NodeName, Role, mint};
+use daas_wallet::{Scheme, WalletKey};
+
+use super::*;
+
+const CLUSTER: Address = Address::new([0xc1; 32]);
+const OTHER_CLUSTER: Address = Address::new([0xc2; 32]);
+const NOW: u64 = 1_790_000_000_000;
+const HOUR: u64 = 3_600_000;
+
+struct Fixture {
+    auth: SealAuthenticator<Arc<InMemoryStakeView>>,
+    view: Arc<InMemoryStakeView>,
+    key: WalletKey,
+    stake: Address,
+}
+
+fn fixture_with_role(role: Role) -> Fixture {
+    let view = Arc::new(InMemoryStakeView::default());
+    let key = WalletKey::generate(Scheme::Ed25519);
+    let stake = Address::new([0x5e; 32]);
+    view.upsert(StakeRecord {
+        id: stake,
+        owner: key.address(),
+        cluster: CLUSTER,
+        role,
+        node_name: (role == Role::Worker).then(|| "worker-1".to_owned()),
+        amount_mist: 20_000_000_000,
+        status: StakeStatus::Active,
+        token_epoch: 2,
+    });
+    Fixture {
+        auth: SealAuthenticator::new(AuthConfig::new(CLUSTER), view.clone()),
+        view,
+        key,
+        stake,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with_role(Role::User)
+}
+
+impl Fixture {
+    fn claims(&self) -> daas_seal::ClaimsBuilder {
+        Claims::builder(CLUSTER, self.key.address(), self.stake, Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce()
+    }
+
+    fn token(&self, b: daas_seal::ClaimsBuilder) -> String {
+        mint(self.key.keypair(), b.build().expect("claims"))
+            .expect("mint")
+            .into_string()
+    }
+
+    fn good(&self) -> String {
+        self.token(self.claims())
+    }
+}
+
+/// Replaces the signature of `token` with `signer`'s signature over the same payload.
+fn spliced_by(token: &str, signer: &WalletKey) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use sui_crypto::SuiSigner;
+    let payload = SealToken::parse(token).expect("parse").payload().to_vec();
+    let sig = signer
+        .keypair()
+        .sign_personal_message(&sui_sdk_types::PersonalMessage(std::borrow::Cow::Borrowed(
+            &payload,
+        )))
+        .expect("sign");
+    format!(
+        "k3sdaas.{}.{}",
+        Base64UrlUnpadded::encode_string(&payload),
+        Base64UrlUnpadded::encode_string(&sig.to_bytes())
+    )
+}
+
+async fn check(f: &Fixture, token: &str, now: u64, expected: Result<(), AuthError>) {
+    let got = f.auth.authenticate_at(token, now).await.map(|_| ());
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn accepts_and_maps_identity() {
+    let f = fixture();
+    let id = f
+        .auth
+        .authenticate_at(&f.good(), NOW + 1)
+        .await
+        .expect("valid");
+    assert_eq!(id.username, format!("sui:{}", f.key.address()));
+    assert_eq!(
+        id.groups,
+        vec![
+            "k3s-daas:user".to_owned(),
+            "system:authenticated".to_owned()
+        ]
+    );
+    assert_eq!(id.uid, f.stake.to_string());
+    assert_eq!(id.extra[EXTRA_STAKE], vec![f.stake.to_string()]);
+    assert_eq!(id.role, Role::User);
+}
+
+#[tokio::test]
+async fn offline_rejections() {
+    let f = fixture();
+    let good = f.good();
+    let rules = TimeRules::default();
+    // expired / not yet valid
+    check(
+        &f,
+        &good,
+        NOW + HOUR + rules.clock_skew_ms,
+        Err(ClaimsError::Expired.into()),
+    )
+    .await;
+    check(
+        &f,
+        &good,
+        NOW - rules.clock_skew_ms - 1,
+        Err(ClaimsError::NotYetValid.into()),
+    )
+    .await;
+    // wrong audience
+    let foreign = f.token(
+        Claims::builder(OTHER_CLUSTER, f.key.address(), f.stake, Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    check(&f, &foreign, NOW, Err(ClaimsError::WrongAudience.into())).await;
+    // lifetime beyond the maximum
+    let long = f.token(f.claims().lifetime(NOW, 25 * HOUR));
+    check(
+        &f,
+        &long,
+        NOW,
+        Err(ClaimsError::LifetimeTooLong {
+            lifetime_ms: 25 * HOUR,
+            max_ms: 24 * HOUR,
+        }
+        .into()),
+    )
+    .await;
+    // forged signature: flip a character inside the signature segment
+    let (head, sig) = good.rsplit_once('.').expect("segments");
+    let mut sig = sig.to_owned().into_bytes();
+    sig[20] = if sig[20] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{head}.{}", String::from_utf8(sig).expect("ascii"));
+    check(&f, &forged, NOW, Err(SignatureError::BadSignature.into())).await;
+    // signed by a different key than the claimed signer (a valid signature over this payload)
+    check(
+        &f,
+        &spliced_by(&good, &WalletKey::generate(Scheme::Ed25519)),
+        NOW,
+        Err(SignatureError::SignerMismatch.into()),
+    )
+    .await;
+    // a signature over another payload does not verify at all
+    let other = WalletKey::generate(Scheme::Ed25519);
+    let theirs = mint(
+        other.keypair(),
+        Claims::builder(CLUSTER, other.address(), f.stake, Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce()
+            .build()
+            .expect("claims"),
+    )
+    .expect("mint");
+    let spliced = format!(
+        "{}.{}",
+        good.rsplit_once('.').expect("segments").0,
+        theirs.as_str().rsplit_once('.').expect("segments").1
+    );
+    check(&f, &spliced, NOW, Err(SignatureError::BadSignature.into())).await;
+    // tampered payload byte (changes the decoded claims, signature no longer matches)
+    let mut bytes = good.clone().into_bytes();
+    let i = "k3sdaas.".len() + 150;
+    bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    let got = f.auth.authenticate_at(&tampered, NOW).await;
+    assert!(
+        matches!(
+            got,
+            Err(AuthError::Signature(_) | AuthError::Parse(_) | AuthError::Claims(_))
+        ),
+        "{got:?}"
+    );
+    // truncated, oversized, wrong prefix, wrong version
+    check(
+        &f,
+        &good[..good.len() - 10],
+        NOW,
+        Err(ParseError::MalformedSignature.into()),
+    )
+    .await;
+    check(
+        &f,
+        &good[..60],
+        NOW,
+        Err(ParseError::WrongSegmentCount.into()),
+    )
+    .await;
+    let huge = "k".repeat(5000);
+    check(
+        &f,
+        &huge,
+        NOW,
+        Err(ParseError::TooLong {
+            len: 5000,
+            max: 4096,
+        }
+        .into()),
+    )
+    .await;
+    check(
+        &f,
+        &good.replacen("k3sdaas", "seal", 1),
+        NOW,
+        Err(ParseError::WrongPrefix.into()),
+    )
+    .await;
+    // version byte 1 → 2: byte 7 of the payload is in base64 chars 9..12 ("azNzZGFhcwH…")
+    let v2 = good.replacen("k3sdaas.azNzZGFhcwH", "k3sdaas.azNzZGFhcwL", 1);
+    check(&f, &v2, NOW, Err(ParseError::UnsupportedVersion(2).into())).await;
+    check(&f, "", NOW, Err(ParseError::WrongPrefix.into())).await;
+    check(&f, "Bearer", NOW, Err(ParseError::WrongPrefix.into())).await;
+    assert_eq!(f.auth.cache_stats().entries, 0, "failures are never cached");
+}
+
+#[tokio::test]
+async fn on_chain_rejections() {
+    let f = fixture();
+    // unknown stake
+    let unknown = f.token(
+        Claims::builder(CLUSTER, f.key.address(), Address::new([9; 32]), Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    check(&f, &unknown, NOW, Err(AuthError::UnknownStake)).await;
+    // role mismatch: record is user, token says admin
+    let admin = f.token(
+        Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Admin)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    check(&f, &admin, NOW, Err(AuthError::RoleMismatch)).await;
+    // revoked epoch (token older than the record) and a future epoch
+    check(
+        &f,
+        &f.token(f.claims().token_epoch(1)),
+        NOW,
+        Err(AuthError::Revoked {
+            token: 1,
+            record: 2,
+        }),
+    )
+    .await;
+    check(
+        &f,
+        &f.token(f.claims().token_epoch(3)),
+        NOW,
+        Err(AuthError::Revoked {
+            token: 3,
+            record: 2,
+        }),
+    )
+    .await;
+    // below role minimum
+    f.view.set_minimum(Role::User, 30_000_000_000);
+    check(
+        &f,
+        &f.good(),
+        NOW,
+        Err(AuthError::BelowMinimum {
+            amount_mist: 20_000_000_000,
+            minimum_mist: 30_000_000_000,
+        }),
+    )
+    .await;
+    f.view.set_minimum(Role::User, 500_000_000);
+    // record in another cluster
+    f.view.update(&f.stake, |r| r.cluster = OTHER_CLUSTER);
+    check(&f, &f.good(), NOW, Err(AuthError::WrongCluster)).await;
+    f.view.update(&f.stake, |r| r.cluster = CLUSTER);
+    // record owned by somebody else
+    f.view.update(&f.stake, |r| r.owner = Address::new([1; 32]));
+    check(&f, &f.good(), NOW, Err(AuthError::NotStakeOwner)).await;
+    f.view.update(&f.stake, |r| r.owner = f.key.address());
+    // unbonding / slashed
+    for status in [StakeStatus::Unbonding, StakeStatus::Slashed] {
+        f.view.update(&f.stake, |r| r.status = status);
+        check(&f, &f.good(), NOW, Err(AuthError::StakeInactive(status))).await;
+    }
+    f.view.update(&f.stake, |r| r.status = StakeStatus::Active);
+    check(&f, &f.good(), NOW, Ok(())).await;
+}
+
+#[tokio::test]
+async fn worker_node_name_must_match_record() {
+    let f = fixture_with_role(Role::Worker);
+    let worker = |name: &str| {
+        f.token(
+            Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Worker)
+                .node_name(NodeName::new(name).expect("label"))
+                .lifetime(NOW, HOUR)
+                .token_epoch(2)
+                .random_nonce(),
+        )
+    };
+    check(&f, &worker("worker-1"), NOW, Ok(())).await;
+    check(
+        &f,
+        &worker("worker-2"),
+        NOW,
+        Err(AuthError::NodeNameMismatch),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cache_hit_expiry_and_eviction_by_stake() {
+    let f = fixture();
+    let token = f.good();
+    f.auth.authenticate_at(&token, NOW).await.expect("cold");
+    assert_eq!(
+        f.auth.cache_stats(),
+        CacheStats {
+            hits: 0,
+            misses: 1,
+            entries: 1
+        }
+    );
+    f.auth
+        .authenticate_at(&token, NOW + 1)
+        .await
+        .expect("cached");
+    assert_eq!(f.auth.cache_stats().hits, 1);
+
+    // The cache answers without the view: remove the record, still accepted until evicted.
+    let record = f.view.remove(&f.stake).expect("record");
+    f.auth
+        .authenticate_at(&token, NOW + 2)
+        .await
+        .expect("served from cache");
+    // Revocation: the chain follower evicts by stake id; the next lookup goes to the view.
+    assert_eq!(f.auth.evict_stake(&f.stake), 1);
+    assert_eq!(f.auth.evict_stake(&f.stake), 0);
+    check(&f, &token, NOW + 3, Err(AuthError::UnknownStake)).await;
+    // Revoke tokens by epoch bump: old token refused after eviction, new-epoch token accepted.
+    f.view.upsert(StakeRecord {
+        token_epoch: 3,
+        ..record
+    });
+    f.auth.evict_stake(&f.stake);
+    check(
+        &f,
+        &token,
+        NOW + 4,
+        Err(AuthError::Revoked {
+            token: 2,
+            record: 3,
+        }),
+    )
+    .await;
+    check(&f, &f.token(f.claims().token_epoch(3)), NOW + 5, Ok(())).await;
+
+    // Expiry: a cached entry never outlives its token.
+    let expired_at = NOW + HOUR + TimeRules::default().clock_skew_ms;
+    let fresh = f.token(f.claims().token_epoch(3));
+    f.auth.authenticate_at(&fresh, NOW).await.expect("cold");
+    let before = f.auth.cache_stats().entries;
+    check(&f, &fresh, expired_at, Err(ClaimsError::Expired.into())).await;
+    assert_eq!(
+        f.auth.cache_stats().entries,
+        before - 1,
+        "expired entry dropped"
+    );
+}
+
+#[tokio::test]
+async fn cache_is_bounded_and_eviction_is_per_stake() {
+    let view = Arc::new(InMemoryStakeView::default());
+    let mut config = AuthConfig::new(CLUSTER);
+    config.cache_capacity = 4;
+    let auth = SealAuthenticator::new(config, view.clone());
+    let mut tokens = Vec::new();
+    for i in 0..6u8 {
+        let key = WalletKey::generate(Scheme::Ed25519);
+        let stake = Address::new([i; 32]);
+        view.upsert(StakeRecord {
+            id: stake,
+            owner: key.address(),
+            cluster: CLUSTER,
+            role: Role::User,
+            node_name: None,
+            amount_mist: 1_000_000_000,
+            status: StakeStatus::Active,
+            token_epoch: 0,
+        });
+        let t = mint(
+            key.keypair(),
+            Claims::builder(CLUSTER, key.address(), stake, Role::User)
+                .lifetime(NOW, HOUR)
+                .random_nonce()
+                .build()
+                .expect("claims"),
+        )
+        .expect("mint");
+        auth.authenticate_at(t.as_str(), NOW).await.expect("valid");
+        tokens.push((stake, t));
+    }
+    assert_eq!(auth.cache_stats().entries, 4);
+    // the two oldest were evicted by LRU; evicting one of the newest removes exactly one
+    assert_eq!(auth.evict_stake(&tokens[0].0), 0);
+    assert_eq!(auth.evict_stake(&tokens[5].0), 1);
+    assert_eq!(auth.cache_stats().entries, 3);
+}
+
+/// Stands in for a chain view whose RPC endpoint is down.
+struct Unreachable;
+
+impl StakeView for Unreachable {
+    async fn stake_record(&self, _: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+        Err(StakeViewError("connection refused".into()))
+    }
+    async fn minimum_stake(&self, _: Role) -> Result<u64, StakeViewError> {
+        Err(StakeViewError("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn unavailable_view_is_not_a_credential_failure() {
+    let f = fixture();
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), Unreachable);
+    let err = auth
+        .authenticate_at(&f.good(), NOW)
+        .await
+        .expect_err("view down");
+    assert!(err.is_unavailable());
+    assert_eq!(err.reason(), "stake_view_unavailable");
+    assert_eq!(auth.cache_stats().entries, 0);
+}
+
+#[test]
+fn errors_never_contain_the_token() {
+    let f = fixture();
+    let token = f.good();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for now in [NOW + 100 * HOUR, NOW] {
+        let f2 = fixture();
+        if let Err(e) = rt.block_on(f2.auth.authenticate_at(&token, now)) {
+            let text = format!("{e} {e:?}");
+            assert!(!text.contains(&token[8..40]), "{text}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `nautilus-master dev`: the local, single-machine setup on embedded defaults.
+//!
+//! In this landing it provisions what later components share — a dev wallet in a Sui CLI
+//! keystore, a dev cluster id, a dev stake record in an in-memory stake view — and drives the
+//! real authentication path end to end (mint → authenticate → revoke → refused). It says
+//! plainly which components (devnet chain, etcd shim, proxy, k3s) are not built yet.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use daas_seal::{Address, Claims, Role, mint};
+use daas_wallet::{Keystore, Scheme, WalletKey, write_keystore};
+
+use crate::auth::{
+    AuthConfig, AuthError, InMemoryStakeView, SealAuthenticator, StakeRecord, StakeStatus,
+    unix_ms_now,
+};
+
+/// What `dev` set up, for printing and for tests.
+#[derive(Debug)]
+pub struct DevReport {
+    pub keystore: PathBuf,
+    pub address: Address,
+    pub cluster: Address,
+    pub stake: Address,
+    pub username: String,
+    pub groups: Vec<String>,
+    pub revoked_refusal: String,
+}
+
+/// Provisions `data_dir` (idempotent: an existing wallet and cluster id are reused) and runs the
+/// authentication self-check.
+pub async fn run(data_dir: &Path) -> Result<DevReport> {
+    create_private_dir(data_dir)?;
+    let keystore = data_dir.join("sui_config/sui.keystore");
+    let key = if keystore.is_file() {
+        Keystore::load(&keystore)?
+            .select(None)
+            .context("the dev keystore must hold exactly one key")?
+            .clone()
+    } else {
+        let key = WalletKey::generate(Scheme::Ed25519);
+        write_keystore(&keystore, std::slice::from_ref(&key))?;
+        key
+    };
+    let cluster = read_or_create_id(&data_dir.join("cluster-id"))?;
+    let stake = read_or_create_id(&data_dir.join("dev-stake-id"))?;
+
+    let view = Arc::new(InMemoryStakeView::default());
+    view.upsert(StakeRecord {
+        id: stake,
+        owner: key.address(),
+        cluster,
+        role: Role::Admin,
+        node_name: None,
+        amount_mist: 10_000_000_000,
+        status: StakeStatus::Active,
+        token_epoch: 0,
+    });
+    let auth = SealAuthenticator::new(AuthConfig::new(cluster), view.clone());
+
+    let now = unix_ms_now();
+    let claims = Claims::builder(cluster, key.address(), stake, Role::Admin)
+        .lifetime(now, 15 * 60 * 1000)
+        .random_nonce()
+        .build()?;
+    let token = mint(key.keypair(), claims)?;
+    let identity = auth.authenticate_at(token.as_str(), now).await?;
+
+    // Revocation, as the chain follower will drive it: bump the epoch, evict, refuse.
+    view.update(&stake, |r| r.token_epoch += 1);
+    auth.evict_stake(&stake);
+    let refusal = match auth.authenticate_at(token.as_str(), now).await {
+        Err(e @ AuthError::Revoked { .. }) => e.to_string(),
+        other => anyhow::bail!("revocation self-check failed: expected Revoked, got {other:?}"),
+    };
+
+    Ok(DevReport {
+        keystore,
+        address: key.address(),
+        cluster,
+        stake,
+        username: identity.username.clone(),
+        groups: identity.groups.clone(),
+        revoked_refusal: refusal,
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    // An existing directory keeps its mode through `create`: tighten it explicitly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {} to mode 0700", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A random 32-byte id persisted as 0x-hex, reused on later runs.
+fn read_or_create_id(path: &Path) -> Result<Address> {
+    if path.is_file() {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} does not hold a 0x-hex id", path.display()));
+    }
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let id = Address::new(bytes);
+    let mut f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{id}")?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dev_is_idempotent_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = run(dir.path()).await.expect("first run");
+        let second = run(dir.path()).await.expect("second run");
+        assert_eq!(first.address, second.address, "wallet reused");
+        assert_eq!(first.cluster, second.cluster, "cluster id reused");
+        assert_eq!(first.username, format!("sui:{}", first.address));
+        assert!(first.groups.contains(&"k3s-daas:admin".to_owned()));
+        assert!(first.revoked_refusal.contains("revoked"));
+        let mode = fs::metadata(&first.keystore)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let mode = fs::metadata(dir.path()).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+}
