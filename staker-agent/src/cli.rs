@@ -1,0 +1,123 @@
+//! Command-line surface. Every flag has an environment variable `DAAS_…`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use daas_seal::{Address, Role};
+
+/// Stake SUI, mint Seal tokens and run a K3s-DaaS worker.
+///
+/// Keys come from the Sui CLI keystore (default: $SUI_CONFIG_DIR/sui.keystore or
+/// ~/.sui/sui_config/sui.keystore). Private keys are never printed.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct Global {
+    /// Sui keystore file.
+    #[arg(long, global = true, env = "DAAS_KEYSTORE")]
+    pub(crate) keystore: Option<PathBuf>,
+    /// Which key to use: its address (0x…) or its alias from sui.aliases. Required when the
+    /// keystore holds more than one key.
+    #[arg(long, global = true, env = "DAAS_KEY")]
+    pub(crate) key: Option<String>,
+    /// Output format on stdout.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "plain",
+        env = "DAAS_OUTPUT"
+    )]
+    pub(crate) output: Output,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    Plain,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Inspect the wallet keys in the keystore.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Mint and inspect Seal tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WalletCommand {
+    /// List every key: address, scheme, alias.
+    List,
+    /// Show the selected key (--key, or the only key): address, scheme, alias, public key.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Mint a Seal token for a stake record and print it on stdout.
+    Mint(MintArgs),
+    /// Decode a token and check its signature, without any secret. Reads stdin if TOKEN is
+    /// omitted or `-` (keeps the token out of shell history and `ps`).
+    Inspect { token: Option<String> },
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct MintArgs {
+    /// Object id of your stake record.
+    #[arg(long, env = "DAAS_STAKE")]
+    pub(crate) stake: Address,
+    /// Role of the stake record: worker, user or admin.
+    #[arg(long, value_parser = parse_role)]
+    pub(crate) role: Role,
+    /// Lifetime, e.g. 15m, 1h (at most 24h, the verifier's default maximum).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub(crate) ttl: Duration,
+    /// Object id of the on-chain Cluster (the token's audience).
+    #[arg(long, env = "DAAS_CLUSTER")]
+    pub(crate) cluster: Address,
+    /// Kubernetes node name (workers only; a DNS label).
+    #[arg(long, env = "DAAS_NODE_NAME")]
+    pub(crate) node_name: Option<String>,
+    /// The stake record's current token_epoch (revoking bumps it on chain).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) epoch: u64,
+}
+
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: daas_seal::ClaimsError| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("the lifetime must be positive".into());
+    }
+    if d > MAX_TTL {
+        return Err("at most 24h: verifiers refuse longer lifetimes by default".into());
+    }
+    Ok(d)
+}
+
+pub(crate) fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Wallet(cmd) => crate::wallet::run(&cli.global, cmd),
+        Command::Token(TokenCommand::Mint(args)) => crate::token::mint(&cli.global, args),
+        Command::Token(TokenCommand::Inspect { token }) => {
+            crate::token::inspect(&cli.global, token)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `staker-agent token …`
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use daas_seal::{Claims, NodeName, SealToken, TimeRules};
+use serde_json::json;
+
+use crate::cli::{Global, MintArgs, Output};
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
+    let keystore = crate::wallet::load(global)?;
+    let key = crate::wallet::selected(global, &keystore)?;
+    let ttl_ms = u64::try_from(args.ttl.as_millis()).context("ttl out of range")?;
+    let mut builder = Claims::builder(args.cluster, key.address(), args.stake, args.role)
+        .lifetime(now_ms(), ttl_ms)
+        .token_epoch(args.epoch)
+        .random_nonce();
+    if let Some(name) = args.node_name {
+        builder = builder.node_name(NodeName::new(name)?);
+    }
+    let token = daas_seal::mint(key.keypair(), builder.build()?)?;
+    let c = token.claims();
+    if global.output == Output::Json {
+        println!(
+            "{}",
+            json!({ "token": token.as_str(), "expires_at": rfc3339(c.expires_at_ms), "signer": c.signer.to_string() })
+        );
+    } else {
+        eprintln!(
+            "Seal token for {} ({}), expires {}",
+            c.signer,
+            c.role,
+            rfc3339(c.expires_at_ms)
+        );
+        println!("{}", token.as_str());
+    }
+    Ok(())
+}
+
+pub(crate) fn inspect(global: &Global, token: Option<String>) -> Result<()> {
+    let text = match token.as_deref() {
+        None | Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .take(daas_seal::MAX_TOKEN_LEN as u64 + 2)
+                .read_to_string(&mut s)
+                .context("reading the token from stdin")?;
+            s.trim().to_owned()
+        }
+        Some(t) => t.to_owned(),
+    };
+    let token = SealToken::parse(&text).context("not a valid Seal token")?;
+    let c = token.claims();
+    let signature = match token.verify_signature() {
+        Ok(()) => "valid".to_owned(),
+        Err(e) => format!("INVALID: {e}"),
+    };
+    let now = now_ms();
+    let rules = TimeRules::default();
+    let time = if c.issued_at_ms > now + rules.clock_skew_ms {
+        "not yet valid".to_owned()
+    } else if rules.is_unexpired(c.expires_at_ms, now) {
+        format!(
+            "valid for {}",
+            humantime::format_duration(std::time::Duration::from_secs(
+                c.expires_at_ms.saturating_sub(now) / 1000
+            ))
+        )
+    } else {
+        "expired".to_owned()
+    };
+    if global.output == Output::Json {
+        println!(
+            "{}",
+            json!({
+                "cluster": c.cluster.to_string(), "signer": c.signer.to_string(), "stake": c.stake.to_string(),
+                "role": c.role.as_str(), "node_name": c.node_name.as_ref().map(|n| n.as_str()),
+                "issued_at": rfc3339(c.issued_at_ms), "expires_at": rfc3339(c.expires_at_ms),
+                "token_epoch": c.token_epoch, "nonce": hex::encode(c.nonce),
+                "scheme": token.scheme_name(), "signature": signature, "time": time,
+            })
+        );
+    } else {
+        println!("cluster      {}", c.cluster);
+        println!("signer       {}", c.signer);
+        println!("stake        {}", c.stake);
+        println!("role         {}", c.role);
+        println!(
+            "node name    {}",
+            c.node_name.as_ref().map_or("-", |n| n.as_str())
+        );
+        println!("issued at    {}", rfc3339(c.issued_at_ms));
+        println!("expires at   {}", rfc3339(c.expires_at_ms));
+        println!("token epoch  {}", c.token_epoch);
+        println!("scheme       {}", token.scheme_name());
+        println!("signature    {signature}");
+        println!("time         {time}");
+        println!("(on-chain checks — stake exists, active, epoch — are made by the master)");
+    }
+    if token.verify_signature().is_err() {
+        bail!("the token's signature does not verify");
+    }
+    Ok(())
+}
