@@ -40,6 +40,8 @@ pub enum SignatureError {
     BadSignature,
     #[error("token was signed by a key whose address is not the payload's signer")]
     SignerMismatch,
+    #[error("token signature is not in canonical low-s form")]
+    NonCanonical,
 }
 
 /// Why the claims of a token were refused, or could not be built.

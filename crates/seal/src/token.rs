@@ -71,6 +71,7 @@ pub fn mint(keypair: &SimpleKeypair, claims: Claims) -> Result<SealToken, MintEr
     let signature = keypair
         .sign_personal_message(&PersonalMessage(Cow::Borrowed(&payload)))
         .map_err(MintError::Sign)?;
+    let signature = normalize_low_s(signature);
     let text = format!(
         "{PREFIX}.{}.{}",
         Base64UrlUnpadded::encode_string(&payload),
@@ -169,6 +170,9 @@ impl Unverified {
     /// Checks the signature over the payload and that the signing key's address is the
     /// payload's `signer`.
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
+        if is_high_s_r1(&self.signature) {
+            return Err(SignatureError::NonCanonical);
+        }
         let message = PersonalMessage(Cow::Borrowed(&self.payload));
         let signature = UserSignature::Simple(self.signature.clone());
         SimpleVerifier
@@ -275,6 +279,37 @@ fn decode_signature(bytes: &[u8]) -> Result<SimpleSignature, ParseError> {
     match UserSignature::from_bytes(bytes) {
         Ok(UserSignature::Simple(simple)) => Ok(simple),
         _ => Err(ParseError::MalformedSignature),
+    }
+}
+
+/// Sui accepts ECDSA signatures only with `s <= n/2` (fastcrypto rejects high s; k256 already
+/// signs and verifies that way). `p256` 0.13 neither normalises when signing nor rejects high s,
+/// so r1 signatures are normalised here, and high-s r1 signatures are refused on verify: one
+/// token, one spelling.
+fn normalize_low_s(signature: UserSignature) -> UserSignature {
+    let UserSignature::Simple(SimpleSignature::Secp256r1 {
+        signature: sig,
+        public_key,
+    }) = &signature
+    else {
+        return signature;
+    };
+    match p256::ecdsa::Signature::from_slice(sig.inner()).map(|s| s.normalize_s()) {
+        Ok(Some(low)) => UserSignature::Simple(SimpleSignature::Secp256r1 {
+            signature: sui_sdk_types::Secp256r1Signature::new(low.to_bytes().into()),
+            public_key: public_key.clone(),
+        }),
+        _ => signature,
+    }
+}
+
+fn is_high_s_r1(signature: &SimpleSignature) -> bool {
+    match signature {
+        SimpleSignature::Secp256r1 { signature, .. } => p256::ecdsa::Signature::from_slice(signature.inner())
+            .map(|s| s.normalize_s().is_some())
+            // r or s out of range: not a valid signature at all.
+            .unwrap_or(true),
+        _ => false,
     }
 }
 

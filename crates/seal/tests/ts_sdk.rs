@@ -18,11 +18,11 @@ use sui_crypto::secp256r1::Secp256r1PrivateKey;
 use sui_crypto::simple::SimpleKeypair;
 
 fn keys() -> Vec<(&'static str, SimpleKeypair)> {
-    let mut rng = rand_core::OsRng;
+    let rng = rand_core::OsRng;
     vec![
-        ("ed25519", Ed25519PrivateKey::generate(&mut rng).into()),
-        ("secp256k1", Secp256k1PrivateKey::generate(&mut rng).into()),
-        ("secp256r1", Secp256r1PrivateKey::generate(&mut rng).into()),
+        ("ed25519", Ed25519PrivateKey::generate(rng).into()),
+        ("secp256k1", Secp256k1PrivateKey::generate(rng).into()),
+        ("secp256r1", Secp256r1PrivateKey::generate(rng).into()),
     ]
 }
 

@@ -95,11 +95,11 @@ impl WalletKey {
 
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate(scheme: Scheme) -> Self {
-        let mut rng = rand_core::OsRng;
+        let rng = rand_core::OsRng;
         let keypair: SimpleKeypair = match scheme {
-            Scheme::Ed25519 => Ed25519PrivateKey::generate(&mut rng).into(),
-            Scheme::Secp256k1 => Secp256k1PrivateKey::generate(&mut rng).into(),
-            Scheme::Secp256r1 => Secp256r1PrivateKey::generate(&mut rng).into(),
+            Scheme::Ed25519 => Ed25519PrivateKey::generate(rng).into(),
+            Scheme::Secp256k1 => Secp256k1PrivateKey::generate(rng).into(),
+            Scheme::Secp256r1 => Secp256r1PrivateKey::generate(rng).into(),
         };
         Self::from_keypair(keypair).expect("the three simple schemes are always supported")
     }
