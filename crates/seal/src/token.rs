@@ -305,10 +305,12 @@ fn normalize_low_s(signature: UserSignature) -> UserSignature {
 
 fn is_high_s_r1(signature: &SimpleSignature) -> bool {
     match signature {
-        SimpleSignature::Secp256r1 { signature, .. } => p256::ecdsa::Signature::from_slice(signature.inner())
-            .map(|s| s.normalize_s().is_some())
-            // r or s out of range: not a valid signature at all.
-            .unwrap_or(true),
+        SimpleSignature::Secp256r1 { signature, .. } => {
+            p256::ecdsa::Signature::from_slice(signature.inner())
+                .map(|s| s.normalize_s().is_some())
+                // r or s out of range: not a valid signature at all.
+                .unwrap_or(true)
+        }
         _ => false,
     }
 }

@@ -338,12 +338,19 @@ fn secp256r1_is_low_s_only() {
         let t = mint(&kp, claims_for(&kp, Role::User)).expect("mint");
         let (_, payload, sig) = segments(t.as_str());
         let ecdsa = p256::ecdsa::Signature::from_slice(&sig[1..65]).expect("r||s");
-        assert!(!bool::from(ecdsa.s().is_high()), "seed {seed}: minted high s");
-        SealToken::parse(t.as_str()).expect("parse").verify_signature().expect("verifies");
+        assert!(
+            !bool::from(ecdsa.s().is_high()),
+            "seed {seed}: minted high s"
+        );
+        SealToken::parse(t.as_str())
+            .expect("parse")
+            .verify_signature()
+            .expect("verifies");
 
         // The same signature with s' = n - s is mathematically valid ECDSA but non-canonical.
-        let high = p256::ecdsa::Signature::from_scalars(ecdsa.r().to_bytes(), (-*ecdsa.s()).to_bytes())
-            .expect("scalars");
+        let high =
+            p256::ecdsa::Signature::from_scalars(ecdsa.r().to_bytes(), (-*ecdsa.s()).to_bytes())
+                .expect("scalars");
         let mut forged = sig.clone();
         forged[1..65].copy_from_slice(&high.to_bytes());
         let u = SealToken::parse(&assemble(PREFIX, &payload, &forged)).expect("parses");
