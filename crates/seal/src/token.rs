@@ -297,7 +297,7 @@ fn normalize_low_s(signature: UserSignature) -> UserSignature {
     match p256::ecdsa::Signature::from_slice(sig.inner()).map(|s| s.normalize_s()) {
         Ok(Some(low)) => UserSignature::Simple(SimpleSignature::Secp256r1 {
             signature: sui_sdk_types::Secp256r1Signature::new(low.to_bytes().into()),
-            public_key: public_key.clone(),
+            public_key: *public_key,
         }),
         _ => signature,
     }
