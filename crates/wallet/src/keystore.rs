@@ -61,6 +61,7 @@ pub fn default_keystore_path() -> Result<PathBuf, WalletError> {
 pub struct Keystore {
     path: PathBuf,
     keys: Vec<WalletKey>,
+    exposed_mode: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -72,7 +73,7 @@ struct AliasEntry {
 impl Keystore {
     /// Loads a keystore and, if present, the `sui.aliases` file beside it.
     pub fn load(path: &Path) -> Result<Self, WalletError> {
-        warn_if_exposed(path);
+        let exposed_mode = warn_if_exposed(path);
         let text =
             Zeroizing::new(
                 fs::read_to_string(path).map_err(|source| WalletError::Read {
@@ -118,11 +119,17 @@ impl Keystore {
         Ok(Keystore {
             path: path.to_owned(),
             keys,
+            exposed_mode,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's permission bits when group or others may access it (a warning was logged).
+    pub fn exposed_mode(&self) -> Option<u32> {
+        self.exposed_mode
     }
 
     pub fn keys(&self) -> &[WalletKey] {
@@ -169,8 +176,14 @@ pub fn write_keystore(path: &Path, keys: &[WalletKey]) -> Result<(), WalletError
         serde_json::to_string_pretty(&plain).expect("a list of strings always serializes"),
     );
     let tmp = path.with_extension("keystore.tmp");
+    // A leftover temporary file could carry a wider mode: remove it and create afresh, so the
+    // 0600 mode below always applies.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(e)),
+        _ => {}
+    }
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -183,22 +196,23 @@ pub fn write_keystore(path: &Path, keys: &[WalletKey]) -> Result<(), WalletError
     Ok(())
 }
 
-/// Warns (never fails) when a key file is readable or writable by group or others.
-fn warn_if_exposed(path: &Path) {
+/// Warns (never fails) when a key file is readable or writable by group or others, and returns
+/// the offending mode.
+fn warn_if_exposed(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format_args!("{mode:o}"),
-                    "Key file is accessible by group or others; run chmod 600"
-                );
-            }
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                "Key file is accessible by group or others; run chmod 600"
+            );
+            return Some(mode);
         }
     }
+    None
 }
 
 #[cfg(test)]

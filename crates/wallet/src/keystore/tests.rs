@@ -167,3 +167,15 @@ fn schemes_parse() {
         Err(WalletError::UnknownScheme(_))
     ));
 }
+
+#[test]
+fn exposed_key_files_are_flagged() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sui.keystore");
+    write_keystore(&path, &[WalletKey::generate(Scheme::Ed25519)]).expect("write");
+    assert_eq!(Keystore::load(&path).expect("load").exposed_mode(), None);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let ks = Keystore::load(&path).expect("an exposed file still loads");
+    assert_eq!(ks.exposed_mode(), Some(0o644));
+}
