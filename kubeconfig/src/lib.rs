@@ -76,7 +76,9 @@ pub fn exec_credential(
         builder = builder.node_name(name.clone());
     }
     let token: SealToken = mint(key.keypair(), builder.build()?)?;
-    let expires = UNIX_EPOCH + Duration::from_millis(token.claims().expires_at_ms);
+    let expires = UNIX_EPOCH
+        .checked_add(Duration::from_millis(token.claims().expires_at_ms))
+        .ok_or(CredentialError::Lifetime)?;
     Ok(ExecCredential {
         api_version: EXEC_API_VERSION.to_owned(),
         kind: "ExecCredential".to_owned(),

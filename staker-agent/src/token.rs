@@ -16,8 +16,14 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Latest instant humantime formats (9999-12-31T23:59:59Z); token times are untrusted input.
+const MAX_RFC3339_MS: u64 = 253_402_300_799_999;
+
 fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+    match UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)) {
+        Some(t) if ms <= MAX_RFC3339_MS => humantime::format_rfc3339_seconds(t).to_string(),
+        _ => format!("{ms} ms after the Unix epoch (beyond year 9999)"),
+    }
 }
 
 pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
@@ -70,7 +76,7 @@ pub(crate) fn inspect(global: &Global, token: Option<String>) -> Result<()> {
     };
     let now = now_ms();
     let rules = TimeRules::default();
-    let time = if c.issued_at_ms > now + rules.clock_skew_ms {
+    let time = if c.issued_at_ms > now.saturating_add(rules.clock_skew_ms) {
         "not yet valid".to_owned()
     } else if rules.is_unexpired(c.expires_at_ms, now) {
         format!(

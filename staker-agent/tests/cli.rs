@@ -190,3 +190,25 @@ fn bad_input_and_usage_exit_codes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("/nonexistent/sui.keystore"));
 }
+
+#[test]
+fn inspect_survives_extreme_timestamps() {
+    // A correctly signed token whose times are at the end of u64: inspect must report, not panic.
+    let key = WalletKey::generate(Scheme::Ed25519);
+    let claims = daas_seal::Claims::builder(
+        daas_seal::Address::new([1; 32]),
+        key.address(),
+        daas_seal::Address::new([2; 32]),
+        daas_seal::Role::User,
+    )
+    .lifetime(u64::MAX - 10, 10)
+    .random_nonce()
+    .build()
+    .expect("claims");
+    let token = daas_seal::mint(key.keypair(), claims).expect("mint");
+    let out = run(&["token", "inspect"], Some(token.as_str()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("beyond year 9999"), "{stdout}");
+    assert!(stdout.contains("not yet valid"), "{stdout}");
+}
