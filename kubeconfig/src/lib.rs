@@ -26,13 +26,22 @@ pub struct ExecCredential {
     pub status: ExecCredentialStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecCredentialStatus {
     /// RFC 3339 UTC; kubectl re-runs the plugin after this instant.
     pub expiration_timestamp: String,
     /// The Seal token (a bearer credential).
     pub token: String,
+}
+
+impl std::fmt::Debug for ExecCredentialStatus {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecCredentialStatus")
+            .field("expiration_timestamp", &self.expiration_timestamp)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What to mint for.
@@ -116,6 +125,7 @@ mod tests {
         assert_eq!(t.claims().expires_at_ms - t.claims().issued_at_ms, 600_000);
         t.check_claims(1_790_000_000_000, &req.cluster, &TimeRules::default())
             .expect("valid now");
+        assert!(!format!("{cred:?}").contains(&cred.status.token));
         let json = serde_json::to_value(&cred).expect("json");
         assert!(json["status"]["expirationTimestamp"].is_string());
     }

@@ -37,8 +37,8 @@ enum Command {
         /// Sui keystore file (default: the Sui CLI's).
         #[arg(long, env = "DAAS_KEYSTORE")]
         keystore: Option<PathBuf>,
-        /// Key address or alias (required if the keystore has several keys).
-        #[arg(long, env = "DAAS_KEY")]
+        /// Key address or alias, never the private key (required if the keystore has several keys).
+        #[arg(long, env = "DAAS_KEY_IDENTITY", hide_env_values = true)]
         key: Option<String>,
         /// On-chain Cluster object id.
         #[arg(long, env = "DAAS_CLUSTER")]
@@ -109,6 +109,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             let ks = Keystore::load(&path)
                 .with_context(|| format!("loading keystore {}", path.display()))?;
+            if let Some(mode) = ks.exposed_mode() {
+                eprintln!(
+                    "kubeconfig: warning: {} has mode {mode:o}; other users may read your key (chmod 600)",
+                    path.display()
+                );
+            }
             let wallet_key = ks.select(key.as_deref())?;
             let request = CredentialRequest {
                 cluster,

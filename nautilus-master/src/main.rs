@@ -122,5 +122,7 @@ fn print_dev_report(data_dir: &std::path::Path, r: &nautilus_master::dev::DevRep
         "  staker-agent --keystore {ks} token mint --cluster {} --stake {} --role admin --ttl 15m --epoch 1",
         r.cluster, r.stake
     );
-    println!("  staker-agent token inspect <token>");
+    println!(
+        "  staker-agent token inspect < token.txt     (reads stdin: keeps the token out of ps and history)"
+    );
 }

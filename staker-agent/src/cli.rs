@@ -25,9 +25,9 @@ pub(crate) struct Global {
     /// Sui keystore file.
     #[arg(long, global = true, env = "DAAS_KEYSTORE")]
     pub(crate) keystore: Option<PathBuf>,
-    /// Which key to use: its address (0x…) or its alias from sui.aliases. Required when the
-    /// keystore holds more than one key.
-    #[arg(long, global = true, env = "DAAS_KEY")]
+    /// Which key to use: its address (0x…) or its alias from sui.aliases (never the private key
+    /// itself). Required when the keystore holds more than one key.
+    #[arg(long, global = true, env = "DAAS_KEY_IDENTITY", hide_env_values = true)]
     pub(crate) key: Option<String>,
     /// Output format on stdout.
     #[arg(

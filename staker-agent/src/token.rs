@@ -76,17 +76,15 @@ pub(crate) fn inspect(global: &Global, token: Option<String>) -> Result<()> {
     };
     let now = now_ms();
     let rules = TimeRules::default();
-    let time = if c.issued_at_ms > now.saturating_add(rules.clock_skew_ms) {
-        "not yet valid".to_owned()
-    } else if rules.is_unexpired(c.expires_at_ms, now) {
-        format!(
+    // The verdict the master would reach on time and shape (audience taken from the token).
+    let time = match c.check(now, &c.cluster, &rules) {
+        Ok(()) => format!(
             "valid for {}",
             humantime::format_duration(std::time::Duration::from_secs(
                 c.expires_at_ms.saturating_sub(now) / 1000
             ))
-        )
-    } else {
-        "expired".to_owned()
+        ),
+        Err(e) => e.to_string(),
     };
     if global.output == Output::Json {
         println!(

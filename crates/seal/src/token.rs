@@ -170,7 +170,7 @@ impl Unverified {
     /// Checks the signature over the payload and that the signing key's address is the
     /// payload's `signer`.
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
-        if is_high_s_r1(&self.signature) {
+        if is_high_s_r1(&self.signature)? {
             return Err(SignatureError::NonCanonical);
         }
         let message = PersonalMessage(Cow::Borrowed(&self.payload));
@@ -303,15 +303,16 @@ fn normalize_low_s(signature: UserSignature) -> UserSignature {
     }
 }
 
-fn is_high_s_r1(signature: &SimpleSignature) -> bool {
+/// `Ok(true)` for a high-s secp256r1 signature; `Err` when r or s is out of range (not a
+/// signature at all).
+fn is_high_s_r1(signature: &SimpleSignature) -> Result<bool, SignatureError> {
     match signature {
         SimpleSignature::Secp256r1 { signature, .. } => {
             p256::ecdsa::Signature::from_slice(signature.inner())
                 .map(|s| s.normalize_s().is_some())
-                // r or s out of range: not a valid signature at all.
-                .unwrap_or(true)
+                .map_err(|_| SignatureError::BadSignature)
         }
-        _ => false,
+        _ => Ok(false),
     }
 }
 

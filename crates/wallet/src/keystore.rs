@@ -136,37 +136,52 @@ impl Keystore {
         &self.keys
     }
 
-    /// Picks a key by address (`0x…`, any case) or alias. Without a selector the keystore must
-    /// hold exactly one key: guessing which wallet signs is not acceptable for a credential.
+    /// Picks a key by address (`0x…`, any case; matched first, exactly) or else by alias.
+    /// Without a selector the keystore must hold exactly one key: guessing which wallet signs is
+    /// not acceptable for a credential.
     pub fn select(&self, selector: Option<&str>) -> Result<&WalletKey, WalletError> {
-        match selector {
-            Some(sel) => {
-                let by_address = sel.parse::<Address>().ok();
-                self.keys
-                    .iter()
-                    .find(|k| Some(k.address()) == by_address || k.alias() == Some(sel))
-                    .ok_or_else(|| WalletError::NotFound(sel.chars().take(80).collect()))
-            }
-            None => match self.keys.as_slice() {
+        let Some(sel) = selector else {
+            return match self.keys.as_slice() {
                 [] => Err(WalletError::Empty {
                     path: self.path.clone(),
                 }),
                 [only] => Ok(only),
                 many => Err(WalletError::Ambiguous { count: many.len() }),
-            },
-        }
+            };
+        };
+        let by_address = sel
+            .starts_with("0x")
+            .then(|| sel.parse::<Address>().ok())
+            .flatten()
+            .and_then(|a| self.keys.iter().find(|k| k.address() == a));
+        by_address
+            .or_else(|| self.keys.iter().find(|k| k.alias() == Some(sel)))
+            .ok_or_else(|| WalletError::NotFound(printable_selector(sel)))
     }
 }
 
-/// Writes `keys` as a Sui CLI keystore, created with mode 0600 (replacing any file there).
+/// Echo a selector back only if it cannot be a secret someone pasted by mistake.
+fn printable_selector(sel: &str) -> String {
+    if sel.starts_with("suiprivkey") || sel.len() > 66 || sel.chars().any(|c| c.is_control()) {
+        "(value hidden: it looks like a private key)".to_owned()
+    } else {
+        sel.to_owned()
+    }
+}
+
+/// Writes `keys` as a Sui CLI keystore with mode 0600, atomically: a unique temporary file
+/// (created 0600) in the same directory is written, synced and renamed over `path`, then the
+/// directory is synced. A failed write leaves the old file intact and no temporary behind.
 pub fn write_keystore(path: &Path, keys: &[WalletKey]) -> Result<(), WalletError> {
     let write_err = |source| WalletError::Write {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(write_err)?;
-    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(write_err)?;
     let entries: Vec<Zeroizing<String>> = keys
         .iter()
         .map(|k| Zeroizing::new(k.keystore_entry()))
@@ -175,24 +190,19 @@ pub fn write_keystore(path: &Path, keys: &[WalletKey]) -> Result<(), WalletError
     let text = Zeroizing::new(
         serde_json::to_string_pretty(&plain).expect("a list of strings always serializes"),
     );
-    let tmp = path.with_extension("keystore.tmp");
-    // A leftover temporary file could carry a wider mode: remove it and create afresh, so the
-    // 0600 mode below always applies.
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(e)),
-        _ => {}
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    // tempfile creates files with mode 0600 on Unix and removes them on drop (error paths).
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sui.keystore.")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(write_err)?;
+    tmp.write_all(text.as_bytes()).map_err(write_err)?;
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).map_err(write_err)?;
-    file.write_all(text.as_bytes()).map_err(write_err)?;
-    file.sync_all().map_err(write_err)?;
-    fs::rename(&tmp, path).map_err(write_err)?;
+    fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)?;
     Ok(())
 }
 

@@ -167,6 +167,8 @@ impl<V: StakeView> SealAuthenticator<V> {
             return Ok(identity);
         }
 
+        // Read before the chain lookup: an eviction from here on voids this verdict for caching.
+        let generation = self.cache.generation();
         let unverified = SealToken::parse(token)?;
         let verified = unverified.verify(now_ms, &self.config.cluster, &self.config.time)?;
         let claims = verified.claims();
@@ -211,8 +213,13 @@ impl<V: StakeView> SealAuthenticator<V> {
         }
 
         let identity = Arc::new(Identity::for_claims(claims));
-        self.cache
-            .insert(key, identity.clone(), claims.stake, claims.expires_at_ms);
+        self.cache.insert_if_current(
+            generation,
+            key,
+            identity.clone(),
+            claims.stake,
+            claims.expires_at_ms,
+        );
         Ok(identity)
     }
 
@@ -220,6 +227,12 @@ impl<V: StakeView> SealAuthenticator<V> {
     /// (unstake, revoke, slash, role or amount change). Returns how many entries were dropped.
     pub fn evict_stake(&self, stake: &Address) -> usize {
         self.cache.evict_stake(stake)
+    }
+
+    /// Drops every cached token: call when a cluster-wide rule changes (role minimums, cluster
+    /// migration). Returns how many entries were dropped.
+    pub fn evict_all(&self) -> usize {
+        self.cache.evict_all()
     }
 
     pub fn cache_stats(&self) -> CacheStats {

@@ -357,3 +357,29 @@ fn secp256r1_is_low_s_only() {
         assert_eq!(u.verify_signature(), Err(SignatureError::NonCanonical));
     }
 }
+
+#[test]
+fn secp256k1_high_s_is_refused() {
+    use k256::elliptic_curve::scalar::IsHigh;
+    let kp = SimpleKeypair::from(Secp256k1PrivateKey::new([2; 32]).expect("k1 key"));
+    let t = mint(&kp, claims_for(&kp, Role::User)).expect("mint");
+    let (_, payload, sig) = segments(t.as_str());
+    let ecdsa = k256::ecdsa::Signature::from_slice(&sig[1..65]).expect("r||s");
+    assert!(!bool::from(ecdsa.s().is_high()), "k256 signs low-s");
+    let high = k256::ecdsa::Signature::from_scalars(ecdsa.r().to_bytes(), (-*ecdsa.s()).to_bytes())
+        .expect("scalars");
+    let mut forged = sig.clone();
+    forged[1..65].copy_from_slice(&high.to_bytes());
+    let u = SealToken::parse(&assemble(PREFIX, &payload, &forged)).expect("parses");
+    assert_eq!(u.verify_signature(), Err(SignatureError::BadSignature));
+}
+
+#[test]
+fn secp256r1_out_of_range_scalars_are_bad_signatures() {
+    let kp = SimpleKeypair::from(Secp256r1PrivateKey::new([3; 32]));
+    let t = mint(&kp, claims_for(&kp, Role::User)).expect("mint");
+    let (_, payload, mut sig) = segments(t.as_str());
+    sig[1..33].copy_from_slice(&[0xff; 32]); // r ≥ n
+    let u = SealToken::parse(&assemble(PREFIX, &payload, &sig)).expect("parses");
+    assert_eq!(u.verify_signature(), Err(SignatureError::BadSignature));
+}
