@@ -10,10 +10,7 @@ use serde_json::json;
 use crate::cli::{Global, MintArgs, Output};
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    daas_seal::unix_ms(SystemTime::now())
 }
 
 /// Latest instant humantime formats (9999-12-31T23:59:59Z); token times are untrusted input.

@@ -264,6 +264,13 @@ impl Default for TimeRules {
     }
 }
 
+/// `t` as Unix milliseconds, the time unit of claims: 0 before 1970, saturating far in the future.
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// The BCS layout of the payload. Field order is the wire format: never reorder.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct PayloadV1 {

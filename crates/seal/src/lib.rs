@@ -26,7 +26,7 @@ mod claims;
 mod error;
 mod token;
 
-pub use claims::{Claims, ClaimsBuilder, NodeName, Role, TimeRules};
+pub use claims::{Claims, ClaimsBuilder, NodeName, Role, TimeRules, unix_ms};
 pub use error::{ClaimsError, MintError, ParseError, SignatureError};
 pub use sui_sdk_types::Address;
 pub use token::{

@@ -15,7 +15,7 @@ mod identity;
 mod stake;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use daas_seal::{
     Address, ClaimsError, ParseError, SealToken, SignatureError, TimeRules, VerifyStage,
@@ -242,10 +242,7 @@ impl<V: StakeView> SealAuthenticator<V> {
 
 /// Current Unix time in milliseconds (0 if the clock is before 1970).
 pub fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    daas_seal::unix_ms(SystemTime::now())
 }
 
 #[cfg(test)]
