@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// The K3s-DaaS control plane (runs inside the Nitro Enclave; `dev` runs everything locally).
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
@@ -40,6 +42,13 @@ enum Command {
         /// Data directory (created with mode 0700).
         #[arg(long, default_value = ".daas-dev", env = "DAAS_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Serve the encrypting etcd v3 API (what kube-apiserver / K3s `--datastore-endpoint` use).
+    EtcdShim(cli::etcd_shim::EtcdShimArgs),
+    /// Manage the etcd value-encryption key ring (init, rotate, retire, status, rewrap).
+    Keys {
+        #[command(subcommand)]
+        command: cli::keys::KeysCommand,
     },
 }
 
@@ -83,6 +92,8 @@ fn run(cli: Cli) -> Result<()> {
             let report = runtime.block_on(nautilus_master::dev::run(&data_dir))?;
             print_dev_report(&data_dir, &report);
         }
+        Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(args))?,
+        Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
     }
     Ok(())
 }

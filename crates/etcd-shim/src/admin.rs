@@ -31,7 +31,6 @@ impl<B: Backend> KeyAdmin<B> {
     pub fn new(shim: EtcdShim<B>) -> Self {
         Self { shim }
     }
-
 }
 
 /// Pages through every stored key-value (ciphertext) in key order.
@@ -50,7 +49,10 @@ impl Scan {
         }
     }
 
-    async fn next_page<B: Backend>(&mut self, backend: &B) -> Result<Option<Vec<KeyValue>>, Status> {
+    async fn next_page<B: Backend>(
+        &mut self,
+        backend: &B,
+    ) -> Result<Option<Vec<KeyValue>>, Status> {
         let Some(from) = self.from.take() else {
             return Ok(None);
         };

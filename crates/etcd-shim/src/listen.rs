@@ -30,7 +30,10 @@ pub enum Listen {
 impl FromStr for Listen {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
+        if let Some(path) = s
+            .strip_prefix("unix://")
+            .or_else(|| s.strip_prefix("unix:"))
+        {
             if path.is_empty() {
                 return Err("unix socket path is empty".into());
             }
@@ -209,10 +212,7 @@ pub async fn serve<B: Backend>(
     result.map_err(ServeError::from)
 }
 
-fn spawn_key_reloader(
-    keys: Arc<Keys>,
-    every: Duration,
-) -> Option<tokio::task::JoinHandle<()>> {
+fn spawn_key_reloader(keys: Arc<Keys>, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
     if every.is_zero() {
         return None;
     }

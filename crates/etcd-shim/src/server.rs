@@ -10,17 +10,16 @@ use daas_etcd_proto::mvccpb::KeyValue;
 use daas_etcd_proto::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DefragmentRequest,
     DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Member, MemberAddRequest, MemberAddResponse,
-    MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
-    MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
-    MoveLeaderRequest, MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    RangeStreamResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse, WatchRequest, WatchResponse, cluster_server, compare::CompareTarget,
-    kv_server, lease_server, maintenance_server, request_op::Request, response_op::Response,
-    watch_server,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse, Member, MemberAddRequest, MemberAddResponse, MemberListRequest,
+    MemberListResponse, MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest,
+    MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse, MoveLeaderRequest,
+    MoveLeaderResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RangeStreamResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    WatchRequest, WatchResponse, cluster_server, compare::CompareTarget, kv_server, lease_server,
+    maintenance_server, request_op::Request, response_op::Response, watch_server,
 };
 use futures_util::{Stream, StreamExt};
 use prost::Message;
@@ -143,7 +142,10 @@ fn open_txn(cipher: &dyn ValueCipher, resp: &mut TxnResponse) -> Result<(), Stat
 
 fn open_watch(cipher: &dyn ValueCipher, resp: &mut WatchResponse) -> Result<(), Status> {
     for event in &mut resp.events {
-        open_kvs(cipher, event.kv.as_mut().into_iter().chain(event.prev_kv.as_mut()))?;
+        open_kvs(
+            cipher,
+            event.kv.as_mut().into_iter().chain(event.prev_kv.as_mut()),
+        )?;
     }
     Ok(())
 }
@@ -175,7 +177,9 @@ impl<B: Backend> kv_server::Kv for EtcdShim<B> {
         _request: GrpcRequest<RangeRequest>,
     ) -> Result<GrpcResponse<Self::RangeStreamStream>, Status> {
         // kube-apiserver ≥ 1.37 probes this and falls back to paged Range on Unimplemented.
-        Err(Status::unimplemented("etcd-shim: RangeStream is not supported"))
+        Err(Status::unimplemented(
+            "etcd-shim: RangeStream is not supported",
+        ))
     }
 
     async fn put(
@@ -288,7 +292,9 @@ impl<B: Backend> lease_server::Lease for EtcdShim<B> {
         request: GrpcRequest<LeaseTimeToLiveRequest>,
     ) -> Result<GrpcResponse<LeaseTimeToLiveResponse>, Status> {
         Ok(GrpcResponse::new(
-            self.backend.lease_time_to_live(request.into_inner()).await?,
+            self.backend
+                .lease_time_to_live(request.into_inner())
+                .await?,
         ))
     }
 

@@ -13,8 +13,17 @@ fuzz_target!(|data: &[u8]| {
 
     let result = ring.decrypt(etcd_key, data);
     assert!(result.is_err(), "accepted bytes that were never encrypted");
-    assert_eq!(KeyRing::key_id_of(data).err().is_some(), data.len() < OVERHEAD
-        || matches!(result, Err(DecryptError::BadMagic | DecryptError::UnsupportedVersion(_))));
+    let format_error = matches!(
+        result,
+        Err(DecryptError::BadMagic
+            | DecryptError::UnsupportedVersion(_)
+            | DecryptError::Truncated { .. })
+    );
+    assert_eq!(KeyRing::key_id_of(data).is_ok(), !format_error);
+    if let Ok(id) = KeyRing::key_id_of(data) {
+        assert!(data.len() >= OVERHEAD);
+        assert_eq!(data[4..8], id.0.to_be_bytes());
+    }
 
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let (key, value) = data.split_at(split);

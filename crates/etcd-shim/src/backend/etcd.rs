@@ -10,9 +10,9 @@ use daas_etcd_proto::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest,
-    StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
-    kv_client::KvClient, lease_client::LeaseClient,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    WatchRequest, WatchResponse, kv_client::KvClient, lease_client::LeaseClient,
     maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
 use futures_util::StreamExt;
@@ -123,7 +123,9 @@ where
 
 fn upstream<T: Send + 'static>(requests: Requests<T>) -> impl futures_util::Stream<Item = T> {
     // A client-side stream error ends the upstream stream; tonic then closes ours.
-    requests.take_while(|r| std::future::ready(r.is_ok())).filter_map(|r| std::future::ready(r.ok()))
+    requests
+        .take_while(|r| std::future::ready(r.is_ok()))
+        .filter_map(|r| std::future::ready(r.ok()))
 }
 
 impl Backend for EtcdBackend {
@@ -148,10 +150,13 @@ impl Backend for EtcdBackend {
     ) -> Result<Responses<WatchResponse>, Status> {
         let mut request = tonic::Request::new(upstream(requests));
         // kube-apiserver sends this on every watch; etcd enforces it, so pass it on.
-        request
-            .metadata_mut()
-            .insert("hasleader", tonic::metadata::MetadataValue::from_static("true"));
-        Ok(forward(self.watch.clone().watch(request).await?.into_inner()))
+        request.metadata_mut().insert(
+            "hasleader",
+            tonic::metadata::MetadataValue::from_static("true"),
+        );
+        Ok(forward(
+            self.watch.clone().watch(request).await?.into_inner(),
+        ))
     }
     async fn lease_grant(&self, req: LeaseGrantRequest) -> Result<LeaseGrantResponse, Status> {
         Ok(self.lease.clone().lease_grant(req).await?.into_inner())
@@ -175,7 +180,12 @@ impl Backend for EtcdBackend {
         &self,
         req: LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, Status> {
-        Ok(self.lease.clone().lease_time_to_live(req).await?.into_inner())
+        Ok(self
+            .lease
+            .clone()
+            .lease_time_to_live(req)
+            .await?
+            .into_inner())
     }
     async fn lease_leases(&self, req: LeaseLeasesRequest) -> Result<LeaseLeasesResponse, Status> {
         Ok(self.lease.clone().lease_leases(req).await?.into_inner())

@@ -12,8 +12,9 @@ use daas_etcd_proto::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest,
-    StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    WatchRequest, WatchResponse,
 };
 use futures_util::Stream;
 use tonic::Status;
@@ -28,8 +29,10 @@ pub type Responses<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The etcd v3 surface a datastore offers the shim. Errors are etcd's own statuses.
 pub trait Backend: Send + Sync + 'static {
-    fn range(&self, req: RangeRequest)
-    -> impl Future<Output = Result<RangeResponse, Status>> + Send;
+    fn range(
+        &self,
+        req: RangeRequest,
+    ) -> impl Future<Output = Result<RangeResponse, Status>> + Send;
     fn put(&self, req: PutRequest) -> impl Future<Output = Result<PutResponse, Status>> + Send;
     fn delete_range(
         &self,
@@ -69,6 +72,8 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         req: StatusRequest,
     ) -> impl Future<Output = Result<StatusResponse, Status>> + Send;
-    fn alarm(&self, req: AlarmRequest)
-    -> impl Future<Output = Result<AlarmResponse, Status>> + Send;
+    fn alarm(
+        &self,
+        req: AlarmRequest,
+    ) -> impl Future<Output = Result<AlarmResponse, Status>> + Send;
 }

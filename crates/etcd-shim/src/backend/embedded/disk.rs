@@ -122,7 +122,14 @@ impl Disk {
         drop(meta);
         drop(versions_table);
         drop(read);
-        let mvcc = Mvcc::restore(limits, versions, leases, revision, compacted, Instant::now());
+        let mvcc = Mvcc::restore(
+            limits,
+            versions,
+            leases,
+            revision,
+            compacted,
+            Instant::now(),
+        );
         Ok((Self { db, path }, mvcc))
     }
 

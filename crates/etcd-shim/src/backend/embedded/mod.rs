@@ -24,9 +24,9 @@ use daas_etcd_proto::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
     DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
     LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest,
+    TxnResponse, WatchRequest, WatchResponse,
 };
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch as tokio_watch};
@@ -251,18 +251,19 @@ impl Backend for EmbeddedBackend {
         requests: Requests<LeaseKeepAliveRequest>,
     ) -> Result<Responses<LeaseKeepAliveResponse>, Status> {
         let shared = self.shared.clone();
-        let responses = requests
-            .take_while(|r| std::future::ready(r.is_ok()))
-            .map(move |request| {
-                let id = request?.id;
-                let mut mvcc = shared.mvcc.write().map_err(poisoned)?;
-                let ttl = mvcc.lease_renew(id, Instant::now());
-                Ok(LeaseKeepAliveResponse {
-                    header: header(mvcc.committed),
-                    id,
-                    ttl,
-                })
-            });
+        let responses =
+            requests
+                .take_while(|r| std::future::ready(r.is_ok()))
+                .map(move |request| {
+                    let id = request?.id;
+                    let mut mvcc = shared.mvcc.write().map_err(poisoned)?;
+                    let ttl = mvcc.lease_renew(id, Instant::now());
+                    Ok(LeaseKeepAliveResponse {
+                        header: header(mvcc.committed),
+                        id,
+                        ttl,
+                    })
+                });
         Ok(Box::pin(responses))
     }
 

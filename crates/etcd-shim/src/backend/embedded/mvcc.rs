@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use daas_etcd_proto::mvccpb::{Event, KeyValue, event::EventType};
 use daas_etcd_proto::{
-    Compare, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
     compare::{CompareResult, CompareTarget, TargetUnion},
     range_request::{SortOrder, SortTarget},
     request_op::Request,
@@ -54,8 +54,14 @@ pub(crate) enum DiskOp {
     /// A new version of a key (a tombstone when `create_revision == 0`).
     PutVersion(KeyValue),
     /// A version dropped by compaction.
-    DropVersion { key: Bytes, revision: i64 },
-    PutLease { id: i64, ttl: i64 },
+    DropVersion {
+        key: Bytes,
+        revision: i64,
+    },
+    PutLease {
+        id: i64,
+        ttl: i64,
+    },
     DropLease(i64),
     Revision(i64),
     Compacted(i64),
@@ -247,7 +253,11 @@ impl Mvcc {
         let attached: Vec<(i64, Bytes)> = mvcc
             .keys
             .iter()
-            .filter_map(|(k, h)| h.last().filter(|kv| !is_tombstone(kv) && kv.lease != 0).map(|kv| (kv.lease, k.clone())))
+            .filter_map(|(k, h)| {
+                h.last()
+                    .filter(|kv| !is_tombstone(kv) && kv.lease != 0)
+                    .map(|kv| (kv.lease, k.clone()))
+            })
             .collect();
         for (lease, key) in attached {
             if let Some(l) = mvcc.leases.get_mut(&lease) {
@@ -283,10 +293,15 @@ impl Mvcc {
 
     /// A `Range` as seen at revision `view` (the committed revision for clients).
     pub(crate) fn range(&self, req: &RangeRequest, view: i64) -> Result<RangeResponse, Status> {
-        let order = SortOrder::try_from(req.sort_order).map_err(|_| errors::invalid_sort_option())?;
+        let order =
+            SortOrder::try_from(req.sort_order).map_err(|_| errors::invalid_sort_option())?;
         let target =
             SortTarget::try_from(req.sort_target).map_err(|_| errors::invalid_sort_option())?;
-        let rev = if req.revision <= 0 { view } else { req.revision };
+        let rev = if req.revision <= 0 {
+            view
+        } else {
+            req.revision
+        };
         if rev > view {
             return Err(errors::future_rev());
         }
@@ -323,7 +338,11 @@ impl Mvcc {
                     SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
                     SortTarget::Value => a.value.cmp(&b.value),
                 };
-                if order == SortOrder::Descend { ord.reverse() } else { ord }
+                if order == SortOrder::Descend {
+                    ord.reverse()
+                } else {
+                    ord
+                }
             });
         }
         let mut more = false;
@@ -357,7 +376,12 @@ impl Mvcc {
         if from > to {
             return Some(Vec::new());
         }
-        Some(self.log.range(from..=to).map(|(r, e)| (*r, e.clone())).collect())
+        Some(
+            self.log
+                .range(from..=to)
+                .map(|(r, e)| (*r, e.clone()))
+                .collect(),
+        )
     }
 
     // ---------------------------------------------------------------- writes
@@ -426,7 +450,11 @@ impl Mvcc {
         self.current
     }
 
-    fn write_put(&mut self, ctx: &mut WriteCtx<'_>, req: &PutRequest) -> Result<PutResponse, Status> {
+    fn write_put(
+        &mut self,
+        ctx: &mut WriteCtx<'_>,
+        req: &PutRequest,
+    ) -> Result<PutResponse, Status> {
         if req.key.is_empty() {
             return Err(errors::empty_key());
         }
@@ -463,7 +491,8 @@ impl Mvcc {
             if p.lease != 0 && p.lease != lease {
                 if let Some(l) = self.leases.get_mut(&p.lease) {
                     if l.keys.remove(&req.key) {
-                        ctx.undo.push(Undo::LeaseKeyRemoved(p.lease, req.key.clone()));
+                        ctx.undo
+                            .push(Undo::LeaseKeyRemoved(p.lease, req.key.clone()));
                     }
                 }
             }
@@ -473,7 +502,10 @@ impl Mvcc {
                 ctx.undo.push(Undo::LeaseKeyAdded(lease, req.key.clone()));
             }
         }
-        self.keys.entry(req.key.clone()).or_default().push(kv.clone());
+        self.keys
+            .entry(req.key.clone())
+            .or_default()
+            .push(kv.clone());
         ctx.undo.push(Undo::PopVersion(req.key.clone()));
         ctx.disk.push(DiskOp::PutVersion(kv.clone()));
         ctx.events.push(Event {
@@ -504,7 +536,11 @@ impl Mvcc {
             self.delete_key(ctx, prev);
         }
         Ok(DeleteRangeResponse {
-            header: header(if victims.is_empty() { self.current } else { ctx.rev }),
+            header: header(if victims.is_empty() {
+                self.current
+            } else {
+                ctx.rev
+            }),
             deleted: victims.len() as i64,
             prev_kvs: if req.prev_kv { victims } else { Vec::new() },
         })
@@ -519,7 +555,8 @@ impl Mvcc {
         if prev.lease != 0 {
             if let Some(l) = self.leases.get_mut(&prev.lease) {
                 if l.keys.remove(&prev.key) {
-                    ctx.undo.push(Undo::LeaseKeyRemoved(prev.lease, prev.key.clone()));
+                    ctx.undo
+                        .push(Undo::LeaseKeyRemoved(prev.lease, prev.key.clone()));
                 }
             }
         }
@@ -536,7 +573,11 @@ impl Mvcc {
         });
     }
 
-    pub(crate) fn put(&mut self, req: &PutRequest, disk: &mut Vec<DiskOp>) -> Result<PutResponse, Status> {
+    pub(crate) fn put(
+        &mut self,
+        req: &PutRequest,
+        disk: &mut Vec<DiskOp>,
+    ) -> Result<PutResponse, Status> {
         let (mut resp, rev) = self.write(disk, |m, ctx| m.write_put(ctx, req))?;
         resp.header = header(rev);
         Ok(resp)
@@ -552,7 +593,11 @@ impl Mvcc {
         Ok(resp)
     }
 
-    pub(crate) fn txn(&mut self, req: &TxnRequest, disk: &mut Vec<DiskOp>) -> Result<TxnResponse, Status> {
+    pub(crate) fn txn(
+        &mut self,
+        req: &TxnRequest,
+        disk: &mut Vec<DiskOp>,
+    ) -> Result<TxnResponse, Status> {
         self.check_txn(req)?;
         let (mut resp, rev) = self.write(disk, |m, ctx| m.apply_txn(ctx, req))?;
         resp.header = header(rev);
@@ -561,7 +606,9 @@ impl Mvcc {
 
     /// etcd's request checks: op counts, and no key written twice (`checkIntervals`).
     fn check_txn(&self, req: &TxnRequest) -> Result<(), Status> {
-        if req.success.len() > self.limits.max_txn_ops || req.failure.len() > self.limits.max_txn_ops {
+        if req.success.len() > self.limits.max_txn_ops
+            || req.failure.len() > self.limits.max_txn_ops
+        {
             return Err(errors::too_many_ops());
         }
         for cmp in &req.compare {
@@ -593,32 +640,60 @@ impl Mvcc {
         Ok(())
     }
 
-    fn apply_txn(&mut self, ctx: &mut WriteCtx<'_>, req: &TxnRequest) -> Result<TxnResponse, Status> {
-        let view = if ctx.events.is_empty() { self.current } else { ctx.rev };
+    fn apply_txn(
+        &mut self,
+        ctx: &mut WriteCtx<'_>,
+        req: &TxnRequest,
+    ) -> Result<TxnResponse, Status> {
+        let view = if ctx.events.is_empty() {
+            self.current
+        } else {
+            ctx.rev
+        };
         let succeeded = req.compare.iter().all(|c| self.compare(c, view));
-        let ops = if succeeded { &req.success } else { &req.failure };
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             let response = match &op.request {
                 Some(Request::RequestRange(r)) => {
-                    let view = if ctx.events.is_empty() { self.current } else { ctx.rev };
+                    let view = if ctx.events.is_empty() {
+                        self.current
+                    } else {
+                        ctx.rev
+                    };
                     let mut resp = self.range(r, view)?;
-                    resp.header = Some(ResponseHeader { revision: view, ..Default::default() });
+                    resp.header = Some(ResponseHeader {
+                        revision: view,
+                        ..Default::default()
+                    });
                     Response::ResponseRange(resp)
                 }
                 Some(Request::RequestPut(r)) => {
                     let mut resp = self.write_put(ctx, r)?;
-                    resp.header = Some(ResponseHeader { revision: ctx.rev, ..Default::default() });
+                    resp.header = Some(ResponseHeader {
+                        revision: ctx.rev,
+                        ..Default::default()
+                    });
                     Response::ResponsePut(resp)
                 }
                 Some(Request::RequestDeleteRange(r)) => {
                     let mut resp = self.write_delete(ctx, r)?;
-                    resp.header = Some(ResponseHeader { revision: ctx.rev, ..Default::default() });
+                    resp.header = Some(ResponseHeader {
+                        revision: ctx.rev,
+                        ..Default::default()
+                    });
                     Response::ResponseDeleteRange(resp)
                 }
                 Some(Request::RequestTxn(r)) => {
                     let mut resp = self.apply_txn(ctx, r)?;
-                    resp.header = Some(ResponseHeader { revision: ctx.rev, ..Default::default() });
+                    resp.header = Some(ResponseHeader {
+                        revision: ctx.rev,
+                        ..Default::default()
+                    });
                     Response::ResponseTxn(resp)
                 }
                 None => return Err(Status::invalid_argument("etcdserver: empty request op")),
@@ -667,7 +742,11 @@ impl Mvcc {
             let Some(last) = history.iter().rposition(|kv| kv.mod_revision <= rev) else {
                 continue;
             };
-            let cut = if is_tombstone(&history[last]) { last + 1 } else { last };
+            let cut = if is_tombstone(&history[last]) {
+                last + 1
+            } else {
+                last
+            };
             for kv in history.drain(..cut) {
                 disk.push(DiskOp::DropVersion {
                     key: key.clone(),
@@ -757,7 +836,9 @@ impl Mvcc {
         self.leases.remove(&id);
         ctx.disk.push(DiskOp::DropLease(id));
         let rev = self.finish(ctx);
-        Ok(LeaseRevokeResponse { header: header(rev) })
+        Ok(LeaseRevokeResponse {
+            header: header(rev),
+        })
     }
 
     /// Renews a lease; returns its TTL, or 0 for an unknown lease (etcd's keep-alive answer).
@@ -784,7 +865,9 @@ fn collect_writes(ops: &[RequestOp], puts: &mut Vec<Bytes>, deletes: &mut Vec<Ke
     for op in ops {
         match &op.request {
             Some(Request::RequestPut(p)) => puts.push(p.key.clone()),
-            Some(Request::RequestDeleteRange(d)) => deletes.push(KeyRange::new(&d.key, &d.range_end)),
+            Some(Request::RequestDeleteRange(d)) => {
+                deletes.push(KeyRange::new(&d.key, &d.range_end))
+            }
             Some(Request::RequestTxn(t)) => {
                 collect_writes(&t.success, puts, deletes);
                 collect_writes(&t.failure, puts, deletes);
@@ -803,7 +886,13 @@ fn compare_kv(cmp: &Compare, target: CompareTarget, kv: &KeyValue) -> bool {
         (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => kv.lease.cmp(v),
         (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.as_ref().cmp(v.as_ref()),
         // A missing union compares against the zero value, like Go's getters.
-        (CompareTarget::Version | CompareTarget::Create | CompareTarget::Mod | CompareTarget::Lease, None) => {
+        (
+            CompareTarget::Version
+            | CompareTarget::Create
+            | CompareTarget::Mod
+            | CompareTarget::Lease,
+            None,
+        ) => {
             let field = match target {
                 CompareTarget::Version => kv.version,
                 CompareTarget::Create => kv.create_revision,

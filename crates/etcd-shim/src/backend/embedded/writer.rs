@@ -30,8 +30,14 @@ pub(crate) enum Op {
     Delete(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact(CompactionRequest),
-    LeaseGrant { id: i64, ttl: i64 },
-    LeaseRevoke { id: i64, if_expired_at: Option<Instant> },
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
+    LeaseRevoke {
+        id: i64,
+        if_expired_at: Option<Instant>,
+    },
 }
 
 pub(crate) enum Reply {

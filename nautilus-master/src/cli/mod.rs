@@ -1,0 +1,4 @@
+//! Subcommands that are thin shells over library crates.
+
+pub(crate) mod etcd_shim;
+pub(crate) mod keys;
