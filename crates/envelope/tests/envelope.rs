@@ -59,7 +59,7 @@ fn value_is_bound_to_its_etcd_key() {
             })
         );
     }
-    // Length prefix: an empty key with the value's first bytes cannot alias another key.
+    // Keys that differ only by a trailing NUL byte are different keys.
     let envelope = ring.encrypt(b"", b"v");
     assert!(ring.decrypt(b"\0", &envelope).is_err());
 }

@@ -1,0 +1,197 @@
+//! A real kube-apiserver v1.36 (with controller-manager and scheduler) on the etcd shim.
+//!
+//! Needs the test peer from `../shared/peers/k8s` (`DAAS_K8S_PEER_DIR` = the directory that
+//! `peers/k8s/install` prints, holding the binaries and start scripts) and `kubectl`.
+//! Skipped with a printed reason when they are absent, required with `DAAS_REQUIRE_PEERS=1`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{ShimProcess, files_containing, free_port, init_keyring, peer, run_ok, wait_until};
+
+struct ControlPlane {
+    peer_dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl ControlPlane {
+    fn start(peer_dir: &Path, run_dir: &Path, etcd_url: &str, port: u16) -> (Self, PathBuf) {
+        let kcm = free_port();
+        let sched = free_port();
+        let out = Command::new(peer_dir.join("start-control-plane.sh"))
+            .arg(etcd_url)
+            .env("K8S_RUN_DIR", run_dir)
+            .env("K8S_PORT", port.to_string())
+            .env("K8S_KCM_PORT", kcm.to_string())
+            .env("K8S_SCHEDULER_PORT", sched.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("start-control-plane.sh");
+        assert!(
+            out.status.success(),
+            "control plane failed to start: {out:?}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let kubeconfig = PathBuf::from(stdout.lines().last().unwrap().trim());
+        (
+            Self {
+                peer_dir: peer_dir.to_path_buf(),
+                run_dir: run_dir.to_path_buf(),
+            },
+            kubeconfig,
+        )
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(self.peer_dir.join("stop-control-plane.sh"))
+            .env("K8S_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn kube_apiserver_runs_on_the_shim_and_survives_restarts() {
+    let Some(peer_dir) = peer("DAAS_K8S_PEER_DIR", "kube-apiserver-peer-dir-unset") else {
+        return;
+    };
+    let Some(kubectl) = peer("KUBECTL", "kubectl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let data = tmp.path().join("etcd");
+    let shim_port = free_port();
+    let api_port = free_port();
+    let run_dir = tmp.path().join("k8s");
+
+    let mut shim = ShimProcess::start_on(shim_port, &data, &keyring);
+    let (plane, kubeconfig) = ControlPlane::start(&peer_dir, &run_dir, &shim.url, api_port);
+    let k = || {
+        let mut c = Command::new(&kubectl);
+        c.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--request-timeout=20s");
+        c
+    };
+
+    // A watch that must see the objects created after it starts.
+    let mut watch = k()
+        .args([
+            "get",
+            "configmaps",
+            "-n",
+            "daas-test",
+            "--watch",
+            "-o",
+            "name",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    run_ok(k().args(["create", "namespace", "daas-test"]));
+    run_ok(k().args([
+        "create",
+        "configmap",
+        "marker",
+        "-n",
+        "daas-test",
+        "--from-literal=secret=PLAINTEXT-MARKER-7f3a91",
+    ]));
+    run_ok(k().args([
+        "create",
+        "configmap",
+        "second",
+        "-n",
+        "daas-test",
+        "--from-literal=a=b",
+    ]));
+    run_ok(k().args([
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "daas-test",
+        "--image=registry.invalid/web:1",
+        "--replicas=2",
+    ]));
+    // The controller manager (watching through the apiserver's cache) creates the ReplicaSet.
+    wait_until(
+        "deployment controller creates a ReplicaSet",
+        Duration::from_secs(60),
+        || {
+            let out = k()
+                .args(["get", "replicasets", "-n", "daas-test", "-o", "name"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains("replicaset.apps/web-")
+        },
+    );
+    // Update through the optimistic-concurrency path (GuaranteedUpdate = CAS Txn).
+    run_ok(k().args(["label", "configmap", "marker", "-n", "daas-test", "round=1"]));
+    std::thread::sleep(Duration::from_secs(1));
+    watch.kill().unwrap();
+    let watched = watch.wait_with_output().unwrap();
+    let watched = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        watched.contains("configmap/marker") && watched.contains("configmap/second"),
+        "watch missed events: {watched}"
+    );
+
+    // The value never reached the store in plaintext.
+    assert!(files_containing(&data, b"PLAINTEXT-MARKER-7f3a91").is_empty());
+    assert!(
+        files_containing(&data, b"daas-test").len() == 1,
+        "keys stay plaintext in the store"
+    );
+
+    // Restart everything: apiserver and shim (the shim with kill -9).
+    plane.stop();
+    shim.kill();
+    let _shim = ShimProcess::start_on(shim_port, &data, &keyring);
+    let (_plane, kubeconfig2) = ControlPlane::start(&peer_dir, &run_dir, &_shim.url, api_port);
+    assert_eq!(kubeconfig, kubeconfig2);
+
+    let value = run_ok(k().args([
+        "get",
+        "configmap",
+        "marker",
+        "-n",
+        "daas-test",
+        "-o",
+        "jsonpath={.data.secret}/{.metadata.labels.round}",
+    ]));
+    assert_eq!(value, "PLAINTEXT-MARKER-7f3a91/1");
+    let deploy = run_ok(k().args([
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "daas-test",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]));
+    assert_eq!(deploy, "2");
+    let rs = run_ok(k().args(["get", "replicasets", "-n", "daas-test", "-o", "name"]));
+    assert!(rs.contains("replicaset.apps/web-"), "{rs}");
+    // And it keeps working after the restart.
+    run_ok(k().args(["create", "configmap", "after-restart", "-n", "daas-test"]));
+    run_ok(k().args(["delete", "configmap", "second", "-n", "daas-test"]));
+    let names = run_ok(k().args(["get", "configmaps", "-n", "daas-test", "-o", "name"]));
+    assert!(
+        names.contains("after-restart") && !names.contains("configmap/second"),
+        "{names}"
+    );
+}

@@ -1,0 +1,161 @@
+//! Shared helpers for the process-level tests: the `nautilus-master` binary, free ports,
+//! and the real peers (etcdctl, kube-apiserver) that are skipped — or, with
+//! `DAAS_REQUIRE_PEERS=1` (CI), required.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nautilus-master")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Returns the program path, or `None` after printing why the test is skipped.
+/// Panics instead when `DAAS_REQUIRE_PEERS=1`.
+pub fn peer(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .or_else(|| which(default));
+    match path {
+        Some(p) if p.exists() => Some(p),
+        _ => {
+            let reason = format!("{default} not found (set {env})");
+            if std::env::var("DAAS_REQUIRE_PEERS").as_deref() == Ok("1") {
+                panic!("required peer missing: {reason}");
+            }
+            eprintln!("SKIP: {reason}");
+            None
+        }
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A `nautilus-master etcd-shim` child process; killed (SIGKILL) on drop.
+pub struct ShimProcess {
+    pub child: Child,
+    pub port: u16,
+    pub url: String,
+}
+
+impl ShimProcess {
+    /// Starts the shim on the embedded backend in `data`, with the key ring `keyring`.
+    pub fn start(data: &Path, keyring: &Path) -> Self {
+        Self::start_on(free_port(), data, keyring)
+    }
+
+    pub fn start_on(port: u16, data: &Path, keyring: &Path) -> Self {
+        let mut child = Command::new(bin())
+            .args(["etcd-shim", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--backend")
+            .arg(format!("embedded:{}", data.display()))
+            .arg("--keyring")
+            .arg(keyring)
+            .args([
+                "--key-reload-interval",
+                "1s",
+                "--progress-notify-interval",
+                "5s",
+            ])
+            .env("DAAS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn nautilus-master etcd-shim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read shim stdout");
+        assert!(
+            line.starts_with("etcd-shim listening on http://127.0.0.1:"),
+            "unexpected first line from the shim: {line:?}"
+        );
+        Self {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ShimProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn init_keyring(dir: &Path) {
+    let out = Command::new(bin())
+        .args(["keys", "init", "--keyring"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keys init: {out:?}");
+}
+
+/// Runs a command, returning stdout; panics with everything on failure.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Every byte string `needle` found in any file under `dir`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
+}
