@@ -12,6 +12,8 @@
 //! size the enclave for the cluster state plus history since the last compaction.
 
 mod disk;
+#[doc(hidden)]
+pub mod fuzzing;
 mod mvcc;
 mod watch;
 mod writer;
