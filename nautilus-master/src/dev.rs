@@ -2,8 +2,10 @@
 //!
 //! In this landing it provisions what later components share — a dev wallet in a Sui CLI
 //! keystore, a dev cluster id, a dev stake record in an in-memory stake view — and drives the
-//! real authentication path end to end (mint → authenticate → revoke → refused). It says
-//! plainly which components (devnet chain, etcd shim, proxy, k3s) are not built yet.
+//! real authentication path end to end (mint → authenticate → revoke → refused). It also
+//! creates the etcd value-encryption key ring and runs the encrypting etcd shim on the embedded
+//! store once (write → read back → the store file holds only ciphertext). It says plainly which
+//! components (devnet chain, proxy, k3s) are not built yet.
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +31,10 @@ pub struct DevReport {
     pub username: String,
     pub groups: Vec<String>,
     pub revoked_refusal: String,
+    pub keyring: PathBuf,
+    pub active_key: String,
+    pub etcd_dir: PathBuf,
+    pub etcd_revision: i64,
 }
 
 /// Provisions `data_dir` (idempotent: an existing wallet and cluster id are reused) and runs the
@@ -78,7 +84,27 @@ pub async fn run(data_dir: &Path) -> Result<DevReport> {
         other => anyhow::bail!("revocation self-check failed: expected Revoked, got {other:?}"),
     };
 
+    let keyring = data_dir.join("keys");
+    let ring_dir = daas_envelope::KeyRingDir::new(&keyring);
+    if !keyring.join("active").is_file() {
+        ring_dir.init()?;
+    }
+    let etcd_dir = data_dir.join("etcd");
+    let (active_key, etcd_revision) =
+        etcd_self_check(&ring_dir, &etcd_dir)
+            .await
+            .with_context(|| {
+                format!(
+                    "etcd shim self-check on {} (is a shim already using it?)",
+                    etcd_dir.display()
+                )
+            })?;
+
     Ok(DevReport {
+        keyring,
+        active_key,
+        etcd_dir,
+        etcd_revision,
         keystore,
         address: key.address(),
         cluster,
@@ -87,6 +113,67 @@ pub async fn run(data_dir: &Path) -> Result<DevReport> {
         groups: identity.groups.clone(),
         revoked_refusal: refusal,
     })
+}
+
+/// Serves the shim on a loopback port for a moment, writes and reads a marker through it, and
+/// checks that the store file never holds the marker in plaintext.
+async fn etcd_self_check(ring: &daas_envelope::KeyRingDir, dir: &Path) -> Result<(String, i64)> {
+    use bytes::Bytes;
+    use daas_envelope::KeyProvider;
+    use daas_etcd_proto::{PutRequest, RangeRequest, kv_client::KvClient};
+    use daas_etcd_shim::{
+        EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener, ServeOptions,
+        ShimOptions, serve,
+    };
+
+    let keys = Arc::new(Keys::from_ring(ring.load()?));
+    let active = keys.active_id().map(|k| k.to_string()).unwrap_or_default();
+    let backend = EmbeddedBackend::open(&EmbeddedConfig::new(dir))?;
+    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), false).await?;
+    let url = listener.url(false);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        EtcdShim::new(backend, keys, ShimOptions::default()),
+        listener,
+        ServeOptions {
+            tls: None,
+            key_reload_interval: std::time::Duration::ZERO,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut marker = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut marker);
+    let marker = format!("dev-self-check-{}", hex::encode(marker));
+    let key = Bytes::from_static(b"/k3s-daas/dev/self-check");
+    let mut kv = KvClient::connect(url).await?;
+    kv.put(PutRequest {
+        key: key.clone(),
+        value: Bytes::from(marker.clone()),
+        ..PutRequest::default()
+    })
+    .await?;
+    let got = kv
+        .range(RangeRequest {
+            key,
+            ..RangeRequest::default()
+        })
+        .await?
+        .into_inner();
+    let _ = stop.send(());
+    server.await??;
+    let revision = got.header.map_or(0, |h| h.revision);
+    anyhow::ensure!(
+        got.kvs.first().map(|kv| kv.value.as_ref()) == Some(marker.as_bytes()),
+        "the value read back through the shim differs from the one written"
+    );
+    let stored = fs::read(dir.join("state.redb"))?;
+    anyhow::ensure!(
+        !stored.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the embedded store holds the self-check value in plaintext"
+    );
+    Ok((active, revision))
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

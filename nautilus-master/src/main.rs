@@ -44,7 +44,7 @@ enum Command {
         data_dir: PathBuf,
     },
     /// Serve the encrypting etcd v3 API (what kube-apiserver / K3s `--datastore-endpoint` use).
-    EtcdShim(cli::etcd_shim::EtcdShimArgs),
+    EtcdShim(Box<cli::etcd_shim::EtcdShimArgs>),
     /// Manage the etcd value-encryption key ring (init, rotate, retire, status, rewrap).
     Keys {
         #[command(subcommand)]
@@ -92,7 +92,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = runtime.block_on(nautilus_master::dev::run(&data_dir))?;
             print_dev_report(&data_dir, &report);
         }
-        Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(args))?,
+        Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(*args))?,
         Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
     }
     Ok(())
@@ -122,12 +122,29 @@ fn print_dev_report(data_dir: &std::path::Path, r: &nautilus_master::dev::DevRep
         r.revoked_refusal
     );
     println!();
+    println!("Encrypting etcd shim self-check (real shim, embedded store):");
     println!(
-        "Not running yet (they land with their issues): local devnet chain (#7), encrypting etcd"
+        "  key ring {} (active key {}), store {}",
+        r.keyring.display(),
+        r.active_key,
+        r.etcd_dir.display()
     );
-    println!("shim (#4), kubectl proxy on :8080 and k3s supervision (#5). Nothing is listening.");
+    println!(
+        "  wrote and read back a value at revision {}; the store file holds only ciphertext",
+        r.etcd_revision
+    );
+    println!();
+    println!(
+        "Not running yet (they land with their issues): local devnet chain (#7), kubectl proxy on"
+    );
+    println!(":8080 and k3s supervision (#5). Nothing is left listening.");
     println!();
     println!("Next:");
+    println!(
+        "  nautilus-master etcd-shim --keyring {} --backend embedded:{}    (etcd on 127.0.0.1:2379)",
+        r.keyring.display(),
+        r.etcd_dir.display()
+    );
     println!("  staker-agent --keystore {ks} wallet list");
     println!(
         "  staker-agent --keystore {ks} token mint --cluster {} --stake {} --role admin --ttl 15m --epoch 1",

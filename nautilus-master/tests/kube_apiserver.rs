@@ -35,7 +35,13 @@ impl ControlPlane {
             "control plane failed to start: {out:?}"
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let kubeconfig = PathBuf::from(stdout.lines().last().unwrap().trim());
+        let kubeconfig = PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("kubeconfig path on the last line")
+                .trim(),
+        );
         (
             Self {
                 peer_dir: peer_dir.to_path_buf(),

@@ -65,12 +65,12 @@ impl Scan {
             })
             .await?;
         self.revision = resp.header.map_or(self.revision, |h| h.revision);
-        if resp.more {
-            if let Some(last) = resp.kvs.last() {
-                let mut next = last.key.to_vec();
-                next.push(0);
-                self.from = Some(Bytes::from(next));
-            }
+        if resp.more
+            && let Some(last) = resp.kvs.last()
+        {
+            let mut next = last.key.to_vec();
+            next.push(0);
+            self.from = Some(Bytes::from(next));
         }
         Ok(Some(resp.kvs))
     }

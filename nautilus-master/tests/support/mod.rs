@@ -2,7 +2,7 @@
 //! and the real peers (etcdctl, kube-apiserver) that are skipped — or, with
 //! `DAAS_REQUIRE_PEERS=1` (CI), required.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test-only helpers: a failed setup step should panic
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -150,10 +150,10 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(needle.len()).any(|w| w == needle) {
-                    hits.push(path);
-                }
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                hits.push(path);
             }
         }
     }

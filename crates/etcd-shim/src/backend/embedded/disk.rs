@@ -44,6 +44,21 @@ pub enum DiskError {
     Commit(#[from] redb::Error),
 }
 
+/// Opens the file, waiting up to 5 s for a previous owner to let go: a store closed a moment
+/// ago in this process releases the file when its writer thread finishes, and a supervisor
+/// restarting the shim may briefly overlap with the old process.
+fn open_waiting(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub(crate) struct Disk {
     db: Database,
     path: PathBuf,
@@ -77,7 +92,7 @@ impl Disk {
             path: path.clone(),
             source,
         };
-        let db = Database::create(&path).map_err(|e| open_err(e.into()))?;
+        let db = open_waiting(&path).map_err(|e| open_err(e.into()))?;
         // Make sure the tables exist so that the first read transaction finds them.
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {

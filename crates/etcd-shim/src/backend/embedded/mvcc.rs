@@ -91,6 +91,9 @@ fn is_tombstone(kv: &KeyValue) -> bool {
     kv.create_revision == 0
 }
 
+/// Lower and upper bound of a key interval, as `BTreeMap::range` takes them.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// The key interval of a request: `[key, end)`; `end = None` is unbounded; a single key
 /// when `range_end` is empty.
 #[derive(Clone, Debug)]
@@ -148,7 +151,7 @@ impl KeyRange {
         }
     }
 
-    fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+    fn bounds(&self) -> Option<KeyBounds<'_>> {
         let start = Bound::Included(self.start.as_ref());
         match &self.end {
             RangeEnd::Single => Some((start, Bound::Included(self.start.as_ref()))),
@@ -487,20 +490,19 @@ impl Mvcc {
             value,
             lease,
         };
-        if let Some(p) = &prev {
-            if p.lease != 0 && p.lease != lease {
-                if let Some(l) = self.leases.get_mut(&p.lease) {
-                    if l.keys.remove(&req.key) {
-                        ctx.undo
-                            .push(Undo::LeaseKeyRemoved(p.lease, req.key.clone()));
-                    }
-                }
-            }
+        if let Some(p) = &prev
+            && p.lease != 0
+            && p.lease != lease
+            && let Some(l) = self.leases.get_mut(&p.lease)
+            && l.keys.remove(&req.key)
+        {
+            ctx.undo
+                .push(Undo::LeaseKeyRemoved(p.lease, req.key.clone()));
         }
-        if let Some(l) = self.leases.get_mut(&lease) {
-            if l.keys.insert(req.key.clone()) {
-                ctx.undo.push(Undo::LeaseKeyAdded(lease, req.key.clone()));
-            }
+        if let Some(l) = self.leases.get_mut(&lease)
+            && l.keys.insert(req.key.clone())
+        {
+            ctx.undo.push(Undo::LeaseKeyAdded(lease, req.key.clone()));
         }
         self.keys
             .entry(req.key.clone())
@@ -552,13 +554,12 @@ impl Mvcc {
             mod_revision: ctx.rev,
             ..KeyValue::default()
         };
-        if prev.lease != 0 {
-            if let Some(l) = self.leases.get_mut(&prev.lease) {
-                if l.keys.remove(&prev.key) {
-                    ctx.undo
-                        .push(Undo::LeaseKeyRemoved(prev.lease, prev.key.clone()));
-                }
-            }
+        if prev.lease != 0
+            && let Some(l) = self.leases.get_mut(&prev.lease)
+            && l.keys.remove(&prev.key)
+        {
+            ctx.undo
+                .push(Undo::LeaseKeyRemoved(prev.lease, prev.key.clone()));
         }
         self.keys
             .entry(prev.key.clone())
