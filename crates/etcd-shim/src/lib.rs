@@ -22,6 +22,7 @@ pub mod errors;
 pub mod keys;
 pub mod listen;
 pub mod server;
+pub mod validate;
 
 pub use backend::embedded::{EmbeddedBackend, EmbeddedConfig};
 pub use backend::etcd::{EtcdBackend, EtcdConfig};

@@ -28,6 +28,7 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming}
 use crate::backend::Backend;
 use crate::errors;
 use crate::keys::Keys;
+use crate::validate;
 
 /// Limits and identity of one shim.
 #[derive(Clone, Debug)]
@@ -164,8 +165,11 @@ impl<B: Backend> kv_server::Kv for EtcdShim<B> {
         &self,
         request: GrpcRequest<RangeRequest>,
     ) -> Result<GrpcResponse<RangeResponse>, Status> {
+        let req = request.into_inner();
+        // Checked here for every backend: etcd 3.4 crashes on an out-of-range sort target.
+        validate::range(&req)?;
         let cipher = self.keys.cipher();
-        let mut resp = self.backend.range(request.into_inner()).await?;
+        let mut resp = self.backend.range(req).await?;
         open_kvs(cipher.as_ref(), &mut resp.kvs)?;
         Ok(GrpcResponse::new(resp))
     }
@@ -188,6 +192,7 @@ impl<B: Backend> kv_server::Kv for EtcdShim<B> {
     ) -> Result<GrpcResponse<PutResponse>, Status> {
         let mut req = request.into_inner();
         self.check_size(req.encoded_len())?;
+        validate::put(&req)?;
         let cipher = self.keys.cipher();
         seal_put(cipher.as_ref(), &mut req);
         let mut resp = self.backend.put(req).await?;
@@ -199,8 +204,10 @@ impl<B: Backend> kv_server::Kv for EtcdShim<B> {
         &self,
         request: GrpcRequest<DeleteRangeRequest>,
     ) -> Result<GrpcResponse<DeleteRangeResponse>, Status> {
+        let req = request.into_inner();
+        validate::delete_range(&req)?;
         let cipher = self.keys.cipher();
-        let mut resp = self.backend.delete_range(request.into_inner()).await?;
+        let mut resp = self.backend.delete_range(req).await?;
         open_kvs(cipher.as_ref(), &mut resp.prev_kvs)?;
         Ok(GrpcResponse::new(resp))
     }
@@ -211,6 +218,7 @@ impl<B: Backend> kv_server::Kv for EtcdShim<B> {
     ) -> Result<GrpcResponse<TxnResponse>, Status> {
         let mut req = request.into_inner();
         self.check_size(req.encoded_len())?;
+        validate::txn(&req, validate::MAX_TXN_OPS)?;
         let cipher = self.keys.cipher();
         seal_txn(cipher.as_ref(), &mut req)?;
         let mut resp = self.backend.txn(req).await?;

@@ -85,7 +85,12 @@ impl Drop for EtcdProcess {
 }
 
 impl EtcdProcess {
-    fn log_tail(&self) -> String {
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_tail(&self) -> String {
         log_tail(self.dir.path())
     }
 }
@@ -93,7 +98,16 @@ impl EtcdProcess {
 fn log_tail(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("etcd.log")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+    // A Go panic's first line says what happened; the tail is mostly its stack.
+    let panic = lines
+        .iter()
+        .position(|l| l.starts_with("panic:"))
+        .map(|i| lines[i..(i + 3).min(lines.len())].join("\n"))
+        .unwrap_or_default();
+    format!(
+        "{panic}\n...\n{}",
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    )
 }
 
 fn spawn_etcd(bin: &Path) -> EtcdProcess {
@@ -311,6 +325,7 @@ pub struct Trio {
 impl Trio {
     /// `None` = skipped (no etcd binary).
     pub async fn start() -> Option<Self> {
+        etcd_bin()?;
         let (etcd_a, etcd_b) = tokio::join!(start_etcd(), start_etcd());
         let (etcd_a, etcd_b) = (etcd_a?, etcd_b?);
         let shim_b = start_etcd_shim(&etcd_b.url, test_keys()).await;

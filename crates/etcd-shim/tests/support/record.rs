@@ -282,7 +282,7 @@ impl Session {
 
 // --------------------------------------------------------------------------- diffing
 
-/// A line diff (LCS) of two texts, with two lines of context around each change.
+/// A line diff (LCS) of two texts, with six lines of context around each change.
 pub fn line_diff(expected: &str, actual: &str) -> String {
     let a: Vec<&str> = expected.lines().collect();
     let b: Vec<&str> = actual.lines().collect();
@@ -316,7 +316,7 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
     let mut out = String::new();
     let mut skipped = false;
     for (k, (c, line)) in ops.iter().enumerate() {
-        let near = (k.saturating_sub(2)..=(k + 2).min(ops.len() - 1)).any(|x| changed[x]);
+        let near = (k.saturating_sub(6)..=(k + 6).min(ops.len() - 1)).any(|x| changed[x]);
         if near {
             out.push_str(&format!("    {c} {line}\n"));
             skipped = false;

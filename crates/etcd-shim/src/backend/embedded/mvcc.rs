@@ -42,7 +42,7 @@ pub struct MvccLimits {
 impl Default for MvccLimits {
     fn default() -> Self {
         Self {
-            max_txn_ops: 128,
+            max_txn_ops: crate::validate::MAX_TXN_OPS,
             min_lease_ttl: 2,
         }
     }
@@ -296,6 +296,7 @@ impl Mvcc {
 
     /// A `Range` as seen at revision `view` (the committed revision for clients).
     pub(crate) fn range(&self, req: &RangeRequest, view: i64) -> Result<RangeResponse, Status> {
+        crate::validate::range(req)?;
         let order =
             SortOrder::try_from(req.sort_order).map_err(|_| errors::invalid_sort_option())?;
         let target =
@@ -458,15 +459,7 @@ impl Mvcc {
         ctx: &mut WriteCtx<'_>,
         req: &PutRequest,
     ) -> Result<PutResponse, Status> {
-        if req.key.is_empty() {
-            return Err(errors::empty_key());
-        }
-        if req.ignore_value && !req.value.is_empty() {
-            return Err(errors::value_provided());
-        }
-        if req.ignore_lease && req.lease != 0 {
-            return Err(errors::lease_provided());
-        }
+        crate::validate::put(req)?;
         let prev = self.latest_at(&req.key, ctx.rev).cloned();
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(errors::key_not_found());
@@ -607,16 +600,12 @@ impl Mvcc {
 
     /// etcd's request checks: op counts, and no key written twice (`checkIntervals`).
     fn check_txn(&self, req: &TxnRequest) -> Result<(), Status> {
-        if req.success.len() > self.limits.max_txn_ops
-            || req.failure.len() > self.limits.max_txn_ops
-        {
-            return Err(errors::too_many_ops());
-        }
-        for cmp in &req.compare {
-            if cmp.key.is_empty() {
-                return Err(errors::empty_key());
-            }
-        }
+        crate::validate::txn(req, self.limits.max_txn_ops)?;
+        self.check_intervals(req)
+    }
+
+    /// etcd's `checkIntervals`: no key written twice within a branch.
+    fn check_intervals(&self, req: &TxnRequest) -> Result<(), Status> {
         for branch in [&req.success, &req.failure] {
             let mut puts: Vec<Bytes> = Vec::new();
             let mut deletes: Vec<KeyRange> = Vec::new();
@@ -634,7 +623,7 @@ impl Mvcc {
             }
             for op in branch.iter() {
                 if let Some(Request::RequestTxn(nested)) = &op.request {
-                    self.check_txn(nested)?;
+                    self.check_intervals(nested)?;
                 }
             }
         }
@@ -691,13 +680,11 @@ impl Mvcc {
                 }
                 Some(Request::RequestTxn(r)) => {
                     let mut resp = self.apply_txn(ctx, r)?;
-                    resp.header = Some(ResponseHeader {
-                        revision: ctx.rev,
-                        ..Default::default()
-                    });
+                    // etcd leaves a nested txn's header at revision 0.
+                    resp.header = Some(ResponseHeader::default());
                     Response::ResponseTxn(resp)
                 }
-                None => return Err(Status::invalid_argument("etcdserver: empty request op")),
+                None => return Err(errors::key_not_found()),
             };
             responses.push(ResponseOp {
                 response: Some(response),

@@ -150,10 +150,13 @@ impl WatchStream {
             }
             create.watch_id
         } else {
+            // Like etcd: ids count up per stream and are never reused.
             while self.watchers.contains_key(&self.next_id) {
                 self.next_id += 1;
             }
-            self.next_id
+            let id = self.next_id;
+            self.next_id += 1;
+            id
         };
         self.send(WatchResponse {
             header: header(committed),
@@ -165,7 +168,8 @@ impl WatchStream {
         if create.start_revision != 0 && create.start_revision < compacted {
             return self
                 .send(WatchResponse {
-                    header: header(committed),
+                    // etcd sends revision 0 in the header of a compaction cancel.
+                    header: header(0),
                     watch_id: id,
                     canceled: true,
                     compact_revision: compacted,
@@ -230,7 +234,7 @@ impl WatchStream {
         for (id, compact_revision) in compacted_out {
             self.watchers.remove(&id);
             self.send(WatchResponse {
-                header: header(rev),
+                header: header(0),
                 watch_id: id,
                 canceled: true,
                 compact_revision,
