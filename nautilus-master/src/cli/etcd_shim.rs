@@ -182,7 +182,7 @@ pub(crate) async fn run(args: EtcdShimArgs) -> Result<()> {
                 (Some(c), Some(k)) => Some((read(c, "backend cert")?, read(k, "backend key")?)),
                 _ => None,
             },
-            max_response_bytes: None,
+            ..EtcdConfig::default()
         };
         let backend = EtcdBackend::connect(&config)?;
         announce(&url);

@@ -4,6 +4,7 @@
 //! revisions, leases, compaction, watch ids and error statuses are etcd's own. Only
 //! ciphertext ever reaches this connection.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use daas_etcd_proto::{
@@ -22,7 +23,7 @@ use tonic::{Status, Streaming};
 use super::{Backend, Requests, Responses};
 
 /// How to reach the backing etcd.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EtcdConfig {
     /// `http://host:port` or `https://host:port` URLs, one per member.
     pub endpoints: Vec<String>,
@@ -32,6 +33,20 @@ pub struct EtcdConfig {
     pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
     /// Upper bound on one response from etcd (large LISTs); default 2 GiB like the Go client.
     pub max_response_bytes: Option<usize>,
+    /// HTTP/2 connections (per endpoint set) that KV requests are spread over; 0 means 1.
+    pub connections: usize,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            ca_pem: None,
+            client_identity: None,
+            max_response_bytes: None,
+            connections: 4,
+        }
+    }
 }
 
 /// Errors building the connection (bad URLs or TLS material). Runtime errors are gRPC statuses.
@@ -52,7 +67,8 @@ pub enum EtcdConfigError {
 /// The forwarding backend.
 #[derive(Clone, Debug)]
 pub struct EtcdBackend {
-    kv: KvClient<Channel>,
+    kv: Vec<KvClient<Channel>>,
+    next: std::sync::Arc<AtomicUsize>,
     watch: WatchClient<Channel>,
     lease: LeaseClient<Channel>,
     maintenance: MaintenanceClient<Channel>,
@@ -95,22 +111,40 @@ impl EtcdBackend {
             }
             endpoints.push(endpoint);
         }
-        let channel = if endpoints.len() == 1 {
-            endpoints.remove(0).connect_lazy()
-        } else {
-            Channel::balance_list(endpoints.into_iter())
+        let channel_for = |endpoints: &[Endpoint]| {
+            if endpoints.len() == 1 {
+                endpoints[0].connect_lazy()
+            } else {
+                Channel::balance_list(endpoints.iter().cloned())
+            }
         };
+        let channel = channel_for(&endpoints);
         let max = config.max_response_bytes.unwrap_or(2 << 30);
+        // KV traffic spreads over several HTTP/2 connections: one connection serialises
+        // every frame through one socket and one h2 task (measured in docs/performance.md).
+        let kv = (0..config.connections.max(1))
+            .map(|_| {
+                KvClient::new(channel_for(&endpoints))
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(usize::MAX)
+            })
+            .collect();
         Ok(Self {
-            kv: KvClient::new(channel.clone())
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(usize::MAX),
+            kv,
+            next: std::sync::Arc::new(AtomicUsize::new(0)),
             watch: WatchClient::new(channel.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX),
             lease: LeaseClient::new(channel.clone()),
             maintenance: MaintenanceClient::new(channel),
         })
+    }
+}
+
+impl EtcdBackend {
+    fn kv(&self) -> KvClient<Channel> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.kv.len();
+        self.kv[i].clone()
     }
 }
 
@@ -130,19 +164,19 @@ fn upstream<T: Send + 'static>(requests: Requests<T>) -> impl futures_util::Stre
 
 impl Backend for EtcdBackend {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
-        Ok(self.kv.clone().range(req).await?.into_inner())
+        Ok(self.kv().range(req).await?.into_inner())
     }
     async fn put(&self, req: PutRequest) -> Result<PutResponse, Status> {
-        Ok(self.kv.clone().put(req).await?.into_inner())
+        Ok(self.kv().put(req).await?.into_inner())
     }
     async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Status> {
-        Ok(self.kv.clone().delete_range(req).await?.into_inner())
+        Ok(self.kv().delete_range(req).await?.into_inner())
     }
     async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Status> {
-        Ok(self.kv.clone().txn(req).await?.into_inner())
+        Ok(self.kv().txn(req).await?.into_inner())
     }
     async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse, Status> {
-        Ok(self.kv.clone().compact(req).await?.into_inner())
+        Ok(self.kv().compact(req).await?.into_inner())
     }
     async fn watch(
         &self,
