@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use daas_envelope::{EnvKey, KeyFile, KeyProvider, KeyRingDir};
+use daas_etcd_shim::backend::Backend;
 use daas_etcd_shim::{
     EmbeddedBackend, EmbeddedConfig, EtcdBackend, EtcdConfig, EtcdShim, Keys, Listen, Listener,
     ServeOptions, ServerTls, ShimOptions, serve,
@@ -154,7 +155,6 @@ pub(crate) async fn run(args: EtcdShimArgs) -> Result<()> {
         backend = %args.backend,
         "etcd shim starting"
     );
-    let shutdown = shutdown_signal();
     if let Some(dir) = args.backend.strip_prefix("embedded:") {
         if dir.is_empty() {
             bail!("embedded backend needs a directory: embedded:<dir>");
@@ -162,14 +162,7 @@ pub(crate) async fn run(args: EtcdShimArgs) -> Result<()> {
         let mut config = EmbeddedConfig::new(dir);
         config.progress_notify_interval = args.progress_notify_interval;
         let backend = EmbeddedBackend::open(&config)?;
-        announce(&url);
-        serve(
-            EtcdShim::new(backend, keys, options),
-            listener,
-            serve_options,
-            shutdown,
-        )
-        .await?;
+        serve_on(backend, keys, options, listener, serve_options, &url).await?;
     } else {
         let config = EtcdConfig {
             endpoints: etcd_endpoints(&args.backend)?,
@@ -185,16 +178,30 @@ pub(crate) async fn run(args: EtcdShimArgs) -> Result<()> {
             ..EtcdConfig::default()
         };
         let backend = EtcdBackend::connect(&config)?;
-        announce(&url);
-        serve(
-            EtcdShim::new(backend, keys, options),
-            listener,
-            serve_options,
-            shutdown,
-        )
-        .await?;
+        serve_on(backend, keys, options, listener, serve_options, &url).await?;
     }
     tracing::info!("etcd shim stopped");
+    Ok(())
+}
+
+/// Announces the bound URL, then serves until SIGTERM/SIGINT. Generic over the backend so
+/// both datastore choices share one serve path.
+async fn serve_on<B: Backend>(
+    backend: B,
+    keys: Arc<Keys>,
+    options: ShimOptions,
+    listener: Listener,
+    serve_options: ServeOptions,
+    url: &str,
+) -> Result<()> {
+    announce(url);
+    serve(
+        EtcdShim::new(backend, keys, options),
+        listener,
+        serve_options,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -519,9 +519,7 @@ impl Mvcc {
         ctx: &mut WriteCtx<'_>,
         req: &DeleteRangeRequest,
     ) -> Result<DeleteRangeResponse, Status> {
-        if req.key.is_empty() {
-            return Err(errors::empty_key());
-        }
+        crate::validate::delete_range(req)?;
         let victims: Vec<KeyValue> = self
             .live_in(&KeyRange::new(&req.key, &req.range_end), ctx.rev)
             .into_iter()
