@@ -7,3 +7,5 @@
 
 pub mod auth;
 pub mod dev;
+pub mod k3s;
+pub mod proxy;

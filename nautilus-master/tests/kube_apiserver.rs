@@ -6,64 +6,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{ShimProcess, files_containing, free_port, init_keyring, peer, run_ok, wait_until};
-
-struct ControlPlane {
-    peer_dir: PathBuf,
-    run_dir: PathBuf,
-}
-
-impl ControlPlane {
-    fn start(peer_dir: &Path, run_dir: &Path, etcd_url: &str, port: u16) -> (Self, PathBuf) {
-        let kcm = free_port();
-        let sched = free_port();
-        let out = Command::new(peer_dir.join("start-control-plane.sh"))
-            .arg(etcd_url)
-            .env("K8S_RUN_DIR", run_dir)
-            .env("K8S_PORT", port.to_string())
-            .env("K8S_KCM_PORT", kcm.to_string())
-            .env("K8S_SCHEDULER_PORT", sched.to_string())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("start-control-plane.sh");
-        assert!(
-            out.status.success(),
-            "control plane failed to start: {out:?}"
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let kubeconfig = PathBuf::from(
-            stdout
-                .lines()
-                .last()
-                .expect("kubeconfig path on the last line")
-                .trim(),
-        );
-        (
-            Self {
-                peer_dir: peer_dir.to_path_buf(),
-                run_dir: run_dir.to_path_buf(),
-            },
-            kubeconfig,
-        )
-    }
-
-    fn stop(&self) {
-        let _ = Command::new(self.peer_dir.join("stop-control-plane.sh"))
-            .env("K8S_RUN_DIR", &self.run_dir)
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use support::{
+    ControlPlane, ShimProcess, files_containing, free_port, init_keyring, peer, run_ok, wait_until,
+};
 
 #[test]
 fn kube_apiserver_runs_on_the_shim_and_survives_restarts() {

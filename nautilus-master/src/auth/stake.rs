@@ -59,6 +59,13 @@ pub trait StakeView: Send + Sync {
     /// Minimum stake in MIST for `role` in this cluster.
     fn minimum_stake(&self, role: Role)
     -> impl Future<Output = Result<u64, StakeViewError>> + Send;
+
+    /// Whether the view is current enough to authenticate (readiness). A view that follows a
+    /// chain reports false when it has fallen behind; an authoritative local view is always
+    /// fresh.
+    fn is_fresh(&self) -> bool {
+        true
+    }
 }
 
 /// Records held in memory. For tests and `nautilus-master dev`; not backed by any chain.
@@ -154,5 +161,9 @@ impl<T: StakeView> StakeView for std::sync::Arc<T> {
         role: Role,
     ) -> impl Future<Output = Result<u64, StakeViewError>> + Send {
         (**self).minimum_stake(role)
+    }
+
+    fn is_fresh(&self) -> bool {
+        (**self).is_fresh()
     }
 }

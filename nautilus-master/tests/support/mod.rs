@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test-only helpers: a failed setup step should panic
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -158,4 +160,60 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         }
     }
     hits
+}
+
+/// The real kube-apiserver peer (`../shared/peers/k8s`), stopped on drop.
+pub struct ControlPlane {
+    peer_dir: PathBuf,
+    run_dir: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts kube-apiserver, controller-manager and scheduler on `etcd_url`; returns the
+    /// admin kubeconfig path. PKI (cluster CA, front-proxy client cert) is in `run_dir/pki`.
+    pub fn start(peer_dir: &Path, run_dir: &Path, etcd_url: &str, port: u16) -> (Self, PathBuf) {
+        let kcm = free_port();
+        let sched = free_port();
+        let out = Command::new(peer_dir.join("start-control-plane.sh"))
+            .arg(etcd_url)
+            .env("K8S_RUN_DIR", run_dir)
+            .env("K8S_PORT", port.to_string())
+            .env("K8S_KCM_PORT", kcm.to_string())
+            .env("K8S_SCHEDULER_PORT", sched.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("start-control-plane.sh");
+        assert!(
+            out.status.success(),
+            "control plane failed to start: {out:?}"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let kubeconfig = PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("kubeconfig path on the last line")
+                .trim(),
+        );
+        (
+            Self {
+                peer_dir: peer_dir.to_path_buf(),
+                run_dir: run_dir.to_path_buf(),
+            },
+            kubeconfig,
+        )
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new(self.peer_dir.join("stop-control-plane.sh"))
+            .env("K8S_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,0 +1,104 @@
+//! Prometheus metrics of the front door (served on the admin listener's `/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    pub(crate) verb: &'static str,
+    pub(crate) code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AuthnLabels {
+    pub(crate) result: &'static str,
+    pub(crate) reason: &'static str,
+}
+
+/// All proxy metrics; cheap to update from any task.
+pub struct Metrics {
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) authn: Family<AuthnLabels, Counter>,
+    pub(crate) upstream_seconds: Histogram,
+    pub(crate) open_watches: Gauge,
+    pub(crate) open_upgrades: Gauge,
+    pub(crate) open_connections: Gauge,
+    pub(crate) authn_cache_hits: Gauge,
+    pub(crate) authn_cache_misses: Gauge,
+    pub(crate) authn_cache_entries: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Metrics {
+            requests: Family::default(),
+            authn: Family::default(),
+            // 0.5 ms … ~16 s.
+            upstream_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            open_watches: Gauge::default(),
+            open_upgrades: Gauge::default(),
+            open_connections: Gauge::default(),
+            authn_cache_hits: Gauge::default(),
+            authn_cache_misses: Gauge::default(),
+            authn_cache_entries: Gauge::default(),
+        }
+    }
+
+    /// Renders the text exposition format.
+    pub(crate) fn encode(&self) -> String {
+        let mut registry = Registry::with_prefix("daas_proxy");
+        registry.register(
+            "requests",
+            "Requests answered, by Kubernetes verb and HTTP status code",
+            self.requests.clone(),
+        );
+        registry.register(
+            "authn",
+            "Authentication decisions, by result and reason",
+            self.authn.clone(),
+        );
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from forwarding a request to the API server's response headers",
+            self.upstream_seconds.clone(),
+        );
+        registry.register(
+            "open_watches",
+            "Watch responses currently streaming",
+            self.open_watches.clone(),
+        );
+        registry.register(
+            "open_upgrades",
+            "Upgraded connections (exec, attach, port-forward) currently open",
+            self.open_upgrades.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections currently open",
+            self.open_connections.clone(),
+        );
+        registry.register(
+            "authn_cache_hits",
+            "Token cache hits since start",
+            self.authn_cache_hits.clone(),
+        );
+        registry.register(
+            "authn_cache_misses",
+            "Token cache misses since start",
+            self.authn_cache_misses.clone(),
+        );
+        registry.register(
+            "authn_cache_entries",
+            "Tokens currently cached",
+            self.authn_cache_entries.clone(),
+        );
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

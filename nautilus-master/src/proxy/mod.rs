@@ -1,0 +1,471 @@
+//! The kubectl front door: a Seal-token-authenticating reverse proxy to the Kubernetes API.
+//!
+//! Every request must carry `Authorization: Bearer <seal token>`. The token is checked by the
+//! shared [`SealAuthenticator`]; on success the request is forwarded to the API server with the
+//! proxy's front-proxy client certificate and the caller's identity as request-header
+//! authentication (`X-Remote-User`/`-Uid`/`-Group`/`-Extra-*`), after every client-supplied
+//! credential and identity header was removed. Kubernetes RBAC then decides per Seal identity.
+//! See `docs/proxy.md` for why request-header auth rather than impersonation.
+//!
+//! Modules: [`tls`] (serving cert, upstream TLS), `upstream` (pooled HTTPS clients),
+//! `headers` (token in, identity out), `ratelimit`, `metrics`, `status` (Kubernetes `Status`
+//! errors), [`rbac`] (role bindings and user namespaces), [`webhook`] (TokenReview), `admin`
+//! (health and metrics), `server` (accept loops, limits, graceful shutdown).
+
+mod admin;
+mod headers;
+mod metrics;
+mod ratelimit;
+pub mod rbac;
+mod server;
+mod status;
+pub mod tls;
+mod upstream;
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tracing::{info, warn};
+
+use crate::auth::{Identity, SealAuthenticator, StakeView};
+
+pub use admin::{ReadyCheck, serve_admin};
+pub use metrics::Metrics;
+pub use ratelimit::RateLimit;
+pub use server::{ServeLimits, serve_proxy};
+pub use tls::{ServerCert, TlsError, UpstreamTls};
+pub use upstream::UpstreamConfig;
+
+use headers::{bearer_token, is_upgrade, prepare_upstream, strip_hop_by_hop};
+use metrics::{AuthnLabels, RequestLabels};
+use upstream::{BoxError, Upstream};
+
+/// Response body type of everything the proxy answers.
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Front-door settings.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The API server; `None` answers 503 with `no_upstream_hint` after authentication.
+    pub upstream: Option<UpstreamConfig>,
+    /// What to tell callers when no upstream is configured.
+    pub no_upstream_hint: String,
+    pub rate_limit: RateLimit,
+    /// Time allowed for the API server's response headers (bodies, e.g. watches, are not
+    /// limited). Above kube-apiserver's own 60 s request timeout.
+    pub response_header_timeout: Duration,
+    /// Create the role bindings and, on first use, each user's namespace.
+    pub bootstrap_rbac: bool,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            upstream: None,
+            no_upstream_hint: "no Kubernetes API server is configured behind this proxy".into(),
+            rate_limit: RateLimit::default(),
+            response_header_timeout: Duration::from_secs(75),
+            bootstrap_rbac: true,
+        }
+    }
+}
+
+/// The proxy: authenticator, upstream clients, limiter, metrics. Shared by all connections.
+pub struct Proxy<V> {
+    config: ProxyConfig,
+    auth: Arc<SealAuthenticator<V>>,
+    upstream: Option<Arc<Upstream<Incoming>>>,
+    rbac: Option<rbac::Rbac>,
+    limiter: ratelimit::RateLimiter,
+    metrics: Arc<Metrics>,
+}
+
+impl<V: StakeView + 'static> Proxy<V> {
+    pub fn new(
+        config: ProxyConfig,
+        auth: Arc<SealAuthenticator<V>>,
+    ) -> Result<Arc<Self>, TlsError> {
+        let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
+        let rbac = match &config.upstream {
+            Some(up) => Some(rbac::Rbac::new(up)?),
+            None => None,
+        };
+        Ok(Arc::new(Proxy {
+            limiter: ratelimit::RateLimiter::new(config.rate_limit),
+            metrics: Arc::new(Metrics::new()),
+            config,
+            auth,
+            upstream,
+            rbac,
+        }))
+    }
+
+    pub fn authenticator(&self) -> &Arc<SealAuthenticator<V>> {
+        &self.auth
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The API-access helper (role bindings, namespaces, readiness), if an upstream is set.
+    pub fn rbac(&self) -> Option<&rbac::Rbac> {
+        self.rbac.as_ref()
+    }
+
+    /// Creates the cluster-wide role bindings (idempotent). No-op without an upstream or with
+    /// `bootstrap_rbac` off.
+    pub async fn bootstrap(&self) -> Result<(), rbac::RbacError> {
+        match (&self.rbac, self.config.bootstrap_rbac) {
+            (Some(rbac), true) => rbac.bootstrap().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Answers one client request.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let verb = verb_of(req.method(), req.uri().path(), req.uri().query());
+        let resp = self
+            .clone()
+            .authenticate_and_forward(req, remote, verb)
+            .await;
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                verb,
+                code: resp.status().as_u16(),
+            })
+            .inc();
+        resp
+    }
+
+    async fn authenticate_and_forward(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        verb: &'static str,
+    ) -> Response<ProxyBody> {
+        let path = req.uri().path().to_owned();
+        let token = match bearer_token(req.headers()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.record_authn("denied", e.reason());
+                audit(None, verb, &path, remote, "denied", e.reason());
+                return status::response(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    &format!("Unauthorized: {e}; send `Authorization: Bearer <seal token>`"),
+                );
+            }
+        };
+        let identity = match self.auth.authenticate(token).await {
+            Ok(identity) => identity,
+            Err(e) if e.is_unavailable() => {
+                self.record_authn("error", e.reason());
+                audit(None, verb, &path, remote, "error", e.reason());
+                warn!(error = %e, "stake view unavailable");
+                return status::response_with(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the stake view is unavailable; retry shortly",
+                    Some(1),
+                );
+            }
+            Err(e) => {
+                self.record_authn("denied", e.reason());
+                audit(None, verb, &path, remote, "denied", e.reason());
+                return status::response(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    &format!("Unauthorized: {e}"),
+                );
+            }
+        };
+        self.record_authn("allowed", "ok");
+        self.update_cache_gauges();
+
+        if let Err(wait) = self.limiter.check(&identity.username, Instant::now()) {
+            audit(Some(&identity), verb, &path, remote, "rate_limited", "rate");
+            let secs = wait.as_secs().max(1);
+            return status::response_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!(
+                    "rate limit of {}/s for {} exceeded; retry in {secs}s",
+                    self.config.rate_limit.per_second, identity.username
+                ),
+                Some(secs),
+            );
+        }
+        audit(Some(&identity), verb, &path, remote, "allowed", "ok");
+
+        let Some(upstream) = self.upstream.clone() else {
+            return status::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &self.config.no_upstream_hint,
+            );
+        };
+        if self.config.bootstrap_rbac
+            && let Some(rbac) = &self.rbac
+            && let Err(e) = rbac.ensure_user(&identity).await
+        {
+            warn!(user = %identity.username, error = %e, "could not prepare the user's namespace");
+            return status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "could not prepare your namespace; retry shortly",
+                Some(2),
+            );
+        }
+        self.forward(upstream, req, &identity, verb).await
+    }
+
+    async fn forward(
+        &self,
+        upstream: Arc<Upstream<Incoming>>,
+        mut req: Request<Incoming>,
+        identity: &Identity,
+        verb: &'static str,
+    ) -> Response<ProxyBody> {
+        let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        prepare_upstream(&mut parts.headers, identity, upgrade);
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = match upstream.uri(pq) {
+            Ok(u) => u,
+            Err(_) => {
+                return status::response(StatusCode::BAD_REQUEST, "BadRequest", "invalid path");
+            }
+        };
+        // The upstream client picks HTTP/2 or HTTP/1.1 per connection (ALPN).
+        parts.version = Version::HTTP_11;
+        let out = Request::from_parts(parts, body);
+        let client = if upgrade {
+            &upstream.http1
+        } else {
+            &upstream.pooled
+        };
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(self.config.response_header_timeout, client.request(out)).await;
+        self.metrics
+            .upstream_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let mut resp = match result {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                warn!(error = %e, "upstream request failed");
+                return status::response(
+                    StatusCode::BAD_GATEWAY,
+                    "ServiceUnavailable",
+                    "the Kubernetes API server could not be reached",
+                );
+            }
+            Err(_) => {
+                return status::response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Timeout",
+                    "the Kubernetes API server did not answer in time",
+                );
+            }
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let upstream_upgrade = hyper::upgrade::on(&mut resp);
+                let gauge = self.metrics.open_upgrades.clone();
+                tokio::spawn(async move {
+                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                        Ok((client, upstream)) => {
+                            gauge.inc();
+                            let mut client = TokioIo::new(client);
+                            let mut upstream = TokioIo::new(upstream);
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                            gauge.dec();
+                        }
+                        Err(e) => warn!(error = %e, "upgrade failed"),
+                    }
+                });
+                return resp.map(|_| empty());
+            }
+            return status::response(
+                StatusCode::BAD_GATEWAY,
+                "InternalError",
+                "the API server switched protocols without being asked to",
+            );
+        }
+
+        strip_hop_by_hop(resp.headers_mut(), false);
+        if verb == "watch" {
+            let gauge = self.metrics.open_watches.clone();
+            gauge.inc();
+            let guard = GaugeGuard(gauge);
+            return resp.map(move |body| {
+                body.map_frame(move |f| {
+                    let _ = &guard;
+                    f
+                })
+                .map_err(BoxError::from)
+                .boxed_unsync()
+            });
+        }
+        resp.map(|body| body.map_err(BoxError::from).boxed_unsync())
+    }
+
+    fn record_authn(&self, result: &'static str, reason: &'static str) {
+        self.metrics
+            .authn
+            .get_or_create(&AuthnLabels { result, reason })
+            .inc();
+    }
+
+    fn update_cache_gauges(&self) {
+        let stats = self.auth.cache_stats();
+        let m = &self.metrics;
+        m.authn_cache_hits
+            .set(i64::try_from(stats.hits).unwrap_or(i64::MAX));
+        m.authn_cache_misses
+            .set(i64::try_from(stats.misses).unwrap_or(i64::MAX));
+        m.authn_cache_entries
+            .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+    }
+}
+
+/// Decrements a gauge when the response body it rides on is dropped.
+struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub(crate) fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// One structured audit record per authentication decision. Never the token.
+fn audit(
+    identity: Option<&Identity>,
+    verb: &str,
+    path: &str,
+    remote: SocketAddr,
+    result: &str,
+    reason: &str,
+) {
+    info!(
+        target: "audit",
+        user = identity.map_or("-", |i| i.username.as_str()),
+        role = identity.map_or("-", |i| i.role.as_str()),
+        verb,
+        path,
+        remote = %remote,
+        result,
+        reason,
+        "authn"
+    );
+}
+
+/// The Kubernetes verb of a request, from its method and path (for metrics and audit).
+pub(crate) fn verb_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
+    let watch_param = query.is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "watch=true" | "watch=1" | "watch=True"))
+    });
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let watch_path = segments.get(2) == Some(&"watch") || segments.get(3) == Some(&"watch");
+    // Resource segments after /api/<v> or /apis/<g>/<v>, without namespaces/<ns>.
+    let rest: &[&str] = match segments.as_slice() {
+        ["api", _, rest @ ..] => rest,
+        ["apis", _, _, rest @ ..] => rest,
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let collection = rest.len() == 1;
+    match *method {
+        Method::GET | Method::HEAD if watch_param || watch_path => "watch",
+        Method::GET | Method::HEAD if collection => "list",
+        Method::GET | Method::HEAD => "get",
+        Method::POST if rest.len() > 2 => "connect",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if collection => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs() {
+        let v = |m: Method, p: &str, q: Option<&str>| verb_of(&m, p, q);
+        assert_eq!(v(Method::GET, "/api/v1/namespaces", None), "list");
+        assert_eq!(v(Method::GET, "/api/v1/namespaces/default", None), "get");
+        assert_eq!(
+            v(Method::GET, "/api/v1/namespaces/default/pods", None),
+            "list"
+        );
+        assert_eq!(
+            v(
+                Method::GET,
+                "/api/v1/namespaces/default/pods",
+                Some("watch=true&rv=1")
+            ),
+            "watch"
+        );
+        assert_eq!(v(Method::GET, "/api/v1/watch/pods", None), "watch");
+        assert_eq!(
+            v(
+                Method::GET,
+                "/apis/apps/v1/namespaces/x/deployments/d",
+                None
+            ),
+            "get"
+        );
+        assert_eq!(
+            v(Method::POST, "/api/v1/namespaces/x/pods/p/exec", None),
+            "connect"
+        );
+        assert_eq!(
+            v(Method::POST, "/api/v1/namespaces/x/configmaps", None),
+            "create"
+        );
+        assert_eq!(
+            v(Method::DELETE, "/api/v1/namespaces/x/configmaps", None),
+            "deletecollection"
+        );
+        assert_eq!(
+            v(Method::DELETE, "/api/v1/namespaces/x/configmaps/c", None),
+            "delete"
+        );
+        assert_eq!(
+            v(Method::PATCH, "/api/v1/namespaces/x/configmaps/c", None),
+            "patch"
+        );
+        assert_eq!(v(Method::GET, "/version", None), "get");
+        assert_eq!(v(Method::OPTIONS, "/", None), "other");
+    }
+}

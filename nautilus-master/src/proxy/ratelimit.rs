@@ -1,0 +1,123 @@
+//! Per-identity request rate limit: a token bucket per username in a bounded LRU.
+//!
+//! An identity that is evicted from the LRU starts again with a full bucket; the capacity is
+//! far above the number of concurrently active identities a cluster has, so eviction only
+//! happens under a flood of distinct identities (each of which needed a valid stake).
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
+
+/// Rate-limit settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    /// Sustained requests per second per identity (0 disables the limit).
+    pub per_second: f64,
+    /// Bucket size: requests allowed in a burst.
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    /// kubectl's discovery burst on a cold cache is ~40 requests; controllers behind the proxy
+    /// are not expected (they use service accounts inside the cluster).
+    fn default() -> Self {
+        RateLimit {
+            per_second: 100.0,
+            burst: 200.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub(crate) struct RateLimiter {
+    limit: RateLimit,
+    buckets: Mutex<LruCache<String, Bucket>>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        RateLimiter {
+            limit,
+            buckets: Mutex::new(LruCache::new(
+                NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
+    /// Takes one request from `identity`'s bucket at `now`: `Ok` or `Err(wait)` until the next
+    /// request would be allowed.
+    pub(crate) fn check(&self, identity: &str, now: Instant) -> Result<(), Duration> {
+        let RateLimit { per_second, burst } = self.limit;
+        if per_second <= 0.0 {
+            return Ok(());
+        }
+        let mut buckets = match self.buckets.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let bucket = match buckets.get_mut(identity) {
+            Some(b) => b,
+            None => {
+                buckets.put(
+                    identity.to_owned(),
+                    Bucket {
+                        tokens: burst,
+                        at: now,
+                    },
+                );
+                buckets.get_mut(identity).ok_or(Duration::from_secs(1))?
+            }
+        };
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_refill_per_identity() {
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 10.0,
+            burst: 3.0,
+        });
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check("a", t0).is_ok());
+        }
+        let wait = limiter.check("a", t0).expect_err("bucket empty");
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100));
+        assert!(
+            limiter.check("b", t0).is_ok(),
+            "other identities unaffected"
+        );
+        assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_ok());
+        assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn zero_rate_disables() {
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: 0.0,
+            burst: 0.0,
+        });
+        let t0 = Instant::now();
+        assert!((0..1000).all(|_| limiter.check("a", t0).is_ok()));
+    }
+}

@@ -1,0 +1,354 @@
+//! The master's own API access: role-group bindings, per-user namespaces, upstream readiness.
+//!
+//! Requests go through the same verified TLS connection as proxied traffic, as the identity
+//! `k3s-daas:nautilus-master` in `system:masters` (request-header authentication). Objects are
+//! written with server-side apply under the field manager `k3s-daas`, so repeating any step is
+//! harmless and a human edit of another field is not clobbered.
+//!
+//! Defaults (see `docs/proxy.md`):
+//! - group `k3s-daas:admin` → ClusterRole `cluster-admin` (ClusterRoleBinding `k3s-daas:admin`);
+//! - each `k3s-daas:user` identity gets a namespace of its own (`u-` + the first 40 hex digits
+//!   of its address), annotated with its owner, labelled Pod Security `baseline`, and a RoleBinding
+//!   `k3s-daas:owner` there to ClusterRole `k3s-daas:namespace-owner` — workloads, config,
+//!   secrets, services, jobs, exec/logs/port-forward, but no RBAC, quotas or namespaces; nothing
+//!   cluster-wide. The rules are spelled out here rather than borrowed from the aggregated
+//!   `edit` role, whose rules depend on a controller having run;
+//! - `k3s-daas:worker` gets nothing through the proxy (nodes use K3s's own node credentials).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams};
+use lru::LruCache;
+use thiserror::Error;
+use tracing::info;
+
+use super::headers::add_identity;
+use super::tls::{ALPN_H2, ALPN_HTTP11, TlsError};
+use super::upstream::{BoxError, TlsConnect, UpstreamConfig, client};
+use crate::auth::Identity;
+use daas_seal::{Address, Role};
+
+/// Username the master uses for its own API calls.
+pub const MASTER_USER: &str = "k3s-daas:nautilus-master";
+const FIELD_MANAGER: &str = "k3s-daas";
+/// Annotation naming the Sui address that owns a user namespace.
+pub const OWNER_ANNOTATION: &str = "k3s-daas.io/owner";
+
+#[derive(Debug, Error)]
+pub enum RbacError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The namespace a `user`-role identity owns.
+pub fn user_namespace(address: &Address) -> String {
+    let hex = address.to_string();
+    let hex = hex.trim_start_matches("0x");
+    format!("u-{}", &hex[..hex.len().min(40)])
+}
+
+/// The master's API client and the set of users whose namespace already exists.
+pub struct Rbac {
+    client: kube::Client,
+    ensured: Mutex<LruCache<String, ()>>,
+}
+
+impl Rbac {
+    pub(crate) fn new(config: &UpstreamConfig) -> Result<Self, TlsError> {
+        let connect = TlsConnect::new(config, &[ALPN_H2, ALPN_HTTP11])?;
+        let service = MasterService {
+            base: config.url.clone(),
+            inner: client(connect, true),
+            identity: master_identity(),
+        };
+        Ok(Rbac {
+            client: kube::Client::new(service, "default"),
+            ensured: Mutex::new(LruCache::new(
+                NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            )),
+        })
+    }
+
+    /// The master's typed client (for other components, e.g. readiness and node management).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Whether the API server answers `/readyz` with 200.
+    pub async fn upstream_ready(&self) -> bool {
+        let Ok(req) = Request::get("/readyz").body(Vec::new()) else {
+            return false;
+        };
+        self.client.request_text(req).await.is_ok()
+    }
+
+    /// Applies the cluster-wide binding of the admin group and the namespace-owner role.
+    pub async fn bootstrap(&self) -> Result<(), RbacError> {
+        let roles: Api<ClusterRole> = Api::all(self.client.clone());
+        roles
+            .patch(OWNER_ROLE, &apply(), &Patch::Apply(&namespace_owner_role()))
+            .await?;
+        let binding = ClusterRoleBinding {
+            metadata: meta("k3s-daas:admin", None),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: "cluster-admin".into(),
+            },
+            subjects: Some(vec![Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Group".into(),
+                name: crate::auth::role_group(Role::Admin),
+                namespace: None,
+            }]),
+        };
+        let api: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        api.patch("k3s-daas:admin", &apply(), &Patch::Apply(&binding))
+            .await?;
+        info!("RBAC bootstrap: group k3s-daas:admin bound to cluster-admin; {OWNER_ROLE} applied");
+        Ok(())
+    }
+
+    /// Makes sure a `user` identity's namespace and owner binding exist (once per process per
+    /// user; the apply itself is idempotent). Other roles: nothing to do.
+    pub async fn ensure_user(&self, identity: &Identity) -> Result<(), RbacError> {
+        if identity.role != Role::User {
+            return Ok(());
+        }
+        if self.lock().get(&identity.username).is_some() {
+            return Ok(());
+        }
+        let ns = user_namespace(&identity.address);
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(ns.clone()),
+                // Label values stop at 63 bytes: the full address is an annotation.
+                annotations: Some(BTreeMap::from([(
+                    OWNER_ANNOTATION.to_owned(),
+                    identity.address.to_string(),
+                )])),
+                labels: Some(BTreeMap::from([
+                    (
+                        "pod-security.kubernetes.io/enforce".to_owned(),
+                        "baseline".to_owned(),
+                    ),
+                    (
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "k3s-daas".to_owned(),
+                    ),
+                ])),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .patch(&ns, &apply(), &Patch::Apply(&namespace))
+            .await?;
+        let binding = RoleBinding {
+            metadata: meta("k3s-daas:owner", Some(&ns)),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: OWNER_ROLE.into(),
+            },
+            subjects: Some(vec![Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: identity.username.clone(),
+                namespace: None,
+            }]),
+        };
+        let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
+        bindings
+            .patch("k3s-daas:owner", &apply(), &Patch::Apply(&binding))
+            .await?;
+        info!(user = %identity.username, namespace = %ns, "user namespace ready");
+        self.lock().put(identity.username.clone(), ());
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, ()>> {
+        match self.ensured.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// ClusterRole bound (per namespace) to each user in their own namespace.
+pub const OWNER_ROLE: &str = "k3s-daas:namespace-owner";
+
+fn namespace_owner_role() -> ClusterRole {
+    let all = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ];
+    let read = ["get", "list", "watch"];
+    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(vec![group.to_owned()]),
+        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..PolicyRule::default()
+    };
+    ClusterRole {
+        metadata: meta(OWNER_ROLE, None),
+        rules: Some(vec![
+            rule(
+                "",
+                &[
+                    "pods",
+                    "services",
+                    "configmaps",
+                    "secrets",
+                    "persistentvolumeclaims",
+                    "serviceaccounts",
+                    "replicationcontrollers",
+                    "endpoints",
+                ],
+                &all,
+            ),
+            rule(
+                "",
+                &[
+                    "pods/exec",
+                    "pods/attach",
+                    "pods/portforward",
+                    "pods/eviction",
+                ],
+                &["get", "create"],
+            ),
+            rule("", &["pods/log", "pods/status", "events"], &read),
+            rule(
+                "apps",
+                &[
+                    "deployments",
+                    "statefulsets",
+                    "daemonsets",
+                    "replicasets",
+                    "deployments/scale",
+                    "statefulsets/scale",
+                    "replicasets/scale",
+                ],
+                &all,
+            ),
+            rule("batch", &["jobs", "cronjobs"], &all),
+            rule("autoscaling", &["horizontalpodautoscalers"], &all),
+            rule("networking.k8s.io", &["ingresses", "networkpolicies"], &all),
+            rule("policy", &["poddisruptionbudgets"], &all),
+            rule("discovery.k8s.io", &["endpointslices"], &read),
+            rule("events.k8s.io", &["events"], &read),
+        ]),
+        aggregation_rule: None,
+    }
+}
+
+fn apply() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_owned(),
+            "k3s-daas".to_owned(),
+        )])),
+        ..ObjectMeta::default()
+    }
+}
+
+fn master_identity() -> Identity {
+    Identity {
+        username: MASTER_USER.to_owned(),
+        uid: MASTER_USER.to_owned(),
+        groups: vec![
+            "system:masters".into(),
+            crate::auth::GROUP_AUTHENTICATED.into(),
+        ],
+        extra: BTreeMap::new(),
+        address: Address::ZERO,
+        role: Role::Admin,
+    }
+}
+
+/// Adds the base URI and the master's request-header identity to kube's relative requests.
+#[derive(Clone)]
+struct MasterService {
+    base: http::Uri,
+    inner: Client<TlsConnect, kube::client::Body>,
+    identity: Identity,
+}
+
+impl tower_service::Service<Request<kube::client::Body>> for MasterService {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<kube::client::Body>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let mut base = self.base.clone().into_parts();
+        base.path_and_query = parts.uri.path_and_query().cloned();
+        let inner = self.inner.clone();
+        let uri = http::Uri::from_parts(base);
+        parts.headers.remove(http::header::AUTHORIZATION);
+        add_identity(&mut parts.headers, &self.identity);
+        parts.headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static("k3s-daas-master"),
+        );
+        Box::pin(async move {
+            parts.uri = uri?;
+            let resp = inner.request(Request::from_parts(parts, body)).await?;
+            Ok(resp)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names_are_valid_dns_labels() {
+        let addr: Address = "0x00000000000000000000000000000000000000000000000000000000000000ab"
+            .parse()
+            .unwrap_or(Address::ZERO);
+        let ns = user_namespace(&addr);
+        assert_eq!(ns.len(), 42);
+        assert!(ns.len() <= 63);
+        assert!(ns.starts_with("u-0000"));
+        assert!(
+            ns.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+        let other: Address = "0xab00000000000000000000000000000000000000000000000000000000000000"
+            .parse()
+            .unwrap_or(Address::ZERO);
+        assert_ne!(user_namespace(&other), ns);
+    }
+}

@@ -1,0 +1,175 @@
+//! Accept loops: TLS (or explicit dev plaintext), HTTP/1.1 with upgrades and HTTP/2, limits
+//! against slow and numerous clients, graceful drain on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use super::{Proxy, ProxyBody};
+use crate::auth::StakeView;
+
+/// Connection-level limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeLimits {
+    /// A client that has not finished the TLS handshake by then is dropped.
+    pub handshake_timeout: Duration,
+    /// HTTP/1.1: a request head not complete by then is dropped (slowloris).
+    pub header_read_timeout: Duration,
+    /// Open connections beyond this are closed at accept.
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// On shutdown, how long open requests (watches included) may take to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 16_384,
+            max_concurrent_streams: 1_000,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(crate) type Handler = Arc<
+    dyn Fn(
+            Request<Incoming>,
+            SocketAddr,
+        ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Serves the kubectl front door on `listener` until `shutdown` resolves, then drains.
+/// `tls: None` is plaintext, allowed only behind the explicit `--insecure-dev-http` flag.
+pub async fn serve_proxy<V: StakeView + 'static>(
+    proxy: Arc<Proxy<V>>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let connections = proxy.metrics.open_connections.clone();
+    let handler: Handler = Arc::new(move |req, remote| {
+        let proxy = proxy.clone();
+        Box::pin(proxy.handle(req, remote))
+    });
+    serve(listener, tls, limits, handler, Some(connections), shutdown).await;
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: ServeLimits,
+    handler: Handler,
+    connections: Option<Gauge>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let local = listener.local_addr().ok();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%remote, "connection limit reached; closing");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let handler = handler.clone();
+        let watcher = graceful.watcher();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |req| {
+                let fut = handler(req, remote);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            if let Some(g) = &connections {
+                g.inc();
+            }
+            match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned();
+                            if let Err(e) = watcher.watch(conn).await {
+                                debug!(%remote, error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                }
+            }
+            if let Some(g) = &connections {
+                g.dec();
+            }
+        });
+    }
+
+    drop(listener);
+    info!(addr = ?local, "draining connections");
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(addr = ?local, "drain timed out; closing the remaining connections");
+    }
+}
