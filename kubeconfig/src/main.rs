@@ -90,7 +90,7 @@ struct GenerateArgs {
     /// The proxy's URL; https:// only (e.g. https://203.0.113.7:8080).
     #[arg(long, env = "DAAS_SERVER", value_parser = parse_server)]
     server: ServerUrl,
-    /// PEM certificate to pin: the proxy's certificate (`<data-dir>/proxy/tls.crt`) or its CA.
+    /// PEM certificate to pin: the proxy CA (`<data-dir>/proxy/ca.crt`) or its certificate.
     #[arg(long, env = "DAAS_CA_FILE")]
     ca_file: PathBuf,
     /// Name of the cluster, user and context entries.

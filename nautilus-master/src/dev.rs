@@ -35,6 +35,24 @@ pub struct DevReport {
     pub active_key: String,
     pub etcd_dir: PathBuf,
     pub etcd_revision: i64,
+    /// The second dev wallet (role `user`), in its own keystore.
+    pub user_keystore: PathBuf,
+    pub user_address: Address,
+    pub user_stake: Address,
+}
+
+impl DevReport {
+    /// The stakes the dev control plane's in-memory view serves (both at token epoch 0).
+    pub fn stakes(&self) -> crate::dev_serve::DevStakes {
+        use crate::dev_serve::{DevStakes, stake_record};
+        DevStakes {
+            cluster: self.cluster,
+            records: vec![
+                stake_record(self.stake, self.address, self.cluster, Role::Admin),
+                stake_record(self.user_stake, self.user_address, self.cluster, Role::User),
+            ],
+        }
+    }
 }
 
 /// Provisions `data_dir` (idempotent: an existing wallet and cluster id are reused) and runs the
@@ -42,18 +60,12 @@ pub struct DevReport {
 pub async fn run(data_dir: &Path) -> Result<DevReport> {
     create_private_dir(data_dir)?;
     let keystore = data_dir.join("sui_config/sui.keystore");
-    let key = if keystore.is_file() {
-        Keystore::load(&keystore)?
-            .select(None)
-            .context("the dev keystore must hold exactly one key")?
-            .clone()
-    } else {
-        let key = WalletKey::generate(Scheme::Ed25519);
-        write_keystore(&keystore, std::slice::from_ref(&key))?;
-        key
-    };
+    let key = load_or_create_key(&keystore)?;
     let cluster = read_or_create_id(&data_dir.join("cluster-id"))?;
     let stake = read_or_create_id(&data_dir.join("dev-stake-id"))?;
+    let user_keystore = data_dir.join("user/sui.keystore");
+    let user_key = load_or_create_key(&user_keystore)?;
+    let user_stake = read_or_create_id(&data_dir.join("dev-user-stake-id"))?;
 
     let view = Arc::new(InMemoryStakeView::default());
     view.upsert(StakeRecord {
@@ -112,7 +124,26 @@ pub async fn run(data_dir: &Path) -> Result<DevReport> {
         username: identity.username.clone(),
         groups: identity.groups.clone(),
         revoked_refusal: refusal,
+        user_keystore,
+        user_address: user_key.address(),
+        user_stake,
     })
+}
+
+/// The single key of a dev keystore, created (ed25519) on first use.
+fn load_or_create_key(keystore: &Path) -> Result<WalletKey> {
+    if keystore.is_file() {
+        return Ok(Keystore::load(keystore)?
+            .select(None)
+            .context("a dev keystore must hold exactly one key")?
+            .clone());
+    }
+    if let Some(dir) = keystore.parent() {
+        create_private_dir(dir)?;
+    }
+    let key = WalletKey::generate(Scheme::Ed25519);
+    write_keystore(keystore, std::slice::from_ref(&key))?;
+    Ok(key)
 }
 
 /// Serves the shim on a loopback port for a moment, writes and reads a marker through it, and
@@ -227,6 +258,15 @@ mod tests {
         let second = run(dir.path()).await.expect("second run");
         assert_eq!(first.address, second.address, "wallet reused");
         assert_eq!(first.cluster, second.cluster, "cluster id reused");
+        assert_eq!(
+            first.user_address, second.user_address,
+            "user wallet reused"
+        );
+        assert_ne!(
+            first.user_address, first.address,
+            "two distinct dev identities"
+        );
+        assert_eq!(first.stakes().records.len(), 2);
         assert_eq!(first.username, format!("sui:{}", first.address));
         assert!(first.groups.contains(&"k3s-daas:admin".to_owned()));
         assert!(first.revoked_refusal.contains("revoked"));

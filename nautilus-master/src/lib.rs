@@ -1,11 +1,15 @@
 //! The K3s-DaaS control plane ("nautilus master").
 //!
-//! Landed so far: [`auth`], the Seal-token authenticator every front door (the kubectl proxy, the
-//! TokenReview webhook, the worker join API) will share. The etcd shim, the proxy, k3s
-//! supervision, attestation and the chain follower are built in later steps; see
-//! `ARCHITECTURE.md` for where each one goes.
+//! - [`auth`]: the Seal-token authenticator every front door shares.
+//! - [`proxy`]: the kubectl front door on :8080, the TokenReview webhook, RBAC bootstrap.
+//! - [`k3s`]: `k3s server` arguments, cluster token and supervision.
+//! - [`dev`], [`dev_serve`]: `nautilus-master dev`, everything on one machine.
+//!
+//! The etcd shim lives in `daas-etcd-shim`. Attestation, the chain follower and the vsock
+//! bridge are built in later steps; see `ARCHITECTURE.md` for where each one goes.
 
 pub mod auth;
 pub mod dev;
+pub mod dev_serve;
 pub mod k3s;
 pub mod proxy;

@@ -1,9 +1,10 @@
 //! `nautilus-master`: parse, configure, run. Logs go to stderr, data to stdout.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod cli;
@@ -31,18 +32,56 @@ enum LogFormat {
     Json,
 }
 
+#[derive(clap::Args, Debug)]
+struct DevArgs {
+    /// Data directory (created with mode 0700).
+    #[arg(long, default_value = ".daas-dev", env = "DAAS_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Set up and self-check, then exit without serving.
+    #[arg(long)]
+    check: bool,
+    /// kubectl proxy address.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "DAAS_LISTEN")]
+    listen: SocketAddr,
+    /// TokenReview webhook address (loopback).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    webhook_listen: SocketAddr,
+    /// /healthz, /readyz and /metrics address (loopback).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    admin_listen: SocketAddr,
+    /// etcd shim address (loopback).
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    etcd_listen: SocketAddr,
+    /// k3s binary (default: $K3S_BIN, then `k3s` on PATH).
+    #[arg(long)]
+    k3s_bin: Option<PathBuf>,
+    /// Use this running kube-apiserver instead of starting k3s (request-header auth).
+    #[arg(long, requires_all = ["upstream_ca", "upstream_client_cert", "upstream_client_key"])]
+    upstream: Option<String>,
+    /// Cluster CA the upstream's serving certificate must chain to.
+    #[arg(long)]
+    upstream_ca: Option<PathBuf>,
+    /// Front-proxy client certificate (CN in the upstream's --requestheader-allowed-names).
+    #[arg(long)]
+    upstream_client_cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long)]
+    upstream_client_key: Option<PathBuf>,
+    /// Serve kubectl over plain HTTP. Development only: tokens travel in cleartext.
+    #[arg(long)]
+    insecure_dev_http: bool,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Set up and self-check a local development control plane under a data directory.
+    /// Run a local development control plane under a data directory, until Ctrl-C.
     ///
-    /// Creates (or reuses) a dev Sui wallet, a dev cluster id and a dev admin stake, then runs the
-    /// Seal authentication path end to end. The devnet chain, etcd shim, kubectl proxy and k3s
-    /// supervision join this command as they land.
-    Dev {
-        /// Data directory (created with mode 0700).
-        #[arg(long, default_value = ".daas-dev", env = "DAAS_DATA_DIR")]
-        data_dir: PathBuf,
-    },
+    /// Creates (or reuses) two dev Sui wallets (admin and user) with dev stakes, a cluster id
+    /// and an etcd key ring; self-checks Seal authentication and the etcd shim; then serves the
+    /// etcd shim (embedded store), `k3s server` when a k3s binary is found (or any
+    /// kube-apiserver given with --upstream), the kubectl proxy, the TokenReview webhook and
+    /// health/metrics. Stakes live in an in-memory view until the local devnet chain lands.
+    Dev(Box<DevArgs>),
     /// Serve the encrypting etcd v3 API (what kube-apiserver / K3s `--datastore-endpoint` use).
     EtcdShim(Box<cli::etcd_shim::EtcdShimArgs>),
     /// Manage the etcd value-encryption key ring (init, rotate, retire, status, rewrap).
@@ -88,69 +127,164 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Dev { data_dir } => {
-            let report = runtime.block_on(nautilus_master::dev::run(&data_dir))?;
-            print_dev_report(&data_dir, &report);
-        }
+        Command::Dev(args) => runtime.block_on(dev(*args))?,
         Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(*args))?,
         Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
     }
     Ok(())
 }
 
-fn print_dev_report(data_dir: &std::path::Path, r: &nautilus_master::dev::DevReport) {
-    let ks = r.keystore.display();
+async fn dev(args: DevArgs) -> Result<()> {
+    use nautilus_master::dev_serve::{DevServeOptions, UpstreamChoice, serve};
+    let report = nautilus_master::dev::run(&args.data_dir).await?;
+    print_self_checks(&args.data_dir, &report);
+    if args.check {
+        return Ok(());
+    }
+    let upstream = match (
+        args.upstream,
+        args.upstream_ca,
+        args.upstream_client_cert,
+        args.upstream_client_key,
+    ) {
+        (Some(url), Some(ca), Some(client_cert), Some(client_key)) => UpstreamChoice::External {
+            url,
+            ca,
+            client_cert,
+            client_key,
+        },
+        _ => UpstreamChoice::K3s { bin: args.k3s_bin },
+    };
+    let opts = DevServeOptions {
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+        webhook_listen: args.webhook_listen,
+        admin_listen: args.admin_listen,
+        etcd_listen: args.etcd_listen,
+        upstream,
+        insecure_dev_http: args.insecure_dev_http,
+    };
+    let data_dir = args.data_dir;
+    serve(opts, report.stakes(), shutdown_signal(), |running| {
+        print_running(&data_dir, &report, running);
+    })
+    .await
+    .context("dev control plane")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+fn print_self_checks(data_dir: &Path, r: &nautilus_master::dev::DevReport) {
     println!("K3s-DaaS dev control plane — {}", data_dir.display());
     println!();
     println!(
-        "  dev wallet    {} (ed25519, keystore {ks}, mode 0600)",
-        r.address
+        "  admin wallet  {} (ed25519, keystore {})",
+        r.address,
+        r.keystore.display()
+    );
+    println!(
+        "  user wallet   {} (ed25519, keystore {})",
+        r.user_address,
+        r.user_keystore.display()
     );
     println!("  cluster id    {}", r.cluster);
+    println!("  admin stake   {} (10 SUI, in-memory stake view)", r.stake);
     println!(
-        "  dev stake     {} (admin, 10 SUI, in-memory stake view)",
-        r.stake
+        "  user stake    {} (10 SUI, in-memory stake view)",
+        r.user_stake
     );
     println!();
-    println!("Authentication self-check (real Seal token path):");
+    println!("Self-checks:");
     println!(
-        "  minted an admin token, authenticated as {} {:?}",
-        r.username, r.groups
+        "  Seal authentication: an admin token authenticated as {} {:?}; after a token-epoch bump it was refused (\"{}\")",
+        r.username, r.groups, r.revoked_refusal
     );
     println!(
-        "  revoked it by token-epoch bump: refused with \"{}\"",
-        r.revoked_refusal
-    );
-    println!();
-    println!("Encrypting etcd shim self-check (real shim, embedded store):");
-    println!(
-        "  key ring {} (active key {}), store {}",
+        "  etcd shim: key ring {} (active key {}); a value written at revision {} read back, store holds only ciphertext",
         r.keyring.display(),
         r.active_key,
-        r.etcd_dir.display()
-    );
-    println!(
-        "  wrote and read back a value at revision {}; the store file holds only ciphertext",
         r.etcd_revision
     );
     println!();
+}
+
+fn print_running(
+    data_dir: &Path,
+    r: &nautilus_master::dev::DevReport,
+    running: &nautilus_master::dev_serve::Running,
+) {
+    let ks = r.keystore.display();
+    let uks = r.user_keystore.display();
+    let ca = running.ca_path.display();
+    let dir = data_dir.display();
+    let user_ns = nautilus_master::proxy::rbac::user_namespace(&r.user_address);
+    println!("Running (Ctrl-C stops everything):");
     println!(
-        "Not running yet (they land with their issues): local devnet chain (#7), kubectl proxy on"
+        "  kubectl proxy    {}   (Seal tokens; CA to pin: {ca})",
+        running.proxy_url
     );
-    println!(":8080 and k3s supervision (#5). Nothing is left listening.");
+    println!("  API server       {}", running.upstream);
+    println!(
+        "  etcd shim        {}   (embedded store {dir}/etcd)",
+        running.etcd_url
+    );
+    println!("  token webhook    {}", running.webhook_url);
+    println!(
+        "  health/metrics   {}/readyz  {}/metrics",
+        running.admin_url, running.admin_url
+    );
+    println!("  chain            in-memory dev stake view (the local devnet lands with issue #7)");
+    if !running.has_upstream {
+        println!();
+        println!(
+            "No k3s binary was found, so kubectl requests are authenticated and then answered"
+        );
+        println!(
+            "503. Add one with --k3s-bin PATH (or K3S_BIN), or put any kube-apiserver behind the"
+        );
+        println!(
+            "proxy with --upstream URL --upstream-ca … --upstream-client-cert … --upstream-client-key …"
+        );
+    }
     println!();
-    println!("Next:");
+    println!("Next, in another shell:");
     println!(
-        "  nautilus-master etcd-shim --keyring {} --backend embedded:{}    (etcd on 127.0.0.1:2379)",
-        r.keyring.display(),
-        r.etcd_dir.display()
+        "  cargo run -q -p kubeconfig -- generate --server {} --ca-file {ca} --name daas-admin \\",
+        running.proxy_url
     );
-    println!("  staker-agent --keystore {ks} wallet list");
     println!(
-        "  staker-agent --keystore {ks} token mint --cluster {} --stake {} --role admin --ttl 15m --epoch 1",
+        "      --exec --keystore {ks} --cluster {} --stake {} --role admin -o {dir}/admin.kubeconfig",
         r.cluster, r.stake
     );
+    println!("  kubectl --kubeconfig {dir}/admin.kubeconfig get namespaces");
     println!(
-        "  staker-agent token inspect < token.txt     (reads stdin: keeps the token out of ps and history)"
+        "  cargo run -q -p kubeconfig -- generate --server {} --ca-file {ca} --name daas-user \\",
+        running.proxy_url
     );
+    println!(
+        "      --exec --keystore {uks} --cluster {} --stake {} --role user --namespace {user_ns} -o {dir}/user.kubeconfig",
+        r.cluster, r.user_stake
+    );
+    println!(
+        "  kubectl --kubeconfig {dir}/user.kubeconfig get configmaps      (your namespace: {user_ns})"
+    );
+    println!(
+        "  cargo run -q -p staker-agent -- --keystore {ks} token mint --cluster {} --stake {} --role admin --ttl 15m",
+        r.cluster, r.stake
+    );
+    println!("Staking on chain (`staker-agent stake`) arrives with the devnet (#7).");
 }

@@ -295,6 +295,64 @@ mod tests {
         assert!(!is_upgrade(&headers(&[("upgrade", "websocket")])));
     }
 
+    proptest::proptest! {
+        /// Whatever headers a client sends, only the proxy's identity reaches the upstream:
+        /// every identity header upstream is one the proxy set, no hop-by-hop header
+        /// survives, and token parsing never panics.
+        #[test]
+        fn no_client_identity_survives(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("authorization".to_owned()),
+                        proptest::strategy::Just("impersonate-user".to_owned()),
+                        proptest::strategy::Just("impersonate-extra-scopes".to_owned()),
+                        proptest::strategy::Just("x-remote-user".to_owned()),
+                        proptest::strategy::Just("x-remote-group".to_owned()),
+                        proptest::strategy::Just("X-Remote-Extra-k3s-daas.io%2fstake-id".to_owned()),
+                        proptest::strategy::Just("connection".to_owned()),
+                        proptest::strategy::Just("upgrade".to_owned()),
+                        proptest::strategy::Just("transfer-encoding".to_owned()),
+                        "[a-zA-Z][a-zA-Z0-9-]{0,20}",
+                    ],
+                    "[ -~]{0,40}",
+                ),
+                0..24,
+            ),
+            upgrade in proptest::bool::ANY,
+        ) {
+            let mut h = HeaderMap::new();
+            for (k, v) in &pairs {
+                if let (Ok(k), Ok(v)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    h.append(k, v);
+                }
+            }
+            let _ = bearer_token(&h);
+            let id = identity();
+            prepare_upstream(&mut h, &id, upgrade);
+            proptest::prop_assert!(!h.contains_key(header::AUTHORIZATION));
+            proptest::prop_assert!(!h.keys().any(|k| k.as_str().starts_with("impersonate-")));
+            proptest::prop_assert!(!h.contains_key(header::TRANSFER_ENCODING));
+            proptest::prop_assert_eq!(h.get_all(REMOTE_USER).iter().count(), 1);
+            proptest::prop_assert_eq!(&h[REMOTE_USER], "sui:0xabc");
+            let groups: Vec<_> = h.get_all(REMOTE_GROUP).iter().collect();
+            proptest::prop_assert_eq!(groups, vec!["k3s-daas:user", "system:authenticated"]);
+            for (name, value) in &h {
+                if name.as_str().starts_with(REMOTE_EXTRA_PREFIX) {
+                    proptest::prop_assert_eq!(name.as_str(), "x-remote-extra-k3s-daas.io%2fstake-id");
+                    proptest::prop_assert_eq!(value, "0xdef");
+                }
+            }
+            if !upgrade {
+                proptest::prop_assert!(!h.contains_key(header::UPGRADE));
+                proptest::prop_assert!(!h.contains_key(header::CONNECTION));
+            }
+        }
+    }
+
     #[test]
     fn extra_keys_are_path_escaped() {
         assert_eq!(

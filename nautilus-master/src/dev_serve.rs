@@ -1,0 +1,368 @@
+//! The long-running half of `nautilus-master dev`: every component on this machine, on
+//! embedded defaults, until Ctrl-C.
+//!
+//! Started, in order: the encrypting etcd shim (embedded store under the data dir), `k3s server`
+//! on that shim when a k3s binary is found (or any API server given with `--upstream`), then the
+//! kubectl proxy (TLS on :8080), the TokenReview webhook and the health/metrics listener. The
+//! stake view is in memory and holds the dev wallets' stakes; the local devnet chain replaces it
+//! when it lands (issue 7).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use daas_seal::{Address, Role};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::auth::{AuthConfig, InMemoryStakeView, SealAuthenticator, StakeRecord, StakeStatus};
+use crate::k3s::{
+    ClusterToken, Datastore, K3sServerConfig, Supervisor, SupervisorConfig, SupervisorState,
+    TcpConnectProbe, TokenWebhookArgs, resolve_k3s_binary, server_args,
+    write_token_webhook_kubeconfig,
+};
+use crate::proxy::{
+    Proxy, ProxyConfig, ReadyCheck, ServeLimits, ServerCert, UpstreamConfig, UpstreamTls,
+    serve_admin, serve_proxy, webhook,
+};
+
+/// Where the Kubernetes API comes from.
+#[derive(Clone, Debug)]
+pub enum UpstreamChoice {
+    /// Start `k3s server` (explicit binary, else `$K3S_BIN`, else `k3s` on PATH).
+    K3s { bin: Option<PathBuf> },
+    /// An API server that is already running (request-header auth with a front-proxy cert).
+    External {
+        url: String,
+        ca: PathBuf,
+        client_cert: PathBuf,
+        client_key: PathBuf,
+    },
+    /// Neither: the proxy answers 503 with instructions.
+    None,
+}
+
+/// Listen addresses and choices of the dev control plane.
+#[derive(Clone, Debug)]
+pub struct DevServeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub webhook_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub etcd_listen: SocketAddr,
+    pub upstream: UpstreamChoice,
+    /// Serve :8080 without TLS (warned about; never outside development).
+    pub insecure_dev_http: bool,
+}
+
+/// What is running, for the banner.
+#[derive(Debug)]
+pub struct Running {
+    pub proxy_url: String,
+    pub ca_path: PathBuf,
+    pub webhook_url: String,
+    pub admin_url: String,
+    pub etcd_url: String,
+    pub upstream: String,
+    /// Whether an API server is behind the proxy.
+    pub has_upstream: bool,
+    pub k3s: Option<String>,
+}
+
+/// The dev stakes the in-memory view holds: the admin wallet and the user wallet.
+pub struct DevStakes {
+    pub cluster: Address,
+    pub records: Vec<StakeRecord>,
+}
+
+impl DevStakes {
+    pub fn view(&self) -> Arc<InMemoryStakeView> {
+        let view = Arc::new(InMemoryStakeView::default());
+        for r in &self.records {
+            view.upsert(r.clone());
+        }
+        view
+    }
+}
+
+pub fn stake_record(id: Address, owner: Address, cluster: Address, role: Role) -> StakeRecord {
+    StakeRecord {
+        id,
+        owner,
+        cluster,
+        role,
+        node_name: None,
+        amount_mist: 10_000_000_000,
+        status: StakeStatus::Active,
+        token_epoch: 0,
+    }
+}
+
+/// Runs everything until `shutdown` resolves; `on_ready` is called once all is listening.
+pub async fn serve(
+    opts: DevServeOptions,
+    stakes: DevStakes,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    on_ready: impl FnOnce(&Running),
+) -> Result<()> {
+    use daas_envelope::KeyProvider;
+    use daas_etcd_shim::{
+        EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener, ServeOptions,
+        ShimOptions,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    // 1. etcd shim on the embedded store.
+    let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
+    let keys = Arc::new(Keys::from_ring(ring.load()?));
+    let backend = EmbeddedBackend::open(&EmbeddedConfig::new(opts.data_dir.join("etcd")))
+        .context("opening the embedded etcd store (is another `dev` running on this data dir?)")?;
+    let listener = Listener::bind(&Listen::Tcp(opts.etcd_listen), false)
+        .await
+        .with_context(|| format!("etcd shim: binding {}", opts.etcd_listen))?;
+    let etcd_url = listener.url(false);
+    {
+        let shim = EtcdShim::new(backend, keys, ShimOptions::default());
+        let stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            let options = ServeOptions {
+                tls: None,
+                key_reload_interval: Duration::from_secs(30),
+            };
+            daas_etcd_shim::serve(shim, listener, options, stop)
+                .await
+                .map_err(anyhow::Error::from)
+                .context("etcd shim")
+        });
+    }
+    info!(url = %etcd_url, "etcd shim serving (embedded store, AES-256-GCM values)");
+
+    // 2. Proxy TLS (also the webhook's), generated once per data dir.
+    let tls_dir = opts.data_dir.join("proxy");
+    let cert = ServerCert::load_or_generate(
+        &tls_dir,
+        &[
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+            opts.listen.ip().to_string(),
+        ],
+    )?;
+    let server_tls = cert.server_config()?;
+    let webhook_url = format!("https://{}{}", opts.webhook_listen, webhook::PATH);
+
+    // 3. The Kubernetes API: k3s, an external server, or none.
+    let mut k3s_state: Option<watch::Receiver<SupervisorState>> = None;
+    let mut k3s_desc = None;
+    let (upstream, upstream_desc, hint) = match &opts.upstream {
+        UpstreamChoice::External {
+            url,
+            ca,
+            client_cert,
+            client_key,
+        } => {
+            let tls = UpstreamTls::from_files(ca, client_cert, client_key)?;
+            (
+                Some(UpstreamConfig::new(url, tls)?),
+                url.clone(),
+                String::new(),
+            )
+        }
+        UpstreamChoice::K3s { bin } => match resolve_k3s_binary(bin.as_deref()) {
+            Ok(bin) => {
+                let (upstream, state) = start_k3s(
+                    &bin,
+                    &opts,
+                    &etcd_url,
+                    &webhook_url,
+                    &cert.ca_pem,
+                    &mut tasks,
+                    stopped(stop_rx.clone()),
+                )
+                .await?;
+                k3s_desc = Some(bin.display().to_string());
+                k3s_state = Some(state);
+                (
+                    Some(upstream),
+                    "k3s server (https://127.0.0.1:6443)".into(),
+                    String::new(),
+                )
+            }
+            Err(e) => (None, format!("none ({e})"), no_k3s_hint()),
+        },
+        UpstreamChoice::None => (None, "none".into(), no_k3s_hint()),
+    };
+
+    // 4. Proxy, webhook, admin.
+    let auth = Arc::new(SealAuthenticator::new(
+        AuthConfig::new(stakes.cluster),
+        stakes.view(),
+    ));
+    let config = ProxyConfig {
+        upstream,
+        no_upstream_hint: if hint.is_empty() {
+            ProxyConfig::default().no_upstream_hint
+        } else {
+            hint
+        },
+        ..ProxyConfig::default()
+    };
+    let has_upstream = config.upstream.is_some();
+    let proxy = Proxy::new(config, auth.clone())?;
+    if let Err(e) = proxy.bootstrap().await {
+        warn!(error = %e, "RBAC bootstrap failed; role bindings are missing until the next start");
+    }
+    let proxy_listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("proxy: binding {}", opts.listen))?;
+    let webhook_listener = tokio::net::TcpListener::bind(opts.webhook_listen)
+        .await
+        .with_context(|| format!("webhook: binding {}", opts.webhook_listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(opts.admin_listen)
+        .await
+        .with_context(|| format!("admin: binding {}", opts.admin_listen))?;
+    let scheme = if opts.insecure_dev_http {
+        warn!(
+            "--insecure-dev-http: serving kubectl traffic WITHOUT TLS; tokens cross the network in cleartext"
+        );
+        "http"
+    } else {
+        "https"
+    };
+    let proxy_tls = (!opts.insecure_dev_http).then(|| server_tls.clone());
+    tasks.spawn({
+        let proxy = proxy.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            serve_proxy(
+                proxy,
+                proxy_listener,
+                proxy_tls,
+                ServeLimits::default(),
+                stop,
+            )
+            .await;
+            Ok(())
+        }
+    });
+    tasks.spawn({
+        let stop = stopped(stop_rx.clone());
+        async move {
+            webhook::serve_webhook(auth, webhook_listener, server_tls, stop).await;
+            Ok(())
+        }
+    });
+    let mut checks: Vec<ReadyCheck> = Vec::new();
+    if let Some(state) = k3s_state.clone() {
+        checks.push(("k3s".into(), Arc::new(move || state.borrow().is_ready())));
+    }
+    tasks.spawn({
+        let stop = stopped(stop_rx.clone());
+        let proxy = proxy.clone();
+        async move {
+            serve_admin(proxy, checks, admin_listener, stop).await;
+            Ok(())
+        }
+    });
+
+    on_ready(&Running {
+        proxy_url: format!("{scheme}://{}", opts.listen),
+        ca_path: cert.ca_path.clone(),
+        webhook_url,
+        admin_url: format!("http://{}", opts.admin_listen),
+        etcd_url,
+        upstream: upstream_desc,
+        has_upstream,
+        k3s: k3s_desc,
+    });
+
+    // Run until asked to stop or until a component fails.
+    tokio::pin!(shutdown);
+    let failure = tokio::select! {
+        () = &mut shutdown => None,
+        Some(done) = tasks.join_next() => Some(done),
+    };
+    info!("stopping: proxy, webhook, k3s, etcd shim");
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            warn!(error = %format!("{e:#}"), "component stopped with an error");
+        }
+    }
+    match failure {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => bail!("a component panicked: {e}"),
+        Some(Ok(Ok(()))) => bail!("a component stopped unexpectedly"),
+        None => Ok(()),
+    }
+}
+
+fn no_k3s_hint() -> String {
+    "no Kubernetes API server behind this dev proxy: install k3s and restart with \
+     `--k3s-bin PATH` (or K3S_BIN), or point it at a running kube-apiserver with \
+     `--upstream URL --upstream-ca … --upstream-client-cert … --upstream-client-key …`"
+        .into()
+}
+
+/// Starts `k3s server` on the shim under supervision and waits until its API and front-proxy
+/// credentials are there.
+async fn start_k3s(
+    bin: &Path,
+    opts: &DevServeOptions,
+    etcd_url: &str,
+    webhook_url: &str,
+    ca_pem: &str,
+    tasks: &mut tokio::task::JoinSet<Result<()>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(UpstreamConfig, watch::Receiver<SupervisorState>)> {
+    let k3s_dir = opts.data_dir.join("k3s");
+    let token_file = k3s_dir.join("secrets/token");
+    ClusterToken::load_or_create(&token_file)?;
+    let webhook_config = k3s_dir.join("secrets/token-webhook.kubeconfig");
+    write_token_webhook_kubeconfig(&webhook_config, webhook_url, ca_pem.as_bytes())?;
+    let mut config = K3sServerConfig::new(
+        k3s_dir.join("data"),
+        Datastore::plain(etcd_url),
+        token_file,
+        k3s_dir.join("secrets/admin.kubeconfig"),
+    );
+    config.token_webhook = Some(TokenWebhookArgs::new(webhook_config));
+    let supervisor = Supervisor::new(
+        SupervisorConfig::new(bin, server_args(&config)),
+        TcpConnectProbe::for_server(&config),
+    );
+    let mut state = supervisor.subscribe();
+    let watcher = state.clone();
+    tasks.spawn(async move { supervisor.run(stop).await.map_err(anyhow::Error::from) });
+    info!(bin = %bin.display(), "k3s server starting (first start takes a while)");
+    let tls = config.data_dir.join("server/tls");
+    let files = [
+        tls.join("server-ca.crt"),
+        tls.join("client-auth-proxy.crt"),
+        tls.join("client-auth-proxy.key"),
+    ];
+    tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            if let SupervisorState::Failed { reason } = &*state.borrow() {
+                bail!("k3s failed: {reason}");
+            }
+            if state.borrow().is_ready() && files.iter().all(|f| f.is_file()) {
+                return Ok(());
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), state.changed()).await;
+        }
+    })
+    .await
+    .context("k3s did not become ready within 5 minutes")??;
+    let upstream = UpstreamConfig::new(
+        &format!("https://127.0.0.1:{}", config.https_listen_port),
+        UpstreamTls::from_files(&files[0], &files[1], &files[2])?,
+    )?;
+    Ok((upstream, watcher))
+}

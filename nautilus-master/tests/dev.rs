@@ -1,0 +1,256 @@
+//! `nautilus-master dev`, the README's main command, as a process: it provisions, serves the
+//! proxy/webhook/etcd shim/health listeners, answers kubectl, and stops every part on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // test: a failed step should panic
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use daas_seal::{Address, Claims, Role, mint};
+use daas_wallet::Keystore;
+use nautilus_master::auth::unix_ms_now;
+use support::{ControlPlane, bin, free_port, peer, run_ok};
+
+struct Dev {
+    child: Child,
+    data: PathBuf,
+    proxy: u16,
+    admin: u16,
+    stdout: Vec<String>,
+}
+
+impl Dev {
+    fn start(data: &Path, extra: &[String]) -> Dev {
+        let (proxy, webhook, admin, etcd) = (free_port(), free_port(), free_port(), free_port());
+        let mut child = Command::new(bin())
+            .args(["dev", "--data-dir"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{proxy}")])
+            .args(["--webhook-listen", &format!("127.0.0.1:{webhook}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .args(["--etcd-listen", &format!("127.0.0.1:{etcd}")])
+            .args(extra)
+            .env("K3S_BIN", "/nonexistent/k3s")
+            .env("PATH", "/usr/bin:/bin")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        // The banner ends with the "Next" commands once everything listens.
+        let mut lines = Vec::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap() > 0 {
+            let done = line.starts_with("Staking on chain");
+            lines.push(std::mem::take(&mut line));
+            if done {
+                break;
+            }
+        }
+        assert!(
+            lines.iter().any(|l| l.starts_with("Running")),
+            "dev did not come up: {lines:?}"
+        );
+        Dev {
+            child,
+            data: data.to_path_buf(),
+            proxy,
+            admin,
+            stdout: lines,
+        }
+    }
+
+    fn id(&self, file: &str) -> Address {
+        std::fs::read_to_string(self.data.join(file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn token(&self, keystore: &str, stake_file: &str, role: Role) -> String {
+        let ks = Keystore::load(&self.data.join(keystore)).unwrap();
+        let key = ks.select(None).unwrap();
+        let claims = Claims::builder(
+            self.id("cluster-id"),
+            key.address(),
+            self.id(stake_file),
+            role,
+        )
+        .lifetime(unix_ms_now(), 600_000)
+        .random_nonce()
+        .build()
+        .unwrap();
+        mint(key.keypair(), claims).unwrap().as_str().to_owned()
+    }
+
+    fn kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let ca = std::fs::read(self.data.join("proxy/ca.crt")).unwrap();
+        let path = self.data.join(format!("{name}.kubeconfig"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: d\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: d, user: u}}\ncurrent-context: c\n",
+                self.proxy,
+                support::proxy::base64_std(&ca)
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn admin_get(&self, path: &str) -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// SIGTERM, then the process must exit 0 promptly with every listener closed.
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "dev exited with {status}");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "dev did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for port in [self.proxy, self.admin] {
+            assert!(
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+                "port {port} still open after stop"
+            );
+        }
+    }
+}
+
+#[test]
+fn dev_without_an_api_server_authenticates_and_says_how_to_add_one() {
+    let Some(kubectl) = peer("KUBECTL", "kubectl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = Dev::start(&tmp.path().join("d"), &[]);
+    let banner = dev.stdout.concat();
+    assert!(banner.contains("No k3s binary was found"), "{banner}");
+    assert!(banner.contains("--upstream URL"), "{banner}");
+
+    let good = dev.kubeconfig(
+        "admin",
+        &dev.token("sui_config/sui.keystore", "dev-stake-id", Role::Admin),
+    );
+    let o = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&good)
+        .args(["get", "--raw", "/api"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("--k3s-bin"), "503 carries the hint: {err}");
+
+    let bad = dev.kubeconfig("bad", "k3sdaas.garbage.token");
+    let o = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&bad)
+        .args(["get", "--raw", "/api"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Unauthorized") || err.contains("logged in"),
+        "{err}"
+    );
+
+    let ready = dev.admin_get("/readyz");
+    assert!(
+        ready.starts_with("HTTP/1.1 503"),
+        "no upstream means not ready: {ready}"
+    );
+    assert!(dev.admin_get("/healthz").starts_with("HTTP/1.1 200"));
+    dev.stop();
+}
+
+#[test]
+fn dev_in_front_of_a_real_kube_apiserver() {
+    let Some(peer_dir) = peer("DAAS_K8S_PEER_DIR", "kube-apiserver-peer-dir-unset") else {
+        return;
+    };
+    let Some(kubectl) = peer("KUBECTL", "kubectl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // The apiserver keeps its state in a shim of its own; dev serves its own shim too.
+    let keyring = tmp.path().join("keys");
+    support::init_keyring(&keyring);
+    let shim = support::ShimProcess::start_on(free_port(), &tmp.path().join("etcd"), &keyring);
+    let api_port = free_port();
+    let run_dir = tmp.path().join("k8s");
+    let (_plane, _) = ControlPlane::start(&peer_dir, &run_dir, &shim.url, api_port);
+    let pki = run_dir.join("pki");
+    let arg = |p: &str| pki.join(p).display().to_string();
+    let dev = Dev::start(
+        &tmp.path().join("d"),
+        &[
+            "--upstream".into(),
+            format!("https://127.0.0.1:{api_port}"),
+            "--upstream-ca".into(),
+            arg("ca.crt"),
+            "--upstream-client-cert".into(),
+            arg("front-proxy-client.crt"),
+            "--upstream-client-key".into(),
+            arg("front-proxy-client.key"),
+        ],
+    );
+    assert!(!dev.stdout.concat().contains("No k3s binary"));
+    let admin = dev.kubeconfig(
+        "admin",
+        &dev.token("sui_config/sui.keystore", "dev-stake-id", Role::Admin),
+    );
+    let k = |kc: &Path| {
+        let mut c = Command::new(&kubectl);
+        c.arg("--kubeconfig").arg(kc).arg("--request-timeout=30s");
+        c
+    };
+    assert!(
+        run_ok(k(&admin).args(["get", "namespaces", "-o", "name"])).contains("namespace/default")
+    );
+    let user = dev.kubeconfig(
+        "user",
+        &dev.token("user/sui.keystore", "dev-user-stake-id", Role::User),
+    );
+    let banner = dev.stdout.concat();
+    let ns = banner
+        .split("your namespace: ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_owned();
+    run_ok(k(&user).args([
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "hello",
+        "--from-literal=a=b",
+    ]));
+    let ready = dev.admin_get("/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    dev.stop();
+}
