@@ -132,14 +132,8 @@ fn kubectl_through_the_proxy_enforces_rbac_per_seal_identity() {
         "the watch never delivered configmap/c2 (saw {seen:?})"
     );
 
-    // User: their own namespace (created on first use) with `edit`, nothing elsewhere.
-    let o = output(k(&user_kc).args(["get", "namespaces"]));
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("Forbidden") || stderr(&o).contains("forbidden"),
-        "{}",
-        stderr(&o)
-    );
+    // User: their own namespace (created on first use) as namespace owner, nothing elsewhere.
+    // The very first request of this user creates the namespace and must already succeed.
     run_ok(k(&user_kc).args([
         "-n",
         &user_ns,
@@ -148,6 +142,13 @@ fn kubectl_through_the_proxy_enforces_rbac_per_seal_identity() {
         "mine",
         "--from-literal=x=y",
     ]));
+    let o = output(k(&user_kc).args(["get", "namespaces"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Forbidden") || stderr(&o).contains("forbidden"),
+        "{}",
+        stderr(&o)
+    );
     assert!(
         run_ok(k(&user_kc).args(["-n", &user_ns, "get", "configmaps", "-o", "name"]))
             .contains("configmap/mine")

@@ -25,12 +25,15 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use lru::LruCache;
 use thiserror::Error;
 use tracing::info;
@@ -176,9 +179,42 @@ impl Rbac {
         bindings
             .patch("k3s-daas:owner", &apply(), &Patch::Apply(&binding))
             .await?;
+        self.wait_effective(identity, &ns).await?;
         info!(user = %identity.username, namespace = %ns, "user namespace ready");
         self.lock().put(identity.username.clone(), ());
         Ok(())
+    }
+
+    /// Waits (up to 5 s) until the API server's authorizer sees the new binding, so the user's
+    /// very first request is not refused while RBAC caches catch up.
+    async fn wait_effective(&self, identity: &Identity, ns: &str) -> Result<(), RbacError> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(identity.username.clone()),
+                groups: Some(identity.groups.clone()),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(ns.to_owned()),
+                    verb: Some("create".into()),
+                    resource: Some("configmaps".into()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let answer = api.create(&PostParams::default(), &review).await?;
+            if answer.status.is_some_and(|s| s.allowed) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(namespace = %ns, "binding not yet effective after 5 s; continuing");
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, ()>> {
