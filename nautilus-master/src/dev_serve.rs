@@ -19,8 +19,8 @@ use tracing::{info, warn};
 
 use crate::auth::{AuthConfig, InMemoryStakeView, SealAuthenticator, StakeRecord, StakeStatus};
 use crate::k3s::{
-    ClusterToken, Datastore, K3sServerConfig, Supervisor, SupervisorConfig, SupervisorState,
-    TcpConnectProbe, TokenWebhookArgs, resolve_k3s_binary, server_args,
+    ClusterToken, Datastore, HttpsPingProbe, K3sServerConfig, Supervisor, SupervisorConfig,
+    SupervisorState, TokenWebhookArgs, resolve_k3s_binary, server_args,
     write_token_webhook_kubeconfig,
 };
 use crate::proxy::{
@@ -335,7 +335,7 @@ async fn start_k3s(
     config.token_webhook = Some(TokenWebhookArgs::new(webhook_config));
     let supervisor = Supervisor::new(
         SupervisorConfig::new(bin, server_args(&config)),
-        TcpConnectProbe::for_server(&config),
+        HttpsPingProbe::for_server(&config),
     );
     let mut state = supervisor.subscribe();
     let watcher = state.clone();

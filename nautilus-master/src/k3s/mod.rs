@@ -33,7 +33,7 @@ pub use args::{
     CertKeyFiles, DEFAULT_DISABLE, DEFAULT_HTTPS_PORT, Datastore, K3sServerConfig,
     TokenWebhookArgs, server_args,
 };
-pub use probe::{ReadinessProbe, TcpConnectProbe};
+pub use probe::{HttpsPingProbe, ReadinessProbe, TcpConnectProbe};
 pub use supervisor::{
     K3S_BIN_ENV, RestartPolicy, Supervisor, SupervisorConfig, SupervisorState, resolve_k3s_binary,
 };
