@@ -49,8 +49,9 @@ struct DevArgs {
     /// /healthz, /readyz and /metrics address (loopback).
     #[arg(long, default_value = "127.0.0.1:8081")]
     admin_listen: SocketAddr,
-    /// etcd shim address (loopback).
-    #[arg(long, default_value = "127.0.0.1:2379")]
+    /// etcd shim address (loopback). Not 2379, so a system etcd (Debian's etcd-server starts
+    /// one, and the test suite uses it) does not collide with the dev control plane.
+    #[arg(long, default_value = "127.0.0.1:2399")]
     etcd_listen: SocketAddr,
     /// k3s binary (default: $K3S_BIN, then `k3s` on PATH).
     #[arg(long)]
