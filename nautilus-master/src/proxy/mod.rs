@@ -254,7 +254,11 @@ impl<V: StakeView + 'static> Proxy<V> {
         // The upstream client picks HTTP/2 or HTTP/1.1 per connection (ALPN).
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
-        let client = if upgrade {
+        // Upgrades need HTTP/1.1. Long-running requests get a connection of their own too: the
+        // pooled connection multiplexes everything over one HTTP/2 connection, hyper never opens
+        // a second one, and kube-apiserver allows 100 streams per connection, so 100 open
+        // watches would otherwise stall every other request.
+        let client = if upgrade || is_long_running(verb, out.uri().query()) {
             &upstream.http1
         } else {
             &upstream.pooled
@@ -382,6 +386,11 @@ fn audit(
     );
 }
 
+/// Whether a request may stay open indefinitely: watches and followed logs.
+fn is_long_running(verb: &str, query: Option<&str>) -> bool {
+    verb == "watch" || query.is_some_and(|q| q.split('&').any(|kv| kv == "follow=true"))
+}
+
 /// The Kubernetes verb of a request, from its method and path (for metrics and audit).
 pub(crate) fn verb_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
     let watch_param = query.is_some_and(|q| {
@@ -467,5 +476,13 @@ mod tests {
         );
         assert_eq!(v(Method::GET, "/version", None), "get");
         assert_eq!(v(Method::OPTIONS, "/", None), "other");
+    }
+
+    #[test]
+    fn long_running_requests() {
+        assert!(is_long_running("watch", None));
+        assert!(is_long_running("get", Some("container=c&follow=true")));
+        assert!(!is_long_running("get", Some("follow=false")));
+        assert!(!is_long_running("list", Some("limit=500")));
     }
 }

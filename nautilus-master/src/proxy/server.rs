@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -26,7 +27,9 @@ use crate::auth::StakeView;
 pub struct ServeLimits {
     /// A client that has not finished the TLS handshake by then is dropped.
     pub handshake_timeout: Duration,
-    /// HTTP/1.1: a request head not complete by then is dropped (slowloris).
+    /// A connection whose first request head is not complete by then (after the TLS
+    /// handshake) is dropped, whatever the protocol; on HTTP/1.1 also each later head
+    /// (slowloris).
     pub header_read_timeout: Duration,
     /// Open connections beyond this are closed at accept.
     pub max_connections: usize,
@@ -126,10 +129,14 @@ pub(crate) async fn serve(
         let connections = connections.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            let got_request = Arc::new(AtomicBool::new(false));
+            let seen = got_request.clone();
             let service = hyper::service::service_fn(move |req| {
+                seen.store(true, Ordering::Relaxed);
                 let fut = handler(req, remote);
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
+            let first_request = limits.header_read_timeout;
             if let Some(g) = &connections {
                 g.inc();
             }
@@ -141,8 +148,13 @@ pub(crate) async fn serve(
                             let conn = builder
                                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                                 .into_owned();
-                            if let Err(e) = watcher.watch(conn).await {
-                                debug!(%remote, error = %e, "connection ended with an error");
+                            let conn = watcher.watch(conn);
+                            match first_request_deadline(conn, &got_request, first_request).await {
+                                Some(Ok(())) => {}
+                                Some(Err(e)) => {
+                                    debug!(%remote, error = %e, "connection ended with an error");
+                                }
+                                None => debug!(%remote, "no request in time; closing"),
                             }
                         }
                         Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
@@ -153,8 +165,13 @@ pub(crate) async fn serve(
                     let conn = builder
                         .serve_connection_with_upgrades(TokioIo::new(tcp), service)
                         .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        debug!(%remote, error = %e, "connection ended with an error");
+                    let conn = watcher.watch(conn);
+                    match first_request_deadline(conn, &got_request, first_request).await {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => {
+                            debug!(%remote, error = %e, "connection ended with an error");
+                        }
+                        None => debug!(%remote, "no request in time; closing"),
                     }
                 }
             }
@@ -171,5 +188,27 @@ pub(crate) async fn serve(
         .is_err()
     {
         warn!(addr = ?local, "drain timed out; closing the remaining connections");
+    }
+}
+
+/// Drives `conn`, but drops it (closing the connection) if no complete request head has
+/// arrived (`got_request`) within `timeout`. hyper's HTTP/1.1 header timeout starts only once
+/// the protocol has been detected from the first 24 bytes, and HTTP/2 has no such timeout, so
+/// without this a client that completes TLS and then sends nothing, or half an HTTP/2 preface,
+/// would hold its connection slot forever.
+async fn first_request_deadline<E>(
+    conn: impl Future<Output = Result<(), E>>,
+    got_request: &AtomicBool,
+    timeout: Duration,
+) -> Option<Result<(), E>> {
+    tokio::pin!(conn);
+    tokio::select! {
+        result = &mut conn => return Some(result),
+        () = tokio::time::sleep(timeout) => {}
+    }
+    if got_request.load(Ordering::Relaxed) {
+        Some(conn.await)
+    } else {
+        None
     }
 }
