@@ -155,7 +155,24 @@ pub async fn serve(
         ],
     )?;
     let server_tls = cert.server_config()?;
-    let webhook_url = format!("https://{}{}", opts.webhook_listen, webhook::PATH);
+    // Bind every listener before anything starts, so a busy port fails fast and port 0 works
+    // (the banner and the k3s webhook config use the bound addresses).
+    let proxy_listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("proxy: binding {}", opts.listen))?;
+    let webhook_listener = tokio::net::TcpListener::bind(opts.webhook_listen)
+        .await
+        .with_context(|| format!("webhook: binding {}", opts.webhook_listen))?;
+    let admin_listener = tokio::net::TcpListener::bind(opts.admin_listen)
+        .await
+        .with_context(|| format!("admin: binding {}", opts.admin_listen))?;
+    let proxy_addr = proxy_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let webhook_url = format!(
+        "https://{}{}",
+        webhook_listener.local_addr()?,
+        webhook::PATH
+    );
 
     // 3. The Kubernetes API: k3s, an external server, or none.
     let mut k3s_state: Option<watch::Receiver<SupervisorState>> = None;
@@ -218,15 +235,6 @@ pub async fn serve(
     if let Err(e) = proxy.bootstrap().await {
         warn!(error = %e, "RBAC bootstrap failed; role bindings are missing until the next start");
     }
-    let proxy_listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("proxy: binding {}", opts.listen))?;
-    let webhook_listener = tokio::net::TcpListener::bind(opts.webhook_listen)
-        .await
-        .with_context(|| format!("webhook: binding {}", opts.webhook_listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(opts.admin_listen)
-        .await
-        .with_context(|| format!("admin: binding {}", opts.admin_listen))?;
     let scheme = if opts.insecure_dev_http {
         warn!(
             "--insecure-dev-http: serving kubectl traffic WITHOUT TLS; tokens cross the network in cleartext"
@@ -272,10 +280,10 @@ pub async fn serve(
     });
 
     on_ready(&Running {
-        proxy_url: format!("{scheme}://{}", opts.listen),
+        proxy_url: format!("{scheme}://{proxy_addr}"),
         ca_path: cert.ca_path.clone(),
         webhook_url,
-        admin_url: format!("http://{}", opts.admin_listen),
+        admin_url: format!("http://{admin_addr}"),
         etcd_url,
         upstream: upstream_desc,
         has_upstream,

@@ -24,15 +24,16 @@ struct Dev {
 }
 
 impl Dev {
+    /// Starts `dev` with every listener on port 0 (no races with other tests for ports) and
+    /// reads the bound addresses back from its banner.
     fn start(data: &Path, extra: &[String]) -> Dev {
-        let (proxy, webhook, admin, etcd) = (free_port(), free_port(), free_port(), free_port());
         let mut child = Command::new(bin())
             .args(["dev", "--data-dir"])
             .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{proxy}")])
-            .args(["--webhook-listen", &format!("127.0.0.1:{webhook}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-            .args(["--etcd-listen", &format!("127.0.0.1:{etcd}")])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--webhook-listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(["--etcd-listen", "127.0.0.1:0"])
             .args(extra)
             .env("K3S_BIN", "/nonexistent/k3s")
             .env("PATH", "/usr/bin:/bin")
@@ -55,6 +56,22 @@ impl Dev {
             lines.iter().any(|l| l.starts_with("Running")),
             "dev did not come up: {lines:?}"
         );
+        let port_after = |label: &str| -> u16 {
+            let line = lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} line in {lines:?}"));
+            let url = line
+                .split_whitespace()
+                .nth(label.split(' ').count())
+                .unwrap();
+            let authority = url.split("://").nth(1).unwrap();
+            let hostport = authority.split('/').next().unwrap();
+            hostport.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        let proxy = port_after("kubectl proxy");
+        let admin = port_after("health/metrics");
+        assert_ne!(proxy, 0);
         Dev {
             child,
             data: data.to_path_buf(),
