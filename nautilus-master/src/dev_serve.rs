@@ -232,8 +232,15 @@ pub async fn serve(
     };
     let has_upstream = config.upstream.is_some();
     let proxy = Proxy::new(config, auth.clone())?;
-    if let Err(e) = proxy.bootstrap().await {
-        warn!(error = %e, "RBAC bootstrap failed; role bindings are missing until the next start");
+    match proxy.bootstrap().await {
+        Ok(()) => {}
+        Err(e @ crate::proxy::rbac::RbacError::UnsafeRequestHeaders(_)) => {
+            let _ = stop_tx.send(true);
+            return Err(e).context("refusing to serve in front of this API server");
+        }
+        Err(e) => {
+            warn!(error = %e, "RBAC bootstrap failed; role bindings are missing until the next start");
+        }
     }
     let scheme = if opts.insecure_dev_http {
         warn!(

@@ -272,6 +272,58 @@ fn dev_in_front_of_a_real_kube_apiserver() {
     dev.stop();
 }
 
+/// An API server that would take identity from a header the proxy does not strip
+/// (`X-Forwarded-Groups`) must be refused at start, not served.
+#[test]
+fn dev_refuses_an_api_server_that_reads_identity_from_other_headers() {
+    let Some(peer_dir) = peer("DAAS_K8S_PEER_DIR", "kube-apiserver-peer-dir-unset") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    support::init_keyring(&keyring);
+    let shim = support::ShimProcess::start_on(free_port(), &tmp.path().join("etcd"), &keyring);
+    let api_port = free_port();
+    let run_dir = tmp.path().join("k8s");
+    let (_plane, _) = ControlPlane::start_with(
+        &peer_dir,
+        &run_dir,
+        &shim.url,
+        api_port,
+        &[
+            ("K8S_NO_CONTROLLERS", "1"),
+            (
+                "K8S_APISERVER_EXTRA_ARGS",
+                "--requestheader-group-headers=X-Remote-Group,X-Forwarded-Groups",
+            ),
+        ],
+    );
+    let pki = run_dir.join("pki");
+    let out = Command::new(bin())
+        .args(["dev", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .args(["--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0"])
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--etcd-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--upstream", &format!("https://127.0.0.1:{api_port}")])
+        .arg("--upstream-ca")
+        .arg(pki.join("ca.crt"))
+        .arg("--upstream-client-cert")
+        .arg(pki.join("front-proxy-client.crt"))
+        .arg("--upstream-client-key")
+        .arg(pki.join("front-proxy-client.key"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "dev must not serve: {err}");
+    assert!(err.contains("X-Forwarded-Groups"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Running"));
+}
+
 /// With a real k3s binary (`K3S_BIN`): `dev` runs `k3s server` on its etcd shim and kubectl
 /// works through the proxy with Seal tokens. No k3s binary can be installed on CI machines, so
 /// this skips with a printed reason unless `K3S_BIN` is set (even under `DAAS_REQUIRE_PEERS`).

@@ -85,8 +85,12 @@ pub struct K3sServerConfig {
     /// Address the supervisor/apiserver listens on. Default 127.0.0.1: only the proxy (and the
     /// webhook's peers) inside the enclave reach it.
     pub bind_address: IpAddr,
-    /// Address kube-apiserver advertises in the `kubernetes` Service endpoints.
-    pub advertise_address: IpAddr,
+    /// Address kube-apiserver advertises in the `kubernetes` Service endpoints: the address
+    /// workers' pods reach the API at (the enclave's bridged address). `None` leaves the choice
+    /// to K3s (the host's first interface). Never loopback: the API server refuses loopback
+    /// endpoints, which would leave `kubernetes.default` without endpoints for in-cluster
+    /// clients such as CoreDNS.
+    pub advertise_address: Option<IpAddr>,
     /// The https port ([`DEFAULT_HTTPS_PORT`]).
     pub https_listen_port: u16,
     /// Extra subject alternative names for the serving certificate (the names the proxy and
@@ -106,7 +110,7 @@ pub struct K3sServerConfig {
 }
 
 impl K3sServerConfig {
-    /// Defaults: loopback bind and advertise address, port 6443, no extra SANs,
+    /// Defaults: loopback bind address, advertise address chosen by K3s, port 6443, no extra SANs,
     /// [`DEFAULT_DISABLE`], no webhook, no extra arguments.
     pub fn new(
         data_dir: impl Into<PathBuf>,
@@ -118,7 +122,7 @@ impl K3sServerConfig {
             data_dir: data_dir.into(),
             datastore,
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            advertise_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            advertise_address: None,
             https_listen_port: DEFAULT_HTTPS_PORT,
             tls_sans: Vec::new(),
             token_file: token_file.into(),
@@ -181,10 +185,9 @@ pub fn server_args(config: &K3sServerConfig) -> Vec<OsString> {
     args.push(flag("--bind-address", config.bind_address.to_string()));
     // What the apiserver publishes as the `kubernetes` endpoint; K3s would otherwise pick the
     // host's first interface address.
-    args.push(flag(
-        "--advertise-address",
-        config.advertise_address.to_string(),
-    ));
+    if let Some(addr) = config.advertise_address {
+        args.push(flag("--advertise-address", addr.to_string()));
+    }
     args.push(flag(
         "--https-listen-port",
         config.https_listen_port.to_string(),
@@ -252,7 +255,6 @@ mod tests {
         "--disable-agent",
         "--datastore-endpoint=http://127.0.0.1:2379",
         "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
         "--https-listen-port=6443",
         "--token-file=/state/k3s-token/token",
         "--write-kubeconfig=/state/k3s/admin.kubeconfig",
@@ -278,7 +280,7 @@ mod tests {
             }),
         };
         config.bind_address = "10.0.0.5".parse().expect("literal");
-        config.advertise_address = "10.0.0.6".parse().expect("literal");
+        config.advertise_address = Some("10.0.0.6".parse().expect("literal"));
         config.https_listen_port = 16443;
         config.tls_sans = vec!["k3s.daas.internal".into(), "10.0.0.5".into()];
         config.disable = vec!["traefik".into(), "coredns".into()];

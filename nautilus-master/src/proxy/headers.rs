@@ -97,17 +97,52 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Whether a header carries a credential or an identity that only the proxy may set.
+/// Whether a header carries a credential, an identity or a client address that only the
+/// proxy may set (the API server audits `X-Forwarded-For`/`X-Real-Ip` as source IPs).
 pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
     let n = name.as_str();
-    n == "authorization" || n.starts_with("impersonate-") || n.starts_with("x-remote-")
+    n == "authorization"
+        || n == "x-forwarded-for"
+        || n == "x-real-ip"
+        || n.starts_with("impersonate-")
+        || n.starts_with("x-remote-")
+}
+
+/// WebSocket clients may carry a bearer token as a subprotocol
+/// (`base64url.bearer.authorization.k8s.io.<token>`); that entry is a credential and never
+/// goes upstream. Other subprotocols (e.g. `v5.channel.k8s.io`) are kept.
+fn strip_bearer_subprotocol(headers: &mut HeaderMap) {
+    let name = header::SEC_WEBSOCKET_PROTOCOL;
+    let kept: Vec<String> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("base64url.bearer.authorization.k8s.io."))
+        .map(str::to_owned)
+        .collect();
+    if headers.contains_key(&name) {
+        headers.remove(&name);
+        if let Ok(v) = HeaderValue::from_str(&kept.join(", "))
+            && !kept.is_empty()
+        {
+            headers.insert(name, v);
+        }
+    }
 }
 
 /// Turns the client's headers into the upstream request's: strips credentials, identity and
 /// hop-by-hop headers (and `Host`: the client sets it for the upstream), then adds `identity`
 /// as request-header authentication.
-pub(crate) fn prepare_upstream(headers: &mut HeaderMap, identity: &Identity, upgrade: bool) {
+pub(crate) fn prepare_upstream(
+    headers: &mut HeaderMap,
+    identity: &Identity,
+    upgrade: bool,
+    remote: std::net::IpAddr,
+) {
     strip_hop_by_hop(headers, upgrade);
+    strip_bearer_subprotocol(headers);
     let names: Vec<HeaderName> = headers
         .keys()
         .filter(|n| is_identity_header(n))
@@ -117,6 +152,9 @@ pub(crate) fn prepare_upstream(headers: &mut HeaderMap, identity: &Identity, upg
         headers.remove(&name);
     }
     headers.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&remote.to_string()) {
+        headers.insert("x-forwarded-for", v);
+    }
     add_identity(headers, identity);
 }
 
@@ -181,6 +219,8 @@ mod tests {
 
     use super::*;
     use daas_seal::{Address, Role};
+
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     fn identity() -> Identity {
         Identity {
@@ -254,15 +294,23 @@ mod tests {
             ("transfer-encoding", "chunked"),
             ("accept", "application/json"),
             ("user-agent", "kubectl"),
+            ("x-forwarded-for", "10.9.9.9"),
+            ("x-real-ip", "10.9.9.9"),
+            (
+                "sec-websocket-protocol",
+                "base64url.bearer.authorization.k8s.io.c2VjcmV0, v5.channel.k8s.io",
+            ),
         ]);
-        prepare_upstream(&mut h, &identity(), false);
+        prepare_upstream(&mut h, &identity(), false, LOCAL);
         let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         names.sort();
         assert_eq!(
             names,
             [
                 "accept",
+                "sec-websocket-protocol",
                 "user-agent",
+                "x-forwarded-for",
                 "x-remote-extra-k3s-daas.io%2fstake-id",
                 "x-remote-group",
                 "x-remote-uid",
@@ -271,6 +319,11 @@ mod tests {
         );
         assert_eq!(h[REMOTE_USER], "sui:0xabc");
         assert_eq!(h[REMOTE_UID], "0xdef");
+        assert_eq!(
+            h["x-forwarded-for"], "127.0.0.1",
+            "the real peer, not the client's claim"
+        );
+        assert_eq!(h[header::SEC_WEBSOCKET_PROTOCOL], "v5.channel.k8s.io");
         let groups: Vec<_> = h.get_all(REMOTE_GROUP).iter().collect();
         assert_eq!(groups, ["k3s-daas:user", "system:authenticated"]);
         assert!(h.values().all(|v| v != "Bearer secret"));
@@ -285,11 +338,11 @@ mod tests {
         ];
         let mut h = headers(&base);
         assert!(is_upgrade(&h));
-        prepare_upstream(&mut h, &identity(), true);
+        prepare_upstream(&mut h, &identity(), true, LOCAL);
         assert_eq!(h[header::UPGRADE], "SPDY/3.1");
         assert_eq!(h[header::CONNECTION], "Upgrade");
         let mut h = headers(&base);
-        prepare_upstream(&mut h, &identity(), false);
+        prepare_upstream(&mut h, &identity(), false, LOCAL);
         assert!(!h.contains_key(header::UPGRADE));
         assert!(!h.contains_key(header::CONNECTION));
         assert!(!is_upgrade(&headers(&[("upgrade", "websocket")])));
@@ -332,7 +385,7 @@ mod tests {
             }
             let _ = bearer_token(&h);
             let id = identity();
-            prepare_upstream(&mut h, &id, upgrade);
+            prepare_upstream(&mut h, &id, upgrade, LOCAL);
             proptest::prop_assert!(!h.contains_key(header::AUTHORIZATION));
             proptest::prop_assert!(!h.keys().any(|k| k.as_str().starts_with("impersonate-")));
             proptest::prop_assert!(!h.contains_key(header::TRANSFER_ENCODING));

@@ -62,7 +62,9 @@ pub struct ProxyConfig {
     /// Time allowed for the API server's response headers (bodies, e.g. watches, are not
     /// limited). Above kube-apiserver's own 60 s request timeout.
     pub response_header_timeout: Duration,
-    /// Create the role bindings and, on first use, each user's namespace.
+    /// Talk to the API server as the master: at start (request-header settings check, role
+    /// bindings) and on each user's first request (their namespace). Off only in tests and
+    /// benchmarks against stand-ins.
     pub bootstrap_rbac: bool,
 }
 
@@ -121,11 +123,15 @@ impl<V: StakeView + 'static> Proxy<V> {
         self.rbac.as_ref()
     }
 
-    /// Creates the cluster-wide role bindings (idempotent). No-op without an upstream or with
-    /// `bootstrap_rbac` off.
+    /// Checks the upstream's request-header settings (refusing an API server that reads
+    /// identity from headers the proxy does not strip), then creates the cluster-wide role
+    /// bindings (idempotent). No-op without an upstream or with `bootstrap_rbac` off.
     pub async fn bootstrap(&self) -> Result<(), rbac::RbacError> {
         match (&self.rbac, self.config.bootstrap_rbac) {
-            (Some(rbac), true) => rbac.bootstrap().await,
+            (Some(rbac), true) => {
+                rbac.check_request_headers().await?;
+                rbac.bootstrap().await
+            }
             _ => Ok(()),
         }
     }
@@ -157,7 +163,25 @@ impl<V: StakeView + 'static> Proxy<V> {
         remote: SocketAddr,
         verb: &'static str,
     ) -> Response<ProxyBody> {
-        let path = req.uri().path().to_owned();
+        // Audit records carry at most 256 bytes of path, whatever the client sent.
+        let path = truncate(req.uri().path(), 256).to_owned();
+        if !matches!(
+            *req.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::POST
+                | Method::PUT
+                | Method::PATCH
+                | Method::DELETE
+                | Method::OPTIONS
+        ) || !req.uri().path().starts_with('/')
+        {
+            return status::response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "the Kubernetes API takes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS on /paths",
+            );
+        }
         let token = match bearer_token(req.headers()) {
             Ok(t) => t,
             Err(e) => {
@@ -230,7 +254,7 @@ impl<V: StakeView + 'static> Proxy<V> {
                 Some(2),
             );
         }
-        self.forward(upstream, req, &identity, verb).await
+        self.forward(upstream, req, &identity, verb, remote).await
     }
 
     async fn forward(
@@ -239,11 +263,12 @@ impl<V: StakeView + 'static> Proxy<V> {
         mut req: Request<Incoming>,
         identity: &Identity,
         verb: &'static str,
+        remote: SocketAddr,
     ) -> Response<ProxyBody> {
         let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        prepare_upstream(&mut parts.headers, identity, upgrade);
+        prepare_upstream(&mut parts.headers, identity, upgrade, remote.ip());
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = match upstream.uri(pq) {
             Ok(u) => u,
@@ -349,6 +374,18 @@ impl<V: StakeView + 'static> Proxy<V> {
     }
 }
 
+/// `s` cut to at most `max` bytes on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Decrements a gauge when the response body it rides on is dropped.
 struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
 
@@ -388,15 +425,23 @@ fn audit(
 
 /// Whether a request may stay open indefinitely: watches and followed logs.
 fn is_long_running(verb: &str, query: Option<&str>) -> bool {
-    verb == "watch" || query.is_some_and(|q| q.split('&').any(|kv| kv == "follow=true"))
+    verb == "watch" || query_flag(query, "follow")
+}
+
+/// A boolean query parameter as the API server reads it: the first value of `name`
+/// (percent-decoded), true unless it is `0` or `false` in any case. `?watch` alone is true.
+pub(crate) fn query_flag(query: Option<&str>, name: &str) -> bool {
+    let Some(query) = query else {
+        return false;
+    };
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .is_some_and(|(_, v)| v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 /// The Kubernetes verb of a request, from its method and path (for metrics and audit).
 pub(crate) fn verb_of(method: &Method, path: &str, query: Option<&str>) -> &'static str {
-    let watch_param = query.is_some_and(|q| {
-        q.split('&')
-            .any(|kv| matches!(kv, "watch=true" | "watch=1" | "watch=True"))
-    });
+    let watch_param = query_flag(query, "watch");
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let watch_path = segments.get(2) == Some(&"watch") || segments.get(3) == Some(&"watch");
     // Resource segments after /api/<v> or /apis/<g>/<v>, without namespaces/<ns>.
@@ -427,6 +472,13 @@ pub(crate) fn verb_of(method: &Method, path: &str, query: Option<&str>) -> &'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_keeps_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        assert_eq!(truncate("aé", 2), "a");
+    }
 
     #[test]
     fn verbs() {
@@ -484,5 +536,30 @@ mod tests {
         assert!(is_long_running("get", Some("container=c&follow=true")));
         assert!(!is_long_running("get", Some("follow=false")));
         assert!(!is_long_running("list", Some("limit=500")));
+        // The API server's reading: anything but 0/false (any case) is true, names decoded.
+        for q in [
+            "follow",
+            "follow=",
+            "follow=yes",
+            "follow=TRUE",
+            "foll%6Fw=t",
+            "follow=1&follow=0",
+        ] {
+            assert!(is_long_running("get", Some(q)), "{q}");
+        }
+        for q in ["follow=0", "follow=FALSE", "follower=true", "x=follow"] {
+            assert!(!is_long_running("get", Some(q)), "{q}");
+        }
+        let m = Method::GET;
+        for q in [
+            "watch",
+            "watch=yes",
+            "watch=TRUE",
+            "wat%63h=t",
+            "limit=1&watch=1",
+        ] {
+            assert_eq!(verb_of(&m, "/api/v1/pods", Some(q)), "watch", "{q}");
+        }
+        assert_eq!(verb_of(&m, "/api/v1/pods", Some("watch=false")), "list");
     }
 }

@@ -42,7 +42,21 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// A limiter for `limit`; a non-finite or negative rate disables limiting, a burst below
+    /// one request becomes one.
     pub(crate) fn new(limit: RateLimit) -> Self {
+        let limit = RateLimit {
+            per_second: if limit.per_second.is_finite() && limit.per_second > 0.0 {
+                limit.per_second
+            } else {
+                0.0
+            },
+            burst: if limit.burst.is_finite() {
+                limit.burst.max(1.0)
+            } else {
+                1.0
+            },
+        };
         RateLimiter {
             limit,
             buckets: Mutex::new(LruCache::new(
@@ -82,7 +96,8 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+            let wait = (1.0 - bucket.tokens) / per_second;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(3600)))
         }
     }
 }
@@ -109,6 +124,25 @@ mod tests {
         );
         assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_ok());
         assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn nonsense_settings_do_not_panic() {
+        let t0 = Instant::now();
+        for (rate, burst) in [
+            (f64::NAN, 1.0),
+            (1e-300, 0.0),
+            (-5.0, f64::INFINITY),
+            (1.0, f64::NAN),
+        ] {
+            let limiter = RateLimiter::new(RateLimit {
+                per_second: rate,
+                burst,
+            });
+            for _ in 0..3 {
+                let _ = limiter.check("a", t0);
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The master's own API access: role-group bindings, per-user namespaces, upstream readiness.
 //!
 //! Requests go through the same verified TLS connection as proxied traffic, as the identity
-//! `k3s-daas:nautilus-master` in `system:masters` (request-header authentication). Objects are
-//! written with server-side apply under the field manager `k3s-daas`, so repeating any step is
-//! harmless and a human edit of another field is not clobbered.
+//! `k3s-daas:nautilus-master` in `system:masters` (request-header authentication). Cluster-wide
+//! objects are written with server-side apply under the field manager `k3s-daas` (repeating it
+//! is harmless); per-user objects are created only when absent, so an operator's edits stand.
 //!
 //! Defaults (see `docs/proxy.md`):
 //! - group `k3s-daas:admin` → ClusterRole `cluster-admin` (ClusterRoleBinding `k3s-daas:admin`);
@@ -54,6 +54,26 @@ pub const OWNER_ANNOTATION: &str = "k3s-daas.io/owner";
 pub enum RbacError {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("the Kubernetes API did not answer in time")]
+    Timeout,
+    #[error(
+        "the API server takes request-header identity from {0:?}, outside the X-Remote-* names \
+         this proxy strips from clients; a client could set them. Configure it with \
+         X-Remote-User/X-Remote-Group/X-Remote-Extra-/X-Remote-Uid only"
+    )]
+    UnsafeRequestHeaders(Vec<String>),
+}
+
+/// Longest a user's first-request setup may take.
+const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `Ok` for a create that succeeded or found the object already there.
+fn create_if_absent<T>(result: Result<T, kube::Error>) -> Result<(), RbacError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The namespace a `user`-role identity owns.
@@ -67,6 +87,7 @@ pub fn user_namespace(address: &Address) -> String {
 pub struct Rbac {
     client: kube::Client,
     ensured: Mutex<LruCache<String, ()>>,
+    first_time: tokio::sync::Mutex<()>,
 }
 
 impl Rbac {
@@ -82,6 +103,7 @@ impl Rbac {
             ensured: Mutex::new(LruCache::new(
                 NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
             )),
+            first_time: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -96,6 +118,25 @@ impl Rbac {
             return false;
         };
         self.client.request_text(req).await.is_ok()
+    }
+
+    /// Checks that the API server reads request-header identity only from `X-Remote-*` headers
+    /// (the ones the proxy strips from clients). It publishes its settings in ConfigMap
+    /// `kube-system/extension-apiserver-authentication`. An API server that also read, say,
+    /// `X-Forwarded-Groups` would take a client's own header as identity.
+    pub async fn check_request_headers(&self) -> Result<(), RbacError> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), "kube-system");
+        let Some(cm) = api.get_opt("extension-apiserver-authentication").await? else {
+            return Ok(());
+        };
+        let data = cm.data.unwrap_or_default();
+        let unsafe_names = unsafe_request_headers(&data);
+        if unsafe_names.is_empty() {
+            Ok(())
+        } else {
+            Err(RbacError::UnsafeRequestHeaders(unsafe_names))
+        }
     }
 
     /// Applies the cluster-wide binding of the admin group and the namespace-owner role.
@@ -125,8 +166,11 @@ impl Rbac {
         Ok(())
     }
 
-    /// Makes sure a `user` identity's namespace and owner binding exist (once per process per
-    /// user; the apply itself is idempotent). Other roles: nothing to do.
+    /// Makes sure a `user` identity's namespace and owner binding exist (checked once per
+    /// process per user). They are created only when absent: an operator's later change (a
+    /// stricter Pod Security level, a removed subject to suspend a user) is never reverted.
+    /// First-time setups run one at a time, so concurrent first requests do the work once.
+    /// Other roles: nothing to do.
     pub async fn ensure_user(&self, identity: &Identity) -> Result<(), RbacError> {
         if identity.role != Role::User {
             return Ok(());
@@ -134,6 +178,18 @@ impl Rbac {
         if self.lock().get(&identity.username).is_some() {
             return Ok(());
         }
+        let _one_at_a_time = self.first_time.lock().await;
+        if self.lock().get(&identity.username).is_some() {
+            return Ok(());
+        }
+        tokio::time::timeout(ENSURE_TIMEOUT, self.create_user_namespace(identity))
+            .await
+            .map_err(|_| RbacError::Timeout)??;
+        self.lock().put(identity.username.clone(), ());
+        Ok(())
+    }
+
+    async fn create_user_namespace(&self, identity: &Identity) -> Result<(), RbacError> {
         let ns = user_namespace(&identity.address);
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -158,9 +214,7 @@ impl Rbac {
             ..Namespace::default()
         };
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        namespaces
-            .patch(&ns, &apply(), &Patch::Apply(&namespace))
-            .await?;
+        create_if_absent(namespaces.create(&PostParams::default(), &namespace).await)?;
         let binding = RoleBinding {
             metadata: meta("k3s-daas:owner", Some(&ns)),
             role_ref: RoleRef {
@@ -176,12 +230,9 @@ impl Rbac {
             }]),
         };
         let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
-        bindings
-            .patch("k3s-daas:owner", &apply(), &Patch::Apply(&binding))
-            .await?;
+        create_if_absent(bindings.create(&PostParams::default(), &binding).await)?;
         self.wait_effective(identity, &ns).await?;
         info!(user = %identity.username, namespace = %ns, "user namespace ready");
-        self.lock().put(identity.username.clone(), ());
         Ok(())
     }
 
@@ -225,6 +276,29 @@ impl Rbac {
     }
 }
 
+/// Request-header names (and the extra prefix) configured in `data` that the proxy would not
+/// strip from clients.
+fn unsafe_request_headers(data: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in [
+        "requestheader-username-headers",
+        "requestheader-group-headers",
+        "requestheader-uid-headers",
+        "requestheader-extra-headers-prefix",
+    ] {
+        let Some(raw) = data.get(key) else {
+            continue;
+        };
+        let names: Vec<String> = serde_json::from_str(raw).unwrap_or_else(|_| vec![raw.clone()]);
+        for name in names {
+            if !name.to_ascii_lowercase().starts_with("x-remote-") {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 /// ClusterRole bound (per namespace) to each user in their own namespace.
 pub const OWNER_ROLE: &str = "k3s-daas:namespace-owner";
 
@@ -259,10 +333,12 @@ fn namespace_owner_role() -> ClusterRole {
                     "persistentvolumeclaims",
                     "serviceaccounts",
                     "replicationcontrollers",
-                    "endpoints",
                 ],
                 &all,
             ),
+            // Read-only: writable Endpoints let a tenant point a Service anywhere
+            // (CVE-2021-25740; upstream dropped it from `edit` in 1.22).
+            rule("", &["endpoints"], &read),
             rule(
                 "",
                 &[
@@ -368,6 +444,29 @@ impl tower_service::Service<Request<kube::client::Body>> for MasterService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_header_settings_outside_x_remote_are_flagged() {
+        let data = |groups: &str| {
+            BTreeMap::from([
+                (
+                    "requestheader-username-headers".to_owned(),
+                    r#"["X-Remote-User"]"#.to_owned(),
+                ),
+                ("requestheader-group-headers".to_owned(), groups.to_owned()),
+                (
+                    "requestheader-extra-headers-prefix".to_owned(),
+                    r#"["X-Remote-Extra-"]"#.to_owned(),
+                ),
+            ])
+        };
+        assert!(unsafe_request_headers(&data(r#"["X-Remote-Group"]"#)).is_empty());
+        assert_eq!(
+            unsafe_request_headers(&data(r#"["X-Remote-Group","X-Forwarded-Groups"]"#)),
+            ["X-Forwarded-Groups"]
+        );
+        assert_eq!(unsafe_request_headers(&data("garbage")), ["garbage"]);
+    }
 
     #[test]
     fn namespace_names_are_valid_dns_labels() {

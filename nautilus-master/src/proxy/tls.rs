@@ -266,11 +266,14 @@ fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
 /// Writes `bytes` to `path` atomically (temp file + rename) with `mode`.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
+    // One temp name per target, created fresh: a leftover file could carry a wider mode.
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(&tmp)
         .map_err(io_err(&tmp))?;

@@ -173,6 +173,18 @@ impl ControlPlane {
     /// Starts kube-apiserver, controller-manager and scheduler on `etcd_url`; returns the
     /// admin kubeconfig path. PKI (cluster CA, front-proxy client cert) is in `run_dir/pki`.
     pub fn start(peer_dir: &Path, run_dir: &Path, etcd_url: &str, port: u16) -> (Self, PathBuf) {
+        Self::start_with(peer_dir, run_dir, etcd_url, port, &[])
+    }
+
+    /// Like [`Self::start`], with extra environment for `start-control-plane.sh` (e.g.
+    /// `K8S_APISERVER_EXTRA_ARGS`, `K8S_NO_CONTROLLERS`).
+    pub fn start_with(
+        peer_dir: &Path,
+        run_dir: &Path,
+        etcd_url: &str,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> (Self, PathBuf) {
         let kcm = free_port();
         let sched = free_port();
         let out = Command::new(peer_dir.join("start-control-plane.sh"))
@@ -181,6 +193,7 @@ impl ControlPlane {
             .env("K8S_PORT", port.to_string())
             .env("K8S_KCM_PORT", kcm.to_string())
             .env("K8S_SCHEDULER_PORT", sched.to_string())
+            .envs(env.iter().copied())
             .stderr(Stdio::inherit())
             .output()
             .expect("start-control-plane.sh");
