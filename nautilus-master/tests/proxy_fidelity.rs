@@ -615,6 +615,49 @@ fn watches_beyond_the_upstream_stream_limit_do_not_starve_other_requests() {
 }
 
 #[test]
+fn long_running_requests_are_capped_per_identity() {
+    let s = Setup::with(
+        |c| ProxyConfig {
+            max_streams_per_identity: 2,
+            ..c
+        },
+        ServeLimits::default(),
+    );
+    let (_, token) = s.user();
+    let (_, other) = s.user();
+    let conn = s.connect(true);
+    s.rt.block_on(async {
+        let watch = |t: &str| get(format!("{}{CONFIGMAPS}?watch=1", s.proxy.url), t);
+        let first = conn.send(watch(&token)).await.unwrap();
+        let second = conn.send(watch(&token)).await.unwrap();
+        assert_eq!(first.status(), 200);
+        assert_eq!(second.status(), 200);
+        // The third stream of the same identity is refused, as is a `logs -f`-style request.
+        let (code, headers, body) = read_all(conn.send(watch(&token)).await.unwrap()).await;
+        assert_eq!(code, 429);
+        assert!(headers.contains_key(http::header::RETRY_AFTER));
+        assert_status(&body, 429, "TooManyRequests");
+        let follow = get(format!("{}{CONFIGMAPS}?follow=yes", s.proxy.url), &token);
+        assert_eq!(read_all(conn.send(follow).await.unwrap()).await.0, 429);
+        // Short requests and other identities are unaffected.
+        assert_eq!(
+            conn.get(&s.proxy.url, "/version", Some(&token)).await.0,
+            200
+        );
+        let theirs = conn.send(watch(&other)).await.unwrap();
+        assert_eq!(theirs.status(), 200);
+        // Closing a watch frees its slot.
+        drop(first);
+        eventually("the slot to free up", Duration::from_secs(5), || {
+            s.upstream.open_watches() == 2
+        })
+        .await;
+        let again = conn.send(watch(&token)).await.unwrap();
+        assert_eq!(again.status(), 200);
+    });
+}
+
+#[test]
 fn upgrades_are_spliced_both_ways() {
     let s = Setup::new();
     let (user, token) = s.user();

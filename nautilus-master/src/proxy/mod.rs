@@ -66,6 +66,11 @@ pub struct ProxyConfig {
     /// bindings) and on each user's first request (their namespace). Off only in tests and
     /// benchmarks against stand-ins.
     pub bootstrap_rbac: bool,
+    /// Concurrent long-running requests (watches, `logs -f`, exec/attach/port-forward) per
+    /// identity; beyond it: 429. Each holds an upstream connection.
+    pub max_streams_per_identity: usize,
+    /// The same, across all identities.
+    pub max_streams: usize,
 }
 
 impl Default for ProxyConfig {
@@ -76,6 +81,8 @@ impl Default for ProxyConfig {
             rate_limit: RateLimit::default(),
             response_header_timeout: Duration::from_secs(75),
             bootstrap_rbac: true,
+            max_streams_per_identity: 250,
+            max_streams: 10_000,
         }
     }
 }
@@ -87,6 +94,7 @@ pub struct Proxy<V> {
     upstream: Option<Arc<Upstream<Incoming>>>,
     rbac: Option<rbac::Rbac>,
     limiter: ratelimit::RateLimiter,
+    streams: StreamLimits,
     metrics: Arc<Metrics>,
 }
 
@@ -102,6 +110,7 @@ impl<V: StakeView + 'static> Proxy<V> {
         };
         Ok(Arc::new(Proxy {
             limiter: ratelimit::RateLimiter::new(config.rate_limit),
+            streams: StreamLimits::new(config.max_streams, config.max_streams_per_identity),
             metrics: Arc::new(Metrics::new()),
             config,
             auth,
@@ -283,7 +292,30 @@ impl<V: StakeView + 'static> Proxy<V> {
         // pooled connection multiplexes everything over one HTTP/2 connection, hyper never opens
         // a second one, and kube-apiserver allows 100 streams per connection, so 100 open
         // watches would otherwise stall every other request.
-        let client = if upgrade || is_long_running(verb, out.uri().query()) {
+        let long_running = upgrade || is_long_running(verb, out.uri().query());
+        // Each long-running request holds an upstream connection (and descriptors) for as long
+        // as it lasts: bounded per identity and in total.
+        let permits = if long_running {
+            match self.streams.acquire(&identity.username) {
+                Some(p) => Some(p),
+                None => {
+                    return status::response_with(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        &format!(
+                            "too many open watches, log streams and exec sessions for {} (limit {} each, {} in total)",
+                            identity.username,
+                            self.config.max_streams_per_identity,
+                            self.config.max_streams
+                        ),
+                        Some(5),
+                    );
+                }
+            }
+        } else {
+            None
+        };
+        let client = if long_running {
             &upstream.http1
         } else {
             &upstream.pooled
@@ -318,6 +350,7 @@ impl<V: StakeView + 'static> Proxy<V> {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let gauge = self.metrics.open_upgrades.clone();
                 tokio::spawn(async move {
+                    let _permits = permits;
                     match tokio::try_join!(client_upgrade, upstream_upgrade) {
                         Ok((client, upstream)) => {
                             gauge.inc();
@@ -339,10 +372,16 @@ impl<V: StakeView + 'static> Proxy<V> {
         }
 
         strip_hop_by_hop(resp.headers_mut(), false);
-        if verb == "watch" {
-            let gauge = self.metrics.open_watches.clone();
-            gauge.inc();
-            let guard = GaugeGuard(gauge);
+        if long_running {
+            let gauge = (verb == "watch").then(|| {
+                let g = self.metrics.open_watches.clone();
+                g.inc();
+                g
+            });
+            let guard = StreamGuard {
+                gauge,
+                _permits: permits,
+            };
             return resp.map(move |body| {
                 body.map_frame(move |f| {
                     let _ = &guard;
@@ -386,12 +425,62 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Decrements a gauge when the response body it rides on is dropped.
-struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
+/// Rides on a long-running response body: releases the stream permits and decrements the
+/// watch gauge when the body is dropped (client gone or stream ended).
+struct StreamGuard {
+    gauge: Option<prometheus_client::metrics::gauge::Gauge>,
+    _permits: Option<StreamPermits>,
+}
 
-impl Drop for GaugeGuard {
+impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+    }
+}
+
+/// A global and a per-identity slot for one long-running request.
+struct StreamPermits {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    _identity: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Caps on concurrent long-running requests (watches, followed logs, upgrades).
+struct StreamLimits {
+    global: Arc<tokio::sync::Semaphore>,
+    per_identity: std::sync::Mutex<lru::LruCache<String, Arc<tokio::sync::Semaphore>>>,
+    max_per_identity: usize,
+}
+
+impl StreamLimits {
+    fn new(max: usize, max_per_identity: usize) -> Self {
+        StreamLimits {
+            global: Arc::new(tokio::sync::Semaphore::new(max)),
+            per_identity: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(65_536).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            max_per_identity,
+        }
+    }
+
+    fn acquire(&self, identity: &str) -> Option<StreamPermits> {
+        let mine = {
+            let mut map = self
+                .per_identity
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.get_or_insert(identity.to_owned(), || {
+                Arc::new(tokio::sync::Semaphore::new(self.max_per_identity))
+            })
+            .clone()
+        };
+        let identity = mine.try_acquire_owned().ok()?;
+        let global = self.global.clone().try_acquire_owned().ok()?;
+        Some(StreamPermits {
+            _global: global,
+            _identity: identity,
+        })
     }
 }
 
@@ -472,6 +561,18 @@ pub(crate) fn verb_of(method: &Method, path: &str, query: Option<&str>) -> &'sta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_limits_per_identity_and_in_total() {
+        let limits = StreamLimits::new(3, 2);
+        let a1 = limits.acquire("a").expect("first");
+        let _a2 = limits.acquire("a").expect("second");
+        assert!(limits.acquire("a").is_none(), "per-identity cap");
+        let _b1 = limits.acquire("b").expect("other identity");
+        assert!(limits.acquire("c").is_none(), "global cap");
+        drop(a1);
+        assert!(limits.acquire("c").is_some(), "released on drop");
+    }
 
     #[test]
     fn truncation_keeps_char_boundaries() {

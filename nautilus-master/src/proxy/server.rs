@@ -45,7 +45,7 @@ impl Default for ServeLimits {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 16_384,
-            max_concurrent_streams: 1_000,
+            max_concurrent_streams: 250,
             drain_timeout: Duration::from_secs(30),
         }
     }
