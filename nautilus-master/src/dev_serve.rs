@@ -113,6 +113,7 @@ pub async fn serve(
         ShimOptions,
     };
 
+    tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -193,16 +194,25 @@ pub async fn serve(
         }
         UpstreamChoice::K3s { bin } => match resolve_k3s_binary(bin.as_deref()) {
             Ok(bin) => {
-                let (upstream, state) = start_k3s(
-                    &bin,
-                    &opts,
-                    &etcd_url,
-                    &webhook_url,
-                    &cert.ca_pem,
-                    &mut tasks,
-                    stopped(stop_rx.clone()),
-                )
-                .await?;
+                let started = tokio::select! {
+                    r = start_k3s(
+                        &bin,
+                        &opts,
+                        &etcd_url,
+                        &webhook_url,
+                        &cert.ca_pem,
+                        &mut tasks,
+                        stopped(stop_rx.clone()),
+                    ) => Some(r),
+                    () = &mut shutdown => None,
+                };
+                let Some(started) = started else {
+                    // Asked to stop while k3s was still starting: stop it and the shim cleanly.
+                    let _ = stop_tx.send(true);
+                    while tasks.join_next().await.is_some() {}
+                    return Ok(());
+                };
+                let (upstream, state) = started?;
                 k3s_desc = Some(bin.display().to_string());
                 k3s_state = Some(state);
                 (
@@ -298,7 +308,6 @@ pub async fn serve(
     });
 
     // Run until asked to stop or until a component fails.
-    tokio::pin!(shutdown);
     let failure = tokio::select! {
         () = &mut shutdown => None,
         Some(done) = tasks.join_next() => Some(done),

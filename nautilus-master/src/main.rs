@@ -137,6 +137,7 @@ fn run(cli: Cli) -> Result<()> {
 
 async fn dev(args: DevArgs) -> Result<()> {
     use nautilus_master::dev_serve::{DevServeOptions, UpstreamChoice, serve};
+    let shutdown = shutdown_signal()?;
     let report = nautilus_master::dev::run(&args.data_dir).await?;
     print_self_checks(&args.data_dir, &report);
     if args.check {
@@ -166,27 +167,25 @@ async fn dev(args: DevArgs) -> Result<()> {
         insecure_dev_http: args.insecure_dev_http,
     };
     let data_dir = args.data_dir;
-    serve(opts, report.stakes(), shutdown_signal(), |running| {
+    serve(opts, report.stakes(), shutdown, |running| {
         print_running(&data_dir, &report, running);
     })
     .await
     .context("dev control plane")
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
+/// Installs SIGINT/SIGTERM handlers now (so a signal during a long start-up is caught, not
+/// fatal) and returns a future that resolves on the first of them.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
+    })
 }
 
 fn print_self_checks(data_dir: &Path, r: &nautilus_master::dev::DevReport) {

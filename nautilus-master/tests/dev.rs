@@ -272,6 +272,81 @@ fn dev_in_front_of_a_real_kube_apiserver() {
     dev.stop();
 }
 
+/// SIGTERM while k3s is still starting stops dev and its k3s child promptly. The child is a
+/// shell stand-in for `k3s server` that never becomes ready (no k3s binary is obtainable here).
+#[test]
+fn sigterm_during_k3s_start_stops_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("k3s.pid");
+    let fake = tmp.path().join("k3s");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 300\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = Command::new(bin())
+        .args(["dev", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .args(["--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0"])
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--etcd-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--k3s-bin")
+        .arg(&fake)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !pid_file.is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the k3s stand-in never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let k3s_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "dev ignored SIGTERM during start-up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "dev exited with {status}");
+    // The stand-in got SIGTERM from the supervisor (kill(pid, 0) fails once it is gone; a
+    // zombie left to an init that does not reap still counts as stopped here).
+    let stat = std::fs::read_to_string(format!("/proc/{k3s_pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z")),
+        "k3s stand-in still running: {stat}"
+    );
+}
+
 /// An API server that would take identity from a header the proxy does not strip
 /// (`X-Forwarded-Groups`) must be refused at start, not served.
 #[test]
