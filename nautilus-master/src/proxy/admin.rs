@@ -5,12 +5,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http::{Response, StatusCode};
 
 use super::server::{Handler, ServeLimits, serve};
-use super::{Proxy, ProxyBody};
+use super::{Proxy, ProxyBody, status};
 use crate::auth::StakeView;
 
 /// An extra readiness condition (e.g. "k3s supervisor reports ready").
@@ -29,14 +27,14 @@ pub async fn serve_admin<V: StakeView + 'static>(
         let checks = checks.clone();
         Box::pin(async move {
             match req.uri().path() {
-                "/healthz" | "/livez" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
+                "/healthz" | "/livez" => status::with_body(StatusCode::OK, "ok\n", "text/plain"),
                 "/readyz" => readyz(&proxy, &checks).await,
-                "/metrics" => text(
+                "/metrics" => status::with_body(
                     StatusCode::OK,
-                    proxy.metrics().encode(),
+                    proxy.metrics().encode(proxy.authenticator().cache_stats()),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),
-                _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
+                _ => status::with_body(StatusCode::NOT_FOUND, "not found\n", "text/plain"),
             }
         })
     });
@@ -76,17 +74,5 @@ async fn readyz<V: StakeView + 'static>(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    text(code, lines.join("\n") + "\n", "text/plain")
-}
-
-fn text(code: StatusCode, body: String, content_type: &'static str) -> Response<ProxyBody> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
+    status::with_body(code, lines.join("\n") + "\n", "text/plain")
 }

@@ -48,8 +48,14 @@ impl Metrics {
         }
     }
 
-    /// Renders the text exposition format.
-    pub(crate) fn encode(&self) -> String {
+    /// Renders the text exposition format. The token-cache gauges are read from `cache` here,
+    /// at scrape time, rather than on every request.
+    pub(crate) fn encode(&self, cache: crate::auth::CacheStats) -> String {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.authn_cache_hits.set(gauge(cache.hits));
+        self.authn_cache_misses.set(gauge(cache.misses));
+        self.authn_cache_entries
+            .set(gauge(u64::try_from(cache.entries).unwrap_or(u64::MAX)));
         let mut registry = Registry::with_prefix("daas_proxy");
         registry.register(
             "requests",
@@ -83,7 +89,7 @@ impl Metrics {
         );
         registry.register(
             "authn_cache_hits",
-            "Token cache hits since start",
+            "Token cache hits since start (as of the scrape)",
             self.authn_cache_hits.clone(),
         );
         registry.register(

@@ -227,7 +227,6 @@ impl<V: StakeView + 'static> Proxy<V> {
             }
         };
         self.record_authn("allowed", "ok");
-        self.update_cache_gauges();
 
         if let Err(wait) = self.limiter.check(&identity.username, Instant::now()) {
             audit(Some(&identity), verb, &path, remote, "rate_limited", "rate");
@@ -399,17 +398,6 @@ impl<V: StakeView + 'static> Proxy<V> {
             .authn
             .get_or_create(&AuthnLabels { result, reason })
             .inc();
-    }
-
-    fn update_cache_gauges(&self) {
-        let stats = self.auth.cache_stats();
-        let m = &self.metrics;
-        m.authn_cache_hits
-            .set(i64::try_from(stats.hits).unwrap_or(i64::MAX));
-        m.authn_cache_misses
-            .set(i64::try_from(stats.misses).unwrap_or(i64::MAX));
-        m.authn_cache_entries
-            .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
     }
 }
 

@@ -51,6 +51,10 @@ impl Default for ServeLimits {
     }
 }
 
+/// A client byte stream: TLS over TCP, or TCP alone in explicit dev mode.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 pub(crate) type Handler = Arc<
     dyn Fn(
             Request<Incoming>,
@@ -140,39 +144,35 @@ pub(crate) async fn serve(
             if let Some(g) = &connections {
                 g.inc();
             }
-            match acceptor {
+            // TLS (or, behind the dev flag, plaintext) first; then one serving path for both.
+            let io: Option<Box<dyn Io>> = match acceptor {
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
                     {
-                        Ok(Ok(stream)) => {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .into_owned();
-                            let conn = watcher.watch(conn);
-                            match first_request_deadline(conn, &got_request, first_request).await {
-                                Some(Ok(())) => {}
-                                Some(Err(e)) => {
-                                    debug!(%remote, error = %e, "connection ended with an error");
-                                }
-                                None => debug!(%remote, "no request in time; closing"),
-                            }
+                        Ok(Ok(stream)) => Some(Box::new(stream)),
+                        Ok(Err(e)) => {
+                            debug!(%remote, error = %e, "TLS handshake failed");
+                            None
                         }
-                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
-                        Err(_) => debug!(%remote, "TLS handshake timed out"),
+                        Err(_) => {
+                            debug!(%remote, "TLS handshake timed out");
+                            None
+                        }
                     }
                 }
-                None => {
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                        .into_owned();
-                    let conn = watcher.watch(conn);
-                    match first_request_deadline(conn, &got_request, first_request).await {
-                        Some(Ok(())) => {}
-                        Some(Err(e)) => {
-                            debug!(%remote, error = %e, "connection ended with an error");
-                        }
-                        None => debug!(%remote, "no request in time; closing"),
+                None => Some(Box::new(tcp)),
+            };
+            if let Some(io) = io {
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(io), service)
+                    .into_owned();
+                let conn = watcher.watch(conn);
+                match first_request_deadline(conn, &got_request, first_request).await {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        debug!(%remote, error = %e, "connection ended with an error");
                     }
+                    None => debug!(%remote, "no request in time; closing"),
                 }
             }
             if let Some(g) = &connections {

@@ -41,22 +41,31 @@ pub(crate) fn response_with(
             .or_insert_with(|| serde_json::json!({}));
     }
     let body = serde_json::to_vec(&value).unwrap_or_default();
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut resp = with_body(code, body, "application/json");
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(s) = retry_after_secs {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
+    resp
+}
+
+/// A complete response of `code` with `body` as `content_type`: every answer the proxy,
+/// webhook and admin listener write themselves.
+pub(crate) fn with_body(
+    code: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &'static str,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = code;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

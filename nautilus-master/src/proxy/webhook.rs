@@ -6,9 +6,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
 use tracing::{info, warn};
@@ -80,7 +79,7 @@ async fn review<V: StakeView>(
                 "BadRequest",
                 &format!(
                     "not an authentication.k8s.io/v1 TokenReview: {}",
-                    e.classify_name()
+                    json_error_kind(&e)
                 ),
             );
         }
@@ -120,30 +119,15 @@ async fn review<V: StakeView>(
         status: Some(status),
     };
     let body = serde_json::to_vec(&answer).unwrap_or_default();
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    status::with_body(StatusCode::OK, body, "application/json")
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    /// A description of a JSON error that never echoes the input (which holds a token).
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "malformed JSON",
-            serde_json::error::Category::Data => "unexpected fields or types",
-            serde_json::error::Category::Eof => "truncated JSON",
-        }
+/// A description of a JSON error that never echoes the input (which holds a token).
+fn json_error_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "unexpected fields or types",
+        serde_json::error::Category::Eof => "truncated JSON",
     }
 }
