@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,7 +13,23 @@ use std::time::Duration;
 use daas_seal::{Address, Claims, Role, mint};
 use daas_wallet::Keystore;
 use nautilus_master::auth::unix_ms_now;
-use support::{ControlPlane, bin, free_port, peer, run_ok};
+use support::{ApiServerOnShim, bin, peer, run_ok};
+
+/// `nautilus-master dev` on `data` with every listener on a loopback port of the OS's choice
+/// (no port races between tests; the banner reports the bound addresses).
+fn dev_command(data: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["dev", "--data-dir"]).arg(data);
+    for flag in [
+        "--listen",
+        "--webhook-listen",
+        "--admin-listen",
+        "--etcd-listen",
+    ] {
+        cmd.args([flag, "127.0.0.1:0"]);
+    }
+    cmd
+}
 
 struct Dev {
     child: Child,
@@ -27,13 +43,7 @@ impl Dev {
     /// Starts `dev` with every listener on port 0 (no races with other tests for ports) and
     /// reads the bound addresses back from its banner.
     fn start(data: &Path, extra: &[String]) -> Dev {
-        let mut child = Command::new(bin())
-            .args(["dev", "--data-dir"])
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--webhook-listen", "127.0.0.1:0"])
-            .args(["--admin-listen", "127.0.0.1:0"])
-            .args(["--etcd-listen", "127.0.0.1:0"])
+        let mut child = dev_command(data)
             .args(extra)
             .env("K3S_BIN", "/nonexistent/k3s")
             .env("PATH", "/usr/bin:/bin")
@@ -121,15 +131,7 @@ impl Dev {
     }
 
     fn admin_get(&self, path: &str) -> String {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        support::http_get(&format!("127.0.0.1:{}", self.admin), path)
     }
 
     /// SIGTERM, then the process must exit 0 promptly with every listener closed.
@@ -214,19 +216,14 @@ fn dev_in_front_of_a_real_kube_apiserver() {
     };
     let tmp = tempfile::tempdir().unwrap();
     // The apiserver keeps its state in a shim of its own; dev serves its own shim too.
-    let keyring = tmp.path().join("keys");
-    support::init_keyring(&keyring);
-    let shim = support::ShimProcess::start_on(free_port(), &tmp.path().join("etcd"), &keyring);
-    let api_port = free_port();
-    let run_dir = tmp.path().join("k8s");
-    let (_plane, _) = ControlPlane::start(&peer_dir, &run_dir, &shim.url, api_port);
-    let pki = run_dir.join("pki");
+    let api = ApiServerOnShim::start(&peer_dir, tmp.path(), &[]);
+    let pki = api.pki();
     let arg = |p: &str| pki.join(p).display().to_string();
     let dev = Dev::start(
         &tmp.path().join("d"),
         &[
             "--upstream".into(),
-            format!("https://127.0.0.1:{api_port}"),
+            api.url(),
             "--upstream-ca".into(),
             arg("ca.crt"),
             "--upstream-client-cert".into(),
@@ -288,16 +285,7 @@ fn sigterm_during_k3s_start_stops_everything() {
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut child = Command::new(bin())
-        .args(["dev", "--data-dir"])
-        .arg(tmp.path().join("d"))
-        .args(["--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0"])
-        .args([
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--etcd-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = dev_command(&tmp.path().join("d"))
         .arg("--k3s-bin")
         .arg(&fake)
         .stdout(Stdio::null())
@@ -355,16 +343,9 @@ fn dev_refuses_an_api_server_that_reads_identity_from_other_headers() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let keyring = tmp.path().join("keys");
-    support::init_keyring(&keyring);
-    let shim = support::ShimProcess::start_on(free_port(), &tmp.path().join("etcd"), &keyring);
-    let api_port = free_port();
-    let run_dir = tmp.path().join("k8s");
-    let (_plane, _) = ControlPlane::start_with(
+    let api = ApiServerOnShim::start(
         &peer_dir,
-        &run_dir,
-        &shim.url,
-        api_port,
+        tmp.path(),
         &[
             ("K8S_NO_CONTROLLERS", "1"),
             (
@@ -373,18 +354,9 @@ fn dev_refuses_an_api_server_that_reads_identity_from_other_headers() {
             ),
         ],
     );
-    let pki = run_dir.join("pki");
-    let out = Command::new(bin())
-        .args(["dev", "--data-dir"])
-        .arg(tmp.path().join("d"))
-        .args(["--listen", "127.0.0.1:0", "--webhook-listen", "127.0.0.1:0"])
-        .args([
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--etcd-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--upstream", &format!("https://127.0.0.1:{api_port}")])
+    let pki = api.pki();
+    let out = dev_command(&tmp.path().join("d"))
+        .args(["--upstream", &api.url()])
         .arg("--upstream-ca")
         .arg(pki.join("ca.crt"))
         .arg("--upstream-client-cert")

@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
@@ -139,16 +138,7 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) 
 
 /// Plain HTTP GET of the admin listener with std only.
 fn admin_get(proxy: &RunningProxy, path: &str) -> String {
-    let host = proxy.admin_url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    support::http_get(proxy.admin_url.trim_start_matches("http://"), path)
 }
 
 /// The value of an unlabelled metric on `/metrics`.

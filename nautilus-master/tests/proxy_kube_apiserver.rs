@@ -19,7 +19,7 @@ use nautilus_master::auth::unix_ms_now;
 use nautilus_master::proxy::ProxyConfig;
 use nautilus_master::proxy::rbac::user_namespace;
 use support::proxy::{RunningProxy, peer_upstream};
-use support::{ControlPlane, ShimProcess, free_port, init_keyring, peer, run_ok};
+use support::{ApiServerOnShim, http_get, peer, run_ok};
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn kubectl")
@@ -38,18 +38,10 @@ fn kubectl_through_the_proxy_enforces_rbac_per_seal_identity() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let keyring = tmp.path().join("keys");
-    init_keyring(&keyring);
-    let shim = ShimProcess::start_on(free_port(), &tmp.path().join("etcd"), &keyring);
-    let api_port = free_port();
-    let run_dir = tmp.path().join("k8s");
-    let (_plane, _admin_kubeconfig) = ControlPlane::start(&peer_dir, &run_dir, &shim.url, api_port);
+    let api = ApiServerOnShim::start(&peer_dir, tmp.path(), &[]);
 
     let config = ProxyConfig {
-        upstream: Some(peer_upstream(
-            &format!("https://127.0.0.1:{api_port}"),
-            &run_dir.join("pki"),
-        )),
+        upstream: Some(peer_upstream(&api.url(), &api.pki())),
         ..ProxyConfig::default()
     };
     let proxy = RunningProxy::start(&tmp.path().join("tls"), config);
@@ -224,26 +216,11 @@ fn kubectl_through_the_proxy_enforces_rbac_per_seal_identity() {
     assert!(!o.status.success());
 
     // Metrics saw it all; the token never appears there.
-    let metrics = reqwest_like_get(&format!("{}/metrics", proxy.admin_url));
+    let admin = proxy.admin_url.trim_start_matches("http://");
+    let metrics = http_get(admin, "/metrics");
     assert!(metrics.contains("daas_proxy_requests_total"), "{metrics}");
     assert!(metrics.contains("reason=\"revoked\""), "{metrics}");
-    let ready = reqwest_like_get(&format!("{}/readyz", proxy.admin_url));
+    let ready = http_get(admin, "/readyz");
     assert!(ready.contains("[+] upstream"), "{ready}");
-    drop(shim);
-}
-
-/// Plain HTTP GET on loopback (the admin listener) with std only.
-fn reqwest_like_get(url: &str) -> String {
-    use std::io::{Read, Write};
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    drop(api);
 }

@@ -231,3 +231,57 @@ impl Drop for ControlPlane {
         self.stop();
     }
 }
+
+/// A real kube-apiserver (the peer) on an etcd shim of its own, under `dir`; both stopped on
+/// drop, the control plane first.
+pub struct ApiServerOnShim {
+    pub plane: ControlPlane,
+    pub shim: ShimProcess,
+    pub port: u16,
+    pub run_dir: PathBuf,
+    pub admin_kubeconfig: PathBuf,
+}
+
+impl ApiServerOnShim {
+    /// `env` goes to `start-control-plane.sh` (see [`ControlPlane::start_with`]).
+    pub fn start(peer_dir: &Path, dir: &Path, env: &[(&str, &str)]) -> Self {
+        let keyring = dir.join("keys");
+        init_keyring(&keyring);
+        let shim = ShimProcess::start_on(free_port(), &dir.join("etcd"), &keyring);
+        let port = free_port();
+        let run_dir = dir.join("k8s");
+        let (plane, admin_kubeconfig) =
+            ControlPlane::start_with(peer_dir, &run_dir, &shim.url, port, env);
+        ApiServerOnShim {
+            plane,
+            shim,
+            port,
+            run_dir,
+            admin_kubeconfig,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The peer's PKI: cluster CA `ca.crt`, `front-proxy-client.crt`/`.key`.
+    pub fn pki(&self) -> PathBuf {
+        self.run_dir.join("pki")
+    }
+}
+
+/// A plain HTTP/1.1 GET of `path` from `host:port` (loopback admin listeners); the whole
+/// response, status line included.
+pub fn http_get(host: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
