@@ -1,42 +1,30 @@
 //! The `kubeconfig generate` and `kubeconfig merge` command lines: exit codes, file modes,
 //! refusals, and where files go. No kubectl needed (tests/kubectl.rs runs the real one).
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use daas_kubeconfig::read_kubeconfig;
 use daas_seal::Address;
 use daas_wallet::{Scheme, WalletKey, write_keystore};
 
+mod support;
+use support::output_with_stdin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_kubeconfig");
 
 /// Runs the binary in `cwd` with a clean environment (HOME = `home`), feeding `stdin`.
 fn run(cwd: &Path, home: &Path, env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("HOME", home)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubeconfig");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        // A command that fails before reading its input closes the pipe early.
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => Ok(()),
-            _ => Err(e),
-        })
-        .expect("stdin");
-    child.wait_with_output().expect("output")
+    output_with_stdin(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("HOME", home)
+            .envs(env.iter().copied()),
+        stdin,
+    )
 }
 
 fn stderr(out: &Output) -> String {

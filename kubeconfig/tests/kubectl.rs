@@ -13,13 +13,16 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use daas_seal::{Address, SealToken, TimeRules};
 use daas_wallet::{Scheme, WalletKey, write_keystore};
+
+mod support;
+use support::output_with_stdin;
 
 fn kubectl() -> Option<String> {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_owned());
@@ -172,25 +175,7 @@ const PLUGIN: &str = env!("CARGO_BIN_EXE_kubeconfig");
 
 /// Runs `kubeconfig` with `args`, feeding `stdin`; fails the test unless it succeeds.
 fn kubeconfig_cli(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(PLUGIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubeconfig");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        // A command that fails before reading its input closes the pipe early.
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => Ok(()),
-            _ => Err(e),
-        })
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("kubeconfig output");
+    let out = output_with_stdin(Command::new(PLUGIN).args(args), stdin);
     assert!(
         out.status.success(),
         "kubeconfig {args:?} failed: {}",
