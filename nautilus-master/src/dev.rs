@@ -208,24 +208,8 @@ async fn etcd_self_check(ring: &daas_envelope::KeyRingDir, dir: &Path) -> Result
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
-    // An existing directory keeps its mode through `create`: tighten it explicitly.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {} to mode 0700", dir.display()))?;
-    }
-    Ok(())
+    crate::private_fs::create_private_dir(dir)
+        .with_context(|| format!("creating {} with mode 0700", dir.display()))
 }
 
 /// A random 32-byte id persisted as 0x-hex, reused on later runs.

@@ -12,4 +12,5 @@ pub mod auth;
 pub mod dev;
 pub mod dev_serve;
 pub mod k3s;
+mod private_fs;
 pub mod proxy;

@@ -1,10 +1,10 @@
 //! The K3s cluster token and the TokenReview webhook kubeconfig: private files.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::{self, DirBuilder};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::Path;
 
 use rand_core::{OsRng, RngCore};
 
@@ -190,43 +190,9 @@ fn create_private_dir(dir: &Path) -> Result<(), K3sError> {
     check_dir(dir)
 }
 
-/// Writes `bytes` to `path` with mode 0600, atomically: a temporary file beside it is written,
-/// synced and renamed over `path`, so readers never see a partial file.
+/// Writes `bytes` to `path` with mode 0600, atomically (see [`crate::private_fs::write_atomic`]).
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), K3sError> {
-    let tmp = temp_path(path);
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(K3sError::Io {
-                op: "remove stale",
-                path: tmp,
-                source,
-            });
-        }
-    }
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        file.write_all(bytes).map_err(io_err("write", &tmp))?;
-        file.sync_all().map_err(io_err("sync", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("rename into place", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_else(|| "file".as_ref()));
-    name.push(".tmp");
-    parent_dir(path).join(name)
+    crate::private_fs::write_atomic(path, bytes, FILE_MODE).map_err(io_err("write", path))
 }
 
 #[cfg(test)]
@@ -254,7 +220,7 @@ mod tests {
         );
         let second = ClusterToken::load_or_create(&path).expect("reload");
         assert_eq!(first.expose_secret(), second.expose_secret());
-        assert!(!temp_path(&path).exists());
+        assert!(!crate::private_fs::temp_path(&path).exists());
     }
 
     #[test]
