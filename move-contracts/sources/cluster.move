@@ -471,3 +471,69 @@ public fun set_version_for_testing(cluster: &mut Cluster, version: u64) {
 
 #[test_only]
 public fun current_version_for_testing(): u64 { VERSION }
+
+// Event constructors for the golden BCS vectors (`tests/golden_tests.move`); events can only be packed here.
+
+#[test_only]
+public fun cluster_created_for_testing(cluster_id: ID, admin_cap_id: ID, admin: address): ClusterCreated {
+    ClusterCreated { cluster_id, admin_cap_id, admin }
+}
+
+#[test_only]
+public fun slashed_for_testing(cluster_id: ID, record_id: ID): Slashed {
+    Slashed { cluster_id, record_id }
+}
+
+#[test_only]
+public fun role_minimum_changed_for_testing(
+    cluster_id: ID,
+    role: u8,
+    old_min_mist: u64,
+    new_min_mist: u64,
+): RoleMinimumChanged {
+    RoleMinimumChanged { cluster_id, role, old_min_mist, new_min_mist }
+}
+
+#[test_only]
+public fun unbonding_period_changed_for_testing(
+    cluster_id: ID,
+    old_period_ms: u64,
+    new_period_ms: u64,
+): UnbondingPeriodChanged {
+    UnbondingPeriodChanged { cluster_id, old_period_ms, new_period_ms }
+}
+
+#[test_only]
+public fun pcrs_changed_for_testing(
+    cluster_id: ID,
+    pcr0: vector<u8>,
+    pcr1: vector<u8>,
+    pcr2: vector<u8>,
+    enclave_cleared: bool,
+): PcrsChanged {
+    PcrsChanged { cluster_id, pcr0, pcr1, pcr2, enclave_cleared }
+}
+
+#[test_only]
+public fun enclave_operator_changed_for_testing(
+    cluster_id: ID,
+    old_operator: address,
+    new_operator: address,
+): EnclaveOperatorChanged {
+    EnclaveOperatorChanged { cluster_id, old_operator, new_operator }
+}
+
+#[test_only]
+public fun treasury_withdrawn_for_testing(cluster_id: ID, amount: u64, recipient: address): TreasuryWithdrawn {
+    TreasuryWithdrawn { cluster_id, amount, recipient }
+}
+
+#[test_only]
+public fun cluster_renamed_for_testing(cluster_id: ID, name: String): ClusterRenamed {
+    ClusterRenamed { cluster_id, name }
+}
+
+#[test_only]
+public fun cluster_migrated_for_testing(cluster_id: ID, from_version: u64, to_version: u64): ClusterMigrated {
+    ClusterMigrated { cluster_id, from_version, to_version }
+}

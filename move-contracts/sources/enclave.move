@@ -206,3 +206,17 @@ public(package) fun check_endpoint(endpoint: &String) {
     let n = endpoint.length();
     assert!(n > 0 && n <= MAX_ENDPOINT_LENGTH, EInvalidEndpoint);
 }
+
+// ------------------------------------------------------------------------------------------------ tests
+
+#[test_only]
+/// Event constructor for the golden BCS vectors (`tests/golden_tests.move`); events can only be packed here.
+public fun enclave_registered_for_testing(
+    cluster_id: ID,
+    public_key: vector<u8>,
+    endpoint: String,
+    attested_at_ms: u64,
+    registered_at_ms: u64,
+): EnclaveRegistered {
+    EnclaveRegistered { cluster_id, public_key, endpoint, attested_at_ms, registered_at_ms }
+}

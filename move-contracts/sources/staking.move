@@ -335,3 +335,97 @@ fun settle(cluster: &mut Cluster, record: &mut StakeRecord) {
         amount,
     });
 }
+
+// ------------------------------------------------------------------------------------------------ tests
+
+// Constructors for the golden BCS vectors (`tests/golden_tests.move`); structs can only be packed here.
+
+#[test_only]
+/// Takes `ctx` rather than a `UID`: the Sui verifier requires an object's `UID` to come straight from `object::new`.
+public fun stake_record_for_testing(
+    cluster_id: ID,
+    owner: address,
+    role: u8,
+    node_name: String,
+    balance: Balance<SUI>,
+    status: u8,
+    token_epoch: u64,
+    staked_at_ms: u64,
+    unbond_requested_at_ms: u64,
+    ctx: &mut TxContext,
+): StakeRecord {
+    StakeRecord {
+        id: object::new(ctx),
+        cluster_id,
+        owner,
+        role,
+        node_name,
+        balance,
+        status,
+        token_epoch,
+        staked_at_ms,
+        unbond_requested_at_ms,
+    }
+}
+
+#[test_only]
+public fun staked_for_testing(
+    cluster_id: ID,
+    record_id: ID,
+    owner: address,
+    role: u8,
+    node_name: String,
+    amount: u64,
+    staked_at_ms: u64,
+): Staked {
+    Staked { cluster_id, record_id, owner, role, node_name, amount, staked_at_ms }
+}
+
+#[test_only]
+public fun stake_added_for_testing(
+    cluster_id: ID,
+    record_id: ID,
+    owner: address,
+    amount: u64,
+    new_total: u64,
+): StakeAdded {
+    StakeAdded { cluster_id, record_id, owner, amount, new_total }
+}
+
+#[test_only]
+public fun unstake_requested_for_testing(
+    cluster_id: ID,
+    record_id: ID,
+    owner: address,
+    token_epoch: u64,
+    requested_at_ms: u64,
+    withdrawable_at_ms: u64,
+): UnstakeRequested {
+    UnstakeRequested { cluster_id, record_id, owner, token_epoch, requested_at_ms, withdrawable_at_ms }
+}
+
+#[test_only]
+public fun withdrawn_for_testing(
+    cluster_id: ID,
+    record_id: ID,
+    owner: address,
+    amount: u64,
+    slashed: bool,
+): Withdrawn {
+    Withdrawn { cluster_id, record_id, owner, amount, slashed }
+}
+
+#[test_only]
+public fun tokens_revoked_for_testing(
+    cluster_id: ID,
+    record_id: ID,
+    owner: address,
+    token_epoch: u64,
+): TokensRevoked {
+    TokensRevoked { cluster_id, record_id, owner, token_epoch }
+}
+
+#[test_only]
+public fun slash_settled_for_testing(cluster_id: ID, record_id: ID, owner: address, amount: u64): SlashSettled {
+    SlashSettled { cluster_id, record_id, owner, amount }
+}

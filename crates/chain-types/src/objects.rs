@@ -1,0 +1,121 @@
+//! Move objects of the package and of the Sui framework, as BCS-compatible Rust structs.
+//!
+//! Field order is the Move declaration order. `UID`/`ID` are 32-byte addresses and
+//! `Balance<T>` is its `u64` value, exactly as BCS lays them out.
+
+use serde::{Deserialize, Serialize};
+use sui_sdk_types::Address;
+
+use crate::consts;
+
+/// `k3s_daas::staking::StakeRecord`: one stake, owned by `owner`, holding its own balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakeRecord {
+    pub id: Address,
+    pub cluster_id: Address,
+    pub owner: Address,
+    /// [`consts::ROLE_WORKER`], [`consts::ROLE_USER`] or [`consts::ROLE_ADMIN`].
+    pub role: u8,
+    /// Worker node name (DNS label); empty for users and admins.
+    pub node_name: String,
+    /// `Balance<SUI>` in MIST.
+    pub balance: u64,
+    /// [`consts::STATUS_ACTIVE`], [`consts::STATUS_UNBONDING`] or [`consts::STATUS_SLASHED`].
+    pub status: u8,
+    pub token_epoch: u64,
+    pub staked_at_ms: u64,
+    /// 0 unless an unstake was requested.
+    pub unbond_requested_at_ms: u64,
+}
+
+impl StakeRecord {
+    /// When the funds become withdrawable under `unbonding_period_ms`, if unbonding.
+    pub fn withdrawable_at_ms(&self, unbonding_period_ms: u64) -> Option<u64> {
+        (self.status == consts::STATUS_UNBONDING).then(|| {
+            self.unbond_requested_at_ms
+                .saturating_add(unbonding_period_ms)
+        })
+    }
+}
+
+/// `k3s_daas::cluster::Enclave`: the registered enclave (stored inside the cluster).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclave {
+    pub public_key: Vec<u8>,
+    pub endpoint: String,
+    pub pcr0: Vec<u8>,
+    pub pcr1: Vec<u8>,
+    pub pcr2: Vec<u8>,
+    pub attested_at_ms: u64,
+    pub registered_at_ms: u64,
+}
+
+/// `0x2::table::Table<K, V>`: the entries are dynamic fields of `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub id: Address,
+    pub size: u64,
+}
+
+/// `k3s_daas::cluster::Cluster`: the shared configuration object of one cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: Address,
+    pub version: u64,
+    pub name: String,
+    pub min_stake_worker: u64,
+    pub min_stake_user: u64,
+    pub min_stake_admin: u64,
+    pub unbonding_period_ms: u64,
+    pub expected_pcr0: Vec<u8>,
+    pub expected_pcr1: Vec<u8>,
+    pub expected_pcr2: Vec<u8>,
+    pub enclave_operator: Address,
+    pub enclave: Option<Enclave>,
+    /// `Balance<SUI>` in MIST.
+    pub treasury: u64,
+    /// `Table<ID, bool>` of slashed record ids; read an entry with [`crate::package::slashed_entry_id`].
+    pub slashed: Table,
+}
+
+impl Cluster {
+    /// `cluster::min_stake`; `None` for an unknown role (Move aborts with `EInvalidRole`).
+    pub fn min_stake(&self, role: u8) -> Option<u64> {
+        match role {
+            consts::ROLE_WORKER => Some(self.min_stake_worker),
+            consts::ROLE_USER => Some(self.min_stake_user),
+            consts::ROLE_ADMIN => Some(self.min_stake_admin),
+            _ => None,
+        }
+    }
+}
+
+/// `k3s_daas::cluster::AdminCap`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminCap {
+    pub id: Address,
+    pub cluster_id: Address,
+}
+
+/// `0x2::coin::Coin<T>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coin {
+    pub id: Address,
+    /// `Balance<T>` value.
+    pub balance: u64,
+}
+
+/// `0x2::clock::Clock` (the shared object `0x6`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    pub id: Address,
+    pub timestamp_ms: u64,
+}
+
+/// `0x2::dynamic_field::Field<K, V>`: one dynamic field (e.g. a `Table` entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field<K, V> {
+    pub id: Address,
+    pub name: K,
+    pub value: V,
+}
