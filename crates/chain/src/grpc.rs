@@ -1,0 +1,448 @@
+//! [`Chain`] over Sui gRPC v2 with `sui_rpc::Client`.
+
+use std::time::Duration;
+
+use daas_chain_types::{Package, StakeRecord, objects::Coin, package::slashed_entry_id};
+use futures_util::{StreamExt, pin_mut};
+use prost_types::FieldMask;
+use sui_crypto::SuiSigner;
+use sui_crypto::simple::SimpleKeypair;
+use sui_rpc::field::FieldMaskUtil;
+use sui_rpc::proto::sui::rpc::v2::{
+    self as proto, ExecuteTransactionRequest, GetObjectRequest, GetServiceInfoRequest,
+    ListOwnedObjectsRequest, owner::OwnerKind,
+};
+use sui_sdk_types::{Address, Digest, StructTag, Transaction, UserSignature};
+
+use crate::effects::Executed;
+use crate::tx::Gas;
+use crate::{
+    Chain, ChainConfig, ChainError, ChainInfo, ClusterObject, ObjectRef, RecordObject, SuiCoin,
+};
+
+const OBJECT_MASK: &[&str] = &[
+    "object_id",
+    "version",
+    "digest",
+    "owner",
+    "object_type",
+    "contents",
+];
+const EXECUTED_MASK: &[&str] = &["digest", "checkpoint", "effects", "events"];
+
+/// The chain client on `sui_rpc::Client`. Cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct GrpcChain {
+    client: sui_rpc::Client,
+    config: ChainConfig,
+    package: Package,
+    checkpoint_timeout: Duration,
+}
+
+impl std::fmt::Debug for GrpcChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcChain")
+            .field("rpc", &self.config.rpc)
+            .field("package", &self.package.id)
+            .field("cluster", &self.config.cluster)
+            .finish()
+    }
+}
+
+/// A decoded Move object read from the chain.
+struct FetchedObject {
+    object: ObjectRef,
+    owner: proto::Owner,
+    ty: StructTag,
+    contents: Vec<u8>,
+}
+
+impl GrpcChain {
+    /// A client for `config.rpc`. Connects lazily; call [`GrpcChain::check_chain`] to verify
+    /// the endpoint before signing anything.
+    pub fn new(config: ChainConfig) -> Result<GrpcChain, ChainError> {
+        let client = sui_rpc::Client::new(config.rpc.as_str())
+            .map_err(|e| ChainError::Config(format!("invalid RPC URL {:?}: {e}", config.rpc)))?;
+        Ok(GrpcChain {
+            client,
+            package: Package::new(config.package),
+            config,
+            checkpoint_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// How long [`Chain::execute`] waits for the checkpoint (default 30 s).
+    pub fn with_checkpoint_timeout(mut self, timeout: Duration) -> Self {
+        self.checkpoint_timeout = timeout;
+        self
+    }
+
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    pub fn package(&self) -> &Package {
+        &self.package
+    }
+
+    /// The underlying `sui_rpc` client (for streams).
+    pub fn rpc_client(&self) -> sui_rpc::Client {
+        self.client.clone()
+    }
+
+    fn status(&self, call: &'static str, status: tonic::Status) -> ChainError {
+        if status.code() == tonic::Code::Unavailable {
+            return ChainError::Unreachable {
+                url: self.config.rpc.clone(),
+                reason: status.message().to_owned(),
+            };
+        }
+        ChainError::rpc(call, status)
+    }
+
+    /// Reads the endpoint's identity and, if the configuration names a chain id, refuses any
+    /// other chain.
+    pub async fn check_chain(&self) -> Result<ChainInfo, ChainError> {
+        let info = self.info().await?;
+        if let Some(expected) = &self.config.chain_id
+            && *expected != info.chain_id
+        {
+            return Err(ChainError::WrongChain {
+                expected: expected.clone(),
+                actual: info.chain_id,
+            });
+        }
+        Ok(info)
+    }
+
+    async fn fetch(&self, id: Address) -> Result<Option<FetchedObject>, ChainError> {
+        let request = GetObjectRequest::new(&id).with_read_mask(FieldMask::from_paths(OBJECT_MASK));
+        let response = match self
+            .client
+            .clone()
+            .ledger_client()
+            .get_object(request)
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Err(s) => return Err(self.status("GetObject", s)),
+        };
+        let object = response
+            .object
+            .ok_or_else(|| ChainError::decode(format!("object {id}"), "empty response"))?;
+        decode_object(&object).map(Some)
+    }
+
+    /// The version at which shared object `id` became shared (a transaction input needs it).
+    pub async fn initial_shared_version(&self, id: Address) -> Result<u64, ChainError> {
+        let o = self
+            .fetch(id)
+            .await?
+            .ok_or(ChainError::ObjectNotFound(id))?;
+        match (o.owner.kind(), o.owner.version) {
+            (OwnerKind::Shared, Some(v)) => Ok(v),
+            _ => Err(ChainError::decode(
+                format!("object {id}"),
+                "not a shared object",
+            )),
+        }
+    }
+
+    /// The current reference of an owned object.
+    pub async fn object_ref(&self, id: Address) -> Result<ObjectRef, ChainError> {
+        self.fetch(id)
+            .await?
+            .map(|o| o.object)
+            .ok_or(ChainError::ObjectNotFound(id))
+    }
+
+    /// Gas for a transaction by `sender` that also spends `amount` MIST from the gas coin:
+    /// the reference gas price, [`crate::tx::DEFAULT_GAS_BUDGET`], and the sender's largest
+    /// coins until they cover amount + budget.
+    pub async fn gas_for(&self, sender: Address, amount: u64) -> Result<Gas, ChainError> {
+        let price = self.reference_gas_price().await?;
+        let budget = crate::tx::DEFAULT_GAS_BUDGET;
+        let needed = amount.saturating_add(budget);
+        let mut coins = self.sui_coins(sender).await?;
+        coins.sort_by_key(|c| std::cmp::Reverse(c.balance));
+        let available: u64 = coins.iter().map(|c| c.balance).sum();
+        let mut picked = Vec::new();
+        let mut sum = 0u64;
+        for c in coins.iter().take(256) {
+            if sum >= needed {
+                break;
+            }
+            sum = sum.saturating_add(c.balance);
+            picked.push(c.object);
+        }
+        if sum < needed {
+            return Err(ChainError::InsufficientBalance {
+                needed,
+                available,
+                coins: coins.len(),
+            });
+        }
+        Ok(Gas {
+            sender,
+            coins: picked,
+            price,
+            budget,
+        })
+    }
+
+    /// Signs `tx` with `key` (which must be the sender) and executes it; a failed execution is
+    /// returned as the matching error (a Move abort as [`ChainError::Aborted`]).
+    pub async fn sign_and_execute(
+        &self,
+        key: &SimpleKeypair,
+        tx: Transaction,
+    ) -> Result<Executed, ChainError> {
+        let signature = key
+            .sign_transaction(&tx)
+            .map_err(|e| ChainError::Sign(e.to_string()))?;
+        self.execute(tx, vec![signature]).await?.into_result()
+    }
+
+    fn decode_record(&self, o: FetchedObject) -> Result<RecordObject, ChainError> {
+        let expected = self.package.stake_record_type();
+        if o.ty != expected {
+            return Err(ChainError::WrongType {
+                id: o.object.id,
+                expected: "StakeRecord".into(),
+                actual: o.ty.to_string(),
+            });
+        }
+        let owner = address_owner(&o.owner).ok_or_else(|| ChainError::NotAddressOwned {
+            id: o.object.id,
+            owner: format!("{:?}", o.owner.kind()),
+        })?;
+        let record: StakeRecord = daas_chain_types::from_bcs(&o.contents)
+            .map_err(|e| ChainError::decode(format!("stake record {}", o.object.id), e))?;
+        if record.id != o.object.id || record.owner != owner {
+            return Err(ChainError::decode(
+                format!("stake record {}", o.object.id),
+                "id or owner field disagrees with the object",
+            ));
+        }
+        Ok(RecordObject {
+            object: o.object,
+            record,
+        })
+    }
+
+    async fn owned_of_type(
+        &self,
+        owner: Address,
+        ty: &StructTag,
+    ) -> Result<Vec<FetchedObject>, ChainError> {
+        let mut request = ListOwnedObjectsRequest::default();
+        request.owner = Some(owner.to_string());
+        request.object_type = Some(ty.to_string());
+        request.page_size = Some(500);
+        request.read_mask = Some(FieldMask::from_paths(OBJECT_MASK));
+        let stream = self.client.list_owned_objects(request);
+        pin_mut!(stream);
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let object = item.map_err(|s| self.status("ListOwnedObjects", s))?;
+            let fetched = decode_object(&object)?;
+            // Never trust a server-side filter alone: compare parsed types.
+            if fetched.ty == *ty {
+                out.push(fetched);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn address_owner(owner: &proto::Owner) -> Option<Address> {
+    (owner.kind() == OwnerKind::Address)
+        .then(|| owner.address.as_deref()?.parse().ok())
+        .flatten()
+}
+
+fn decode_object(object: &proto::Object) -> Result<FetchedObject, ChainError> {
+    let id: Address = object
+        .object_id
+        .as_deref()
+        .ok_or_else(|| ChainError::decode("object", "no object_id"))?
+        .parse()
+        .map_err(|e| ChainError::decode("object id", e))?;
+    let what = || format!("object {id}");
+    let version = object
+        .version
+        .ok_or_else(|| ChainError::decode(what(), "no version"))?;
+    let digest: Digest = object
+        .digest
+        .as_deref()
+        .ok_or_else(|| ChainError::decode(what(), "no digest"))?
+        .parse()
+        .map_err(|e| ChainError::decode(what(), e))?;
+    let ty: StructTag = object
+        .object_type
+        .as_deref()
+        .ok_or_else(|| ChainError::decode(what(), "no type (not a Move object)"))?
+        .parse()
+        .map_err(|e| ChainError::decode(what(), e))?;
+    let contents = object
+        .contents
+        .as_ref()
+        .and_then(|b| b.value.as_ref())
+        .ok_or_else(|| ChainError::decode(what(), "no contents"))?
+        .to_vec();
+    let owner = object
+        .owner
+        .clone()
+        .ok_or_else(|| ChainError::decode(what(), "no owner"))?;
+    Ok(FetchedObject {
+        object: ObjectRef {
+            id,
+            version,
+            digest,
+        },
+        owner,
+        ty,
+        contents,
+    })
+}
+
+impl Chain for GrpcChain {
+    async fn info(&self) -> Result<ChainInfo, ChainError> {
+        let info = self
+            .client
+            .clone()
+            .ledger_client()
+            .get_service_info(GetServiceInfoRequest::default())
+            .await
+            .map_err(|s| self.status("GetServiceInfo", s))?
+            .into_inner();
+        Ok(ChainInfo {
+            chain_id: info.chain_id.unwrap_or_default(),
+            chain: info.chain.unwrap_or_default(),
+            epoch: info.epoch.unwrap_or_default(),
+            checkpoint_height: info.checkpoint_height.unwrap_or_default(),
+        })
+    }
+
+    async fn reference_gas_price(&self) -> Result<u64, ChainError> {
+        self.client
+            .clone()
+            .get_reference_gas_price()
+            .await
+            .map_err(|s| self.status("GetEpoch", s))
+    }
+
+    async fn stake_record(&self, id: Address) -> Result<Option<RecordObject>, ChainError> {
+        match self.fetch(id).await? {
+            None => Ok(None),
+            Some(o) => self.decode_record(o).map(Some),
+        }
+    }
+
+    async fn cluster(&self) -> Result<ClusterObject, ChainError> {
+        let id = self.config.cluster;
+        let o = self
+            .fetch(id)
+            .await?
+            .ok_or(ChainError::ObjectNotFound(id))?;
+        if o.ty != self.package.cluster_type() {
+            return Err(ChainError::WrongType {
+                id,
+                expected: "Cluster".into(),
+                actual: o.ty.to_string(),
+            });
+        }
+        if o.owner.kind() != OwnerKind::Shared {
+            return Err(ChainError::decode(
+                format!("cluster {id}"),
+                "not a shared object",
+            ));
+        }
+        let cluster = daas_chain_types::from_bcs(&o.contents)
+            .map_err(|e| ChainError::decode(format!("cluster {id}"), e))?;
+        Ok(ClusterObject {
+            version: o.object.version,
+            cluster,
+        })
+    }
+
+    async fn is_slashed(
+        &self,
+        slashed_table: Address,
+        record: Address,
+    ) -> Result<bool, ChainError> {
+        let entry = slashed_entry_id(slashed_table, record);
+        let Some(o) = self.fetch(entry).await? else {
+            return Ok(false);
+        };
+        if o.ty != daas_chain_types::package::slashed_entry_type() {
+            return Err(ChainError::WrongType {
+                id: entry,
+                expected: "slashed table entry".into(),
+                actual: o.ty.to_string(),
+            });
+        }
+        let field: daas_chain_types::Field<Address, bool> = daas_chain_types::from_bcs(&o.contents)
+            .map_err(|e| ChainError::decode("slashed table entry", e))?;
+        Ok(field.name == record && field.value)
+    }
+
+    async fn sui_coins(&self, owner: Address) -> Result<Vec<SuiCoin>, ChainError> {
+        self.owned_of_type(owner, &StructTag::gas_coin())
+            .await?
+            .into_iter()
+            .map(|o| {
+                let coin: Coin = daas_chain_types::from_bcs(&o.contents)
+                    .map_err(|e| ChainError::decode(format!("coin {}", o.object.id), e))?;
+                Ok(SuiCoin {
+                    object: o.object,
+                    balance: coin.balance,
+                })
+            })
+            .collect()
+    }
+
+    async fn stake_records_of(&self, owner: Address) -> Result<Vec<RecordObject>, ChainError> {
+        let ty = self.package.stake_record_type();
+        self.owned_of_type(owner, &ty)
+            .await?
+            .into_iter()
+            .map(|o| self.decode_record(o))
+            .collect()
+    }
+
+    async fn execute(
+        &self,
+        transaction: Transaction,
+        signatures: Vec<UserSignature>,
+    ) -> Result<Executed, ChainError> {
+        let digest = transaction.digest();
+        let mut request = ExecuteTransactionRequest::default();
+        request.transaction = Some(transaction.into());
+        request.signatures = signatures.into_iter().map(Into::into).collect();
+        request.read_mask = Some(FieldMask::from_paths(EXECUTED_MASK));
+        let response = self
+            .client
+            .clone()
+            .execute_transaction_and_wait_for_checkpoint(request, self.checkpoint_timeout)
+            .await
+            .map_err(|e| match e {
+                sui_rpc::client::ExecuteAndWaitError::RpcError(s) => {
+                    self.status("ExecuteTransaction", s)
+                }
+                sui_rpc::client::ExecuteAndWaitError::CheckpointTimeout(_)
+                | sui_rpc::client::ExecuteAndWaitError::CheckpointStreamError { .. } => {
+                    ChainError::CheckpointTimeout {
+                        digest: digest.to_string(),
+                    }
+                }
+                other => ChainError::Build(other.to_string()),
+            })?
+            .into_inner();
+        let executed = response
+            .transaction
+            .ok_or_else(|| ChainError::decode("execute response", "no transaction"))?;
+        Executed::decode(&self.package, &executed)
+    }
+}

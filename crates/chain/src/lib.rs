@@ -1,0 +1,161 @@
+//! The K3s-DaaS chain client: everything the project does with Sui, over gRPC v2 (`sui-rpc`).
+//!
+//! - [`Chain`] is the small seam the rest of the code uses (reads, gas price, execute);
+//!   [`GrpcChain`] implements it on `sui_rpc::Client` — the same client runs against Sui full
+//!   nodes and against the local development chain (`k3s-daas-devnet`).
+//! - [`tx`] builds `k3s_daas` transactions offline with `sui-transaction-builder` (`try_build`,
+//!   explicit gas coins and gas price), so nothing is simulated or selected by a server.
+//! - [`effects`] decodes an executed transaction: status, Move aborts mapped to the package's
+//!   abort codes, changed objects, package events.
+//! - [`follow`] follows checkpoints from a persisted cursor (at-least-once delivery from the
+//!   stream, exactly-once processing by cursor).
+//!
+//! Layouts of the package's objects and events live in `daas-chain-types`.
+
+pub mod config;
+pub mod effects;
+pub mod error;
+pub mod follow;
+mod grpc;
+pub mod tx;
+
+pub use config::{ChainConfig, Network};
+pub use effects::{ChangedObject, Executed, ObjectChange};
+pub use error::ChainError;
+pub use grpc::GrpcChain;
+
+use std::future::Future;
+
+use daas_chain_types::{Cluster, StakeRecord};
+use sui_sdk_types::{Address, Digest, Transaction, UserSignature};
+
+/// A reference to an owned object at one version (what a transaction input needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub id: Address,
+    pub version: u64,
+    pub digest: Digest,
+}
+
+/// A SUI coin owned by an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuiCoin {
+    pub object: ObjectRef,
+    pub balance: u64,
+}
+
+/// A stake record as read from the chain: its object reference and decoded fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordObject {
+    pub object: ObjectRef,
+    pub record: StakeRecord,
+}
+
+/// The cluster object at some version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterObject {
+    pub version: u64,
+    pub cluster: Cluster,
+}
+
+/// What a chain endpoint says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// Base58 digest of the genesis checkpoint.
+    pub chain_id: String,
+    /// Human name ("mainnet", "testnet", "k3s-daas-devnet", …).
+    pub chain: String,
+    pub epoch: u64,
+    pub checkpoint_height: u64,
+}
+
+/// The chain, as the rest of K3s-DaaS needs it. Implemented by [`GrpcChain`]; a GraphQL
+/// backend could implement it too.
+pub trait Chain: Send + Sync {
+    /// Chain id and height of the endpoint.
+    fn info(&self) -> impl Future<Output = Result<ChainInfo, ChainError>> + Send;
+
+    /// Reference gas price of the current epoch (MIST per gas unit).
+    fn reference_gas_price(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
+
+    /// The stake record `id` of the configured package, `Ok(None)` if it does not exist (or was
+    /// deleted). An object of any other type or owner is an error, never a record.
+    fn stake_record(
+        &self,
+        id: Address,
+    ) -> impl Future<Output = Result<Option<RecordObject>, ChainError>> + Send;
+
+    /// The configured cluster object.
+    fn cluster(&self) -> impl Future<Output = Result<ClusterObject, ChainError>> + Send;
+
+    /// Whether `record` is in the cluster's slashed table `slashed_table`.
+    fn is_slashed(
+        &self,
+        slashed_table: Address,
+        record: Address,
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send;
+
+    /// Every SUI coin `owner` owns.
+    fn sui_coins(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<Vec<SuiCoin>, ChainError>> + Send;
+
+    /// Every stake record of the configured package that `owner` owns.
+    fn stake_records_of(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<Vec<RecordObject>, ChainError>> + Send;
+
+    /// Executes a signed transaction and waits until it is in a checkpoint. A transaction that
+    /// executed but failed (e.g. a Move abort) is `Ok` with a failed [`Executed::status`].
+    fn execute(
+        &self,
+        transaction: Transaction,
+        signatures: Vec<UserSignature>,
+    ) -> impl Future<Output = Result<Executed, ChainError>> + Send;
+}
+
+impl<T: Chain> Chain for std::sync::Arc<T> {
+    fn info(&self) -> impl Future<Output = Result<ChainInfo, ChainError>> + Send {
+        (**self).info()
+    }
+    fn reference_gas_price(&self) -> impl Future<Output = Result<u64, ChainError>> + Send {
+        (**self).reference_gas_price()
+    }
+    fn stake_record(
+        &self,
+        id: Address,
+    ) -> impl Future<Output = Result<Option<RecordObject>, ChainError>> + Send {
+        (**self).stake_record(id)
+    }
+    fn cluster(&self) -> impl Future<Output = Result<ClusterObject, ChainError>> + Send {
+        (**self).cluster()
+    }
+    fn is_slashed(
+        &self,
+        slashed_table: Address,
+        record: Address,
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send {
+        (**self).is_slashed(slashed_table, record)
+    }
+    fn sui_coins(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<Vec<SuiCoin>, ChainError>> + Send {
+        (**self).sui_coins(owner)
+    }
+    fn stake_records_of(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<Vec<RecordObject>, ChainError>> + Send {
+        (**self).stake_records_of(owner)
+    }
+    fn execute(
+        &self,
+        transaction: Transaction,
+        signatures: Vec<UserSignature>,
+    ) -> impl Future<Output = Result<Executed, ChainError>> + Send {
+        (**self).execute(transaction, signatures)
+    }
+}

@@ -1,0 +1,273 @@
+//! Offline builders for the package's transactions.
+//!
+//! Every builder takes explicit gas ([`Gas`]) and returns an unsigned
+//! `sui_sdk_types::Transaction` built with `TransactionBuilder::try_build` — no server
+//! simulation or gas selection, so the same code works against any Sui node and the devnet.
+//! Stake amounts are split off the gas coin; the gas coins must therefore cover amount + budget.
+
+use daas_chain_types::package::{
+    self as pkg, CLOCK_ID, CLOCK_INITIAL_SHARED_VERSION, MODULE_CLUSTER, MODULE_STAKING,
+};
+use sui_sdk_types::{Address, Transaction};
+use sui_transaction_builder::{Function, ObjectInput, TransactionBuilder};
+
+use crate::{ChainConfig, ChainError, ObjectRef};
+
+/// Default gas budget: 0.05 SUI. Generous for these small transactions; unused gas is not
+/// charged.
+pub const DEFAULT_GAS_BUDGET: u64 = 50_000_000;
+
+/// Who pays and how much: sender, gas coins (merged into the first by the node), price, budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gas {
+    pub sender: Address,
+    pub coins: Vec<ObjectRef>,
+    pub price: u64,
+    pub budget: u64,
+}
+
+struct Builder<'a> {
+    tx: TransactionBuilder,
+    config: &'a ChainConfig,
+}
+
+impl<'a> Builder<'a> {
+    fn new(config: &'a ChainConfig, gas: &Gas) -> Result<Self, ChainError> {
+        if gas.coins.is_empty() {
+            return Err(ChainError::Build("no gas coin given".into()));
+        }
+        let mut tx = TransactionBuilder::new();
+        tx.set_sender(gas.sender);
+        tx.set_gas_price(gas.price);
+        tx.set_gas_budget(gas.budget);
+        tx.add_gas_objects(
+            gas.coins
+                .iter()
+                .map(|c| ObjectInput::owned(c.id, c.version, c.digest)),
+        );
+        Ok(Builder { tx, config })
+    }
+
+    fn cluster(&mut self, mutable: bool) -> sui_transaction_builder::Argument {
+        self.tx.object(ObjectInput::shared(
+            self.config.cluster,
+            self.config.cluster_initial_shared_version,
+            mutable,
+        ))
+    }
+
+    fn clock(&mut self) -> sui_transaction_builder::Argument {
+        self.tx.object(ObjectInput::shared(
+            CLOCK_ID,
+            CLOCK_INITIAL_SHARED_VERSION,
+            false,
+        ))
+    }
+
+    fn owned(&mut self, object: ObjectRef) -> sui_transaction_builder::Argument {
+        self.tx
+            .object(ObjectInput::owned(object.id, object.version, object.digest))
+    }
+
+    fn call(
+        &mut self,
+        module: &str,
+        function: &str,
+        args: Vec<sui_transaction_builder::Argument>,
+    ) -> sui_transaction_builder::Argument {
+        self.tx.move_call(
+            Function::new(
+                self.config.package,
+                pkg::identifier(module),
+                pkg::identifier(function),
+            ),
+            args,
+        )
+    }
+
+    fn build(self) -> Result<Transaction, ChainError> {
+        self.tx
+            .try_build()
+            .map_err(|e| ChainError::Build(e.to_string()))
+    }
+}
+
+/// `staking::stake(cluster, coin, role, node_name, clock)` with `amount` split off the gas coin.
+pub fn stake(
+    config: &ChainConfig,
+    gas: &Gas,
+    amount: u64,
+    role: u8,
+    node_name: &str,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(false);
+    let amount = b.tx.pure(&amount);
+    let gas_coin = b.tx.gas();
+    let coin = b.tx.split_coins(gas_coin, vec![amount]);
+    let role = b.tx.pure(&role);
+    let name = b.tx.pure(&node_name.to_owned());
+    let clock = b.clock();
+    b.call(
+        MODULE_STAKING,
+        pkg::FN_STAKE,
+        vec![cluster, coin[0], role, name, clock],
+    );
+    b.build()
+}
+
+/// `staking::add_stake(cluster, record, coin)` with `amount` split off the gas coin.
+pub fn add_stake(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+    amount: u64,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(false);
+    let record = b.owned(record);
+    let amount = b.tx.pure(&amount);
+    let gas_coin = b.tx.gas();
+    let coin = b.tx.split_coins(gas_coin, vec![amount]);
+    b.call(
+        MODULE_STAKING,
+        pkg::FN_ADD_STAKE,
+        vec![cluster, record, coin[0]],
+    );
+    b.build()
+}
+
+/// `staking::request_unstake(cluster, record, clock)`.
+pub fn request_unstake(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(false);
+    let record = b.owned(record);
+    let clock = b.clock();
+    b.call(
+        MODULE_STAKING,
+        pkg::FN_REQUEST_UNSTAKE,
+        vec![cluster, record, clock],
+    );
+    b.build()
+}
+
+/// `staking::withdraw(cluster, record, clock)`, then the returned coin to the sender.
+pub fn withdraw(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(true);
+    let record = b.owned(record);
+    let clock = b.clock();
+    let coin = b.call(
+        MODULE_STAKING,
+        pkg::FN_WITHDRAW,
+        vec![cluster, record, clock],
+    );
+    let to = b.tx.pure(&gas.sender);
+    b.tx.transfer_objects(vec![coin], to);
+    b.build()
+}
+
+/// `staking::revoke_tokens(cluster, record)`.
+pub fn revoke_tokens(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(false);
+    let record = b.owned(record);
+    b.call(MODULE_STAKING, pkg::FN_REVOKE_TOKENS, vec![cluster, record]);
+    b.build()
+}
+
+/// `staking::settle_slash(cluster, record)`.
+pub fn settle_slash(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(true);
+    let record = b.owned(record);
+    b.call(MODULE_STAKING, pkg::FN_SETTLE_SLASH, vec![cluster, record]);
+    b.build()
+}
+
+/// Admin: `cluster::slash(cap, cluster, record_id)`.
+pub fn slash(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    record_id: Address,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cap = b.owned(admin_cap);
+    let cluster = b.cluster(true);
+    let record = b.tx.pure(&record_id);
+    b.call(MODULE_CLUSTER, pkg::FN_SLASH, vec![cap, cluster, record]);
+    b.build()
+}
+
+/// Admin: `cluster::set_role_minimum(cap, cluster, role, min_mist)`.
+pub fn set_role_minimum(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    role: u8,
+    min_mist: u64,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cap = b.owned(admin_cap);
+    let cluster = b.cluster(true);
+    let role = b.tx.pure(&role);
+    let min = b.tx.pure(&min_mist);
+    b.call(
+        MODULE_CLUSTER,
+        pkg::FN_SET_ROLE_MINIMUM,
+        vec![cap, cluster, role, min],
+    );
+    b.build()
+}
+
+/// Admin: `cluster::set_unbonding_period(cap, cluster, period_ms)`.
+pub fn set_unbonding_period(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    period_ms: u64,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cap = b.owned(admin_cap);
+    let cluster = b.cluster(true);
+    let period = b.tx.pure(&period_ms);
+    b.call(
+        MODULE_CLUSTER,
+        pkg::FN_SET_UNBONDING_PERIOD,
+        vec![cap, cluster, period],
+    );
+    b.build()
+}
+
+/// Sends `amount` MIST split off the gas coin to `to`.
+pub fn transfer_sui(
+    config: &ChainConfig,
+    gas: &Gas,
+    to: Address,
+    amount: u64,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let amount = b.tx.pure(&amount);
+    let gas_coin = b.tx.gas();
+    let coin = b.tx.split_coins(gas_coin, vec![amount]);
+    let to = b.tx.pure(&to);
+    b.tx.transfer_objects(coin, to);
+    b.build()
+}
