@@ -1,0 +1,154 @@
+//! The `k3s-daas-devnet` binary: start on port 0, faucet, SIGTERM, restart with state kept.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sui_rpc::Client;
+use sui_rpc::proto::sui::rpc::v2 as proto;
+use sui_sdk_types::Address;
+
+use daas_devnet::ClientConfig;
+
+const BIN: &str = env!("CARGO_BIN_EXE_k3s-daas-devnet");
+
+/// Starts the devnet on 127.0.0.1:0 and returns the child and its address.
+fn start(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--heartbeat-ms",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the devnet");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+/// SIGTERM, then the exit status (must be success).
+fn stop(mut child: Child) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "devnet exited with {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("the devnet did not stop within 10 s of SIGTERM");
+}
+
+async fn balance_and_height(addr: &str, owner: Address) -> (u64, u64, String) {
+    let mut client = Client::new(format!("http://{addr}")).expect("client");
+    let balance = client
+        .state_client()
+        .get_balance(proto::GetBalanceRequest::default().with_owner(owner.to_string()))
+        .await
+        .expect("GetBalance")
+        .into_inner()
+        .balance()
+        .balance();
+    let info = client
+        .ledger_client()
+        .get_service_info(proto::GetServiceInfoRequest::default())
+        .await
+        .expect("GetServiceInfo")
+        .into_inner();
+    (
+        balance,
+        info.checkpoint_height(),
+        info.chain_id().to_owned(),
+    )
+}
+
+#[test]
+fn help_says_it_is_not_sui() {
+    let out = Command::new(BIN).arg("--help").output().expect("--help");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("NOT Sui"), "{text}");
+    assert!(text.contains("does not run Move"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faucet_then_restart_keeps_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("devnet");
+    let (child, addr) = start(&data);
+    let config = ClientConfig::load(&data.join("client.json")).expect("client.json");
+    assert_eq!(config.rpc, format!("http://{addr}"));
+    assert_eq!(config.cluster_initial_shared_version, 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(
+            mode(config.faucet_keystore.as_deref().expect("faucet keystore")),
+            0o600
+        );
+        assert_eq!(
+            mode(config.admin_keystore.as_deref().expect("admin keystore")),
+            0o600
+        );
+    }
+
+    let to = Address::from_static("0x4242");
+    let out = Command::new(BIN)
+        .args([
+            "faucet",
+            "--amount",
+            "2.5",
+            "--to",
+            &to.to_string(),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("faucet");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 2500000000 MIST"));
+    let before = balance_and_height(&addr, to).await;
+    assert_eq!(before.0, 2_500_000_000);
+    assert_eq!(before.1, 1);
+    assert_eq!(before.2, config.chain_id);
+    stop(child);
+
+    let (child, addr2) = start(&data);
+    let after = balance_and_height(&addr2, to).await;
+    assert_eq!(
+        after, before,
+        "balance, checkpoint height and chain id survive a restart"
+    );
+    let reloaded = ClientConfig::load(&data.join("client.json")).expect("client.json");
+    assert_eq!(reloaded.rpc, format!("http://{addr2}"));
+    assert_eq!(reloaded.package, config.package);
+    stop(child);
+}
