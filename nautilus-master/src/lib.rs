@@ -9,6 +9,7 @@
 //! bridge are built in later steps; see `ARCHITECTURE.md` for where each one goes.
 
 pub mod auth;
+pub mod chain;
 pub mod dev;
 pub mod dev_serve;
 pub mod k3s;

@@ -213,6 +213,11 @@ impl<V: StakeView> SealAuthenticator<V> {
         }
 
         let identity = Arc::new(Identity::for_claims(claims));
+        if !self.view.is_fresh() {
+            // A view that is not following the chain cannot promise to evict this verdict
+            // when the record changes: do not cache it.
+            return Ok(identity);
+        }
         self.cache.insert_if_current(
             generation,
             key,

@@ -509,3 +509,36 @@ async fn raising_a_role_minimum_takes_effect_after_evict_all() {
     )
     .await;
 }
+
+/// A view that answers but is not following the chain (e.g. its follower is down).
+struct NotFollowing(Arc<InMemoryStakeView>);
+
+impl StakeView for NotFollowing {
+    async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+        self.0.stake_record(id).await
+    }
+    async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
+        self.0.minimum_stake(role).await
+    }
+    fn is_fresh(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn verdicts_are_not_cached_when_the_view_is_not_fresh() {
+    let f = fixture();
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), NotFollowing(f.view.clone()));
+    let token = f.good();
+    auth.authenticate_at(&token, NOW).await.expect("accepted");
+    assert_eq!(auth.cache_stats().entries, 0);
+    // Revoked on chain: with nothing cached the very next request sees it.
+    f.view.update(&f.stake, |r| r.token_epoch = 3);
+    assert_eq!(
+        auth.authenticate_at(&token, NOW).await.map(|_| ()),
+        Err(AuthError::Revoked {
+            token: 2,
+            record: 3
+        })
+    );
+}

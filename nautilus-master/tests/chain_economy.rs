@@ -1,0 +1,560 @@
+//! The on-chain economy end to end, against the development chain process through the real
+//! client (`daas-chain` over Sui gRPC v2): fund → stake → mint → verify through the chain-backed
+//! `StakeView` → revoke → unstake → withdraw → slash; the failure paths; and the follower
+//! resuming from its cursor across a devnet restart.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use daas_chain::follow::{CursorFile, FollowEvent, Follower, FollowerStatus};
+use daas_chain::{Chain, ChainError, Executed, GrpcChain, tx};
+use daas_chain_types::{AbortCode, PackageEvent, consts};
+use daas_seal::{Claims, NodeName, Role};
+use daas_wallet::{Scheme, WalletKey};
+use nautilus_master::auth::{AuthConfig, AuthError, SealAuthenticator, StakeStatus, StakeView};
+use nautilus_master::chain::ChainStakeView;
+use sui_crypto::SuiSigner;
+use sui_sdk_types::Address;
+use support::devnet::{BUDGET, DevnetProcess, SUI, balance, fund};
+
+type View = ChainStakeView<GrpcChain>;
+type Auth = SealAuthenticator<Arc<View>>;
+
+struct Control {
+    view: Arc<View>,
+    auth: Arc<Auth>,
+    status: Arc<FollowerStatus>,
+    task: tokio::task::JoinHandle<Result<(), ChainError>>,
+}
+
+/// The master's side: chain-backed view, authenticator, follower task.
+async fn control(chain: &GrpcChain, cursor: &std::path::Path) -> Control {
+    let cluster = chain.config().cluster;
+    let follower = Follower::new(
+        chain.rpc_client(),
+        *chain.package(),
+        CursorFile::new(cursor),
+    );
+    let status = follower.status();
+    let view = Arc::new(ChainStakeView::new(
+        chain.clone(),
+        cluster,
+        Some(status.clone()),
+    ));
+    let auth = Arc::new(SealAuthenticator::new(
+        AuthConfig::new(cluster),
+        view.clone(),
+    ));
+    let task = tokio::spawn(nautilus_master::chain::follow::run(
+        follower,
+        cluster,
+        view.clone(),
+        auth.clone(),
+    ));
+    wait_for("the follower to stream", || status.is_streaming()).await;
+    Control {
+        view,
+        auth,
+        status,
+        task,
+    }
+}
+
+impl Control {
+    /// Waits until the follower has handled the checkpoint holding `executed`.
+    async fn saw(&self, executed: &Executed) {
+        let cp = executed.checkpoint.expect("executed in a checkpoint");
+        wait_for("the follower to reach the checkpoint", || {
+            self.status.cursor().is_some_and(|c| c >= cp)
+        })
+        .await;
+    }
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn token(
+    key: &WalletKey,
+    cluster: Address,
+    stake: Address,
+    role: Role,
+    node: Option<&str>,
+    epoch: u64,
+) -> String {
+    let mut b = Claims::builder(cluster, key.address(), stake, role)
+        .lifetime(nautilus_master::auth::unix_ms_now(), 600_000)
+        .token_epoch(epoch)
+        .random_nonce();
+    if let Some(n) = node {
+        b = b.node_name(NodeName::new(n).unwrap());
+    }
+    daas_seal::mint(key.keypair(), b.build().unwrap())
+        .unwrap()
+        .into_string()
+}
+
+fn staked_record(ex: &Executed) -> Address {
+    ex.events
+        .iter()
+        .find_map(|e| match e {
+            PackageEvent::Staked(s) => Some(s.record_id),
+            _ => None,
+        })
+        .expect("Staked event")
+}
+
+async fn record_ref(chain: &GrpcChain, id: Address) -> daas_chain::ObjectRef {
+    chain
+        .stake_record(id)
+        .await
+        .unwrap()
+        .expect("record exists")
+        .object
+}
+
+async fn stake(
+    chain: &GrpcChain,
+    key: &WalletKey,
+    amount: u64,
+    role: u8,
+    node: &str,
+) -> Result<Executed, ChainError> {
+    let gas = chain.gas_for(key.address(), amount).await?;
+    let t = tx::stake(chain.config(), &gas, amount, role, node)?;
+    chain.sign_and_execute(key.keypair(), t).await
+}
+
+fn aborted(r: Result<Executed, ChainError>, code: AbortCode) {
+    match r {
+        Err(ChainError::Aborted(a)) => assert_eq!(a.known, Some(code), "{a}"),
+        other => panic!("expected abort {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_economy_through_the_chain_backed_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = DevnetProcess::start(&dir.path().join("chain"));
+    let chain = devnet.chain();
+    let cfg = chain.config().clone();
+    let info = chain.check_chain().await.unwrap();
+    assert_eq!(info.chain, "k3s-daas-devnet");
+    let admin = devnet.admin_key();
+    let alice = WalletKey::generate(Scheme::Ed25519);
+
+    // fund
+    fund(&chain, &admin, alice.address(), 20 * SUI).await;
+    assert_eq!(balance(&chain, alice.address()).await, 20 * SUI);
+    let ctl = control(&chain, &dir.path().join("cursor")).await;
+    assert!(
+        ctl.view.is_fresh(),
+        "a streaming follower makes the view fresh"
+    );
+
+    // stake → mint → verify
+    let ex = stake(&chain, &alice, 2 * SUI, consts::ROLE_WORKER, "node-a")
+        .await
+        .unwrap();
+    let record = staked_record(&ex);
+    let on_chain = chain.stake_record(record).await.unwrap().unwrap().record;
+    assert_eq!(
+        (on_chain.owner, on_chain.balance, on_chain.token_epoch),
+        (alice.address(), 2 * SUI, 0)
+    );
+    let t0 = token(&alice, cfg.cluster, record, Role::Worker, Some("node-a"), 0);
+    let id = ctl.auth.authenticate(&t0).await.unwrap();
+    assert_eq!((id.address, id.role), (alice.address(), Role::Worker));
+    let hits = ctl.auth.cache_stats().hits;
+    ctl.auth.authenticate(&t0).await.unwrap();
+    assert_eq!(
+        ctl.auth.cache_stats().hits,
+        hits + 1,
+        "verdict cached while following"
+    );
+
+    // revoke-tokens: the cached old token is refused once the follower saw the checkpoint
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    ctl.saw(&ex).await;
+    assert_eq!(
+        ctl.auth.authenticate(&t0).await.map(|_| ()),
+        Err(AuthError::Revoked {
+            token: 0,
+            record: 1
+        })
+    );
+    let t1 = token(&alice, cfg.cluster, record, Role::Worker, Some("node-a"), 1);
+    ctl.auth.authenticate(&t1).await.unwrap();
+
+    // request_unstake: refused at once
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::request_unstake(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    ctl.saw(&ex).await;
+    assert_eq!(
+        ctl.auth.authenticate(&t1).await.map(|_| ()),
+        Err(AuthError::StakeInactive(StakeStatus::Unbonding))
+    );
+    let t2 = token(&alice, cfg.cluster, record, Role::Worker, Some("node-a"), 2);
+    assert_eq!(
+        ctl.auth.authenticate(&t2).await.map(|_| ()),
+        Err(AuthError::StakeInactive(StakeStatus::Unbonding))
+    );
+
+    // withdraw before the unbonding period: aborts, loses only gas
+    let before = balance(&chain, alice.address()).await;
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::withdraw(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    aborted(
+        chain.sign_and_execute(alice.keypair(), t).await,
+        AbortCode::UnbondingNotElapsed,
+    );
+    let after_abort = balance(&chain, alice.address()).await;
+    assert!(
+        before - after_abort <= BUDGET,
+        "an abort costs at most the gas budget"
+    );
+    assert_eq!(
+        chain
+            .stake_record(record)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .balance,
+        2 * SUI
+    );
+
+    // the admin shortens the unbonding period; withdraw now pays out the stake
+    let gas = chain.gas_for(admin.address(), 0).await.unwrap();
+    let cap = chain.object_ref(devnet.admin_cap()).await.unwrap();
+    let t = tx::set_unbonding_period(&cfg, &gas, cap, 1).unwrap();
+    chain.sign_and_execute(admin.keypair(), t).await.unwrap();
+    let stale_record_ref = record_ref(&chain, record).await;
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::withdraw(&cfg, &gas, stale_record_ref).unwrap();
+    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let withdrawn = ex
+        .events
+        .iter()
+        .find_map(|e| match e {
+            PackageEvent::Withdrawn(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((withdrawn.amount, withdrawn.slashed), (2 * SUI, false));
+    let after_withdraw = balance(&chain, alice.address()).await;
+    assert_eq!(
+        i128::from(after_withdraw),
+        i128::from(after_abort) + i128::from(2 * SUI) - ex.net_gas_mist
+    );
+    assert_eq!(
+        chain.stake_record(record).await.unwrap(),
+        None,
+        "record deleted"
+    );
+    ctl.saw(&ex).await;
+    assert_eq!(
+        ctl.auth.authenticate(&t2).await.map(|_| ()),
+        Err(AuthError::UnknownStake)
+    );
+
+    // double withdraw (the deleted record's old reference): rejected, nothing moves
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::withdraw(&cfg, &gas, stale_record_ref).unwrap();
+    let err = chain
+        .sign_and_execute(alice.keypair(), t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+    assert_eq!(balance(&chain, alice.address()).await, after_withdraw);
+
+    // slash: token refused within a checkpoint, funds move to the treasury on withdraw
+    let ex = stake(&chain, &alice, SUI, consts::ROLE_USER, "")
+        .await
+        .unwrap();
+    let record2 = staked_record(&ex);
+    let tu = token(&alice, cfg.cluster, record2, Role::User, None, 0);
+    ctl.auth.authenticate(&tu).await.unwrap();
+    let treasury_before = chain.cluster().await.unwrap().cluster.treasury;
+    let gas = chain.gas_for(admin.address(), 0).await.unwrap();
+    let cap = chain.object_ref(devnet.admin_cap()).await.unwrap();
+    let ex = chain
+        .sign_and_execute(
+            admin.keypair(),
+            tx::slash(&cfg, &gas, cap, record2).unwrap(),
+        )
+        .await
+        .unwrap();
+    ctl.saw(&ex).await;
+    assert_eq!(
+        ctl.auth.authenticate(&tu).await.map(|_| ()),
+        Err(AuthError::StakeInactive(StakeStatus::Slashed))
+    );
+    let table = chain.cluster().await.unwrap().cluster.slashed.id;
+    assert!(chain.is_slashed(table, record2).await.unwrap());
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::withdraw(&cfg, &gas, record_ref(&chain, record2).await).unwrap();
+    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    assert!(
+        ex.events
+            .iter()
+            .any(|e| matches!(e, PackageEvent::Withdrawn(w) if w.slashed && w.amount == 0))
+    );
+    assert!(
+        ex.events
+            .iter()
+            .any(|e| matches!(e, PackageEvent::SlashSettled(s) if s.amount == SUI))
+    );
+    assert_eq!(
+        chain.cluster().await.unwrap().cluster.treasury,
+        treasury_before + SUI
+    );
+    assert!(
+        !chain.is_slashed(table, record2).await.unwrap(),
+        "mark cleared with the record"
+    );
+    ctl.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_typed_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = DevnetProcess::start(&dir.path().join("chain"));
+    let chain = devnet.chain();
+    let cfg = chain.config().clone();
+    let admin = devnet.admin_key();
+    let alice = WalletKey::generate(Scheme::Ed25519);
+    let mallory = WalletKey::generate(Scheme::Ed25519);
+    fund(&chain, &admin, alice.address(), 10 * SUI).await;
+    fund(&chain, &admin, mallory.address(), 10 * SUI).await;
+
+    // below the role minimum: aborts with the package's code; only gas is spent
+    let before = balance(&chain, alice.address()).await;
+    aborted(
+        stake(&chain, &alice, SUI / 2, consts::ROLE_WORKER, "node-b").await,
+        AbortCode::BelowMinimum,
+    );
+    let spent = before - balance(&chain, alice.address()).await;
+    assert!(spent > 0 && spent <= BUDGET, "spent {spent}");
+    assert!(
+        chain
+            .stake_records_of(alice.address())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // a worker without a node name and a user with one
+    aborted(
+        stake(&chain, &alice, SUI, consts::ROLE_WORKER, "").await,
+        AbortCode::InvalidNodeName,
+    );
+    aborted(
+        stake(&chain, &alice, SUI, consts::ROLE_USER, "x").await,
+        AbortCode::InvalidNodeName,
+    );
+
+    let ex = stake(&chain, &alice, SUI, consts::ROLE_USER, "")
+        .await
+        .unwrap();
+    let record = staked_record(&ex);
+
+    // wrong owner: another key cannot use alice's record at all
+    let gas = chain.gas_for(mallory.address(), 0).await.unwrap();
+    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let err = chain
+        .sign_and_execute(mallory.keypair(), t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+    assert_eq!(
+        chain
+            .stake_record(record)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .token_epoch,
+        0
+    );
+
+    // a signature by someone other than the sender
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let forged = mallory.keypair().sign_transaction(&t).unwrap();
+    let err = chain.execute(t, vec![forged]).await.unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+
+    // replayed transaction: executes once
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let sig = alice.keypair().sign_transaction(&t).unwrap();
+    let first = chain
+        .execute(t.clone(), vec![sig.clone()])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let after_first = balance(&chain, alice.address()).await;
+    let again = chain.execute(t, vec![sig]).await.unwrap();
+    assert_eq!(again.digest, first.digest);
+    assert_eq!(
+        balance(&chain, alice.address()).await,
+        after_first,
+        "no second charge"
+    );
+    assert_eq!(
+        chain
+            .stake_record(record)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .token_epoch,
+        1,
+        "no second bump"
+    );
+
+    // stale gas object: the reference from before the last transaction is refused
+    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
+    let err = chain
+        .sign_and_execute(alice.keypair(), t)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+    assert_eq!(balance(&chain, alice.address()).await, after_first);
+    assert_eq!(
+        chain
+            .stake_record(record)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .token_epoch,
+        1
+    );
+
+    // insufficient balance is caught before anything is signed
+    let err = chain
+        .gas_for(alice.address(), 1_000 * SUI)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::InsufficientBalance { .. }),
+        "{err}"
+    );
+}
+
+/// Runs a bare follower that records every checkpoint it is handed.
+type Collecting = (
+    Arc<Mutex<Vec<u64>>>,
+    Arc<FollowerStatus>,
+    tokio::task::JoinHandle<Result<(), ChainError>>,
+);
+
+fn collecting(chain: &GrpcChain, cursor: &std::path::Path) -> Collecting {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let follower = Follower::new(
+        chain.rpc_client(),
+        *chain.package(),
+        CursorFile::new(cursor),
+    );
+    let status = follower.status();
+    let s = seen.clone();
+    let task = tokio::spawn(follower.run(move |e| {
+        if let FollowEvent::Checkpoint(c) = e {
+            s.lock().unwrap().push(c.sequence);
+        }
+        Ok(())
+    }));
+    (seen, status, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("chain");
+    let cursor = dir.path().join("cursor");
+    let devnet = DevnetProcess::start(&data);
+    let chain = devnet.chain();
+    let admin = devnet.admin_key();
+    let alice = WalletKey::generate(Scheme::Ed25519);
+
+    let (seen, status, task) = collecting(&chain, &cursor);
+    wait_for("the follower to stream", || status.is_streaming()).await;
+    fund(&chain, &admin, alice.address(), 5 * SUI).await;
+    let ex = stake(&chain, &alice, SUI, consts::ROLE_USER, "")
+        .await
+        .unwrap();
+    let record = staked_record(&ex);
+    let last = ex.checkpoint.unwrap();
+    wait_for("the stake checkpoint", || {
+        status.cursor().is_some_and(|c| c >= last)
+    })
+    .await;
+    task.abort();
+    let _ = task.await;
+    let first_run = seen.lock().unwrap().clone();
+    let stored = CursorFile::new(&cursor).load().unwrap().unwrap();
+    assert!(
+        first_run.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous: {first_run:?}"
+    );
+    assert_eq!(first_run.last().copied(), Some(stored));
+
+    // restart the chain: objects and history survive
+    let balance_before = balance(&chain, alice.address()).await;
+    devnet.stop();
+    let devnet = DevnetProcess::start(&data);
+    let chain = devnet.chain();
+    assert_eq!(balance(&chain, alice.address()).await, balance_before);
+    assert_eq!(
+        chain
+            .stake_record(record)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .balance,
+        SUI
+    );
+
+    // new activity while no follower runs
+    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
+    let t = tx::revoke_tokens(chain.config(), &gas, record_ref(&chain, record).await).unwrap();
+    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let target = ex.checkpoint.unwrap();
+
+    let (seen, status, task) = collecting(&chain, &cursor);
+    wait_for("the follower to catch up", || {
+        status.cursor().is_some_and(|c| c >= target)
+    })
+    .await;
+    task.abort();
+    let second_run = seen.lock().unwrap().clone();
+    assert_eq!(
+        second_run.first().copied(),
+        Some(stored + 1),
+        "resumes right after the cursor"
+    );
+    assert!(
+        second_run.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous: {second_run:?}"
+    );
+    assert!(second_run.contains(&target));
+    assert!(
+        second_run.iter().all(|s| !first_run.contains(s)),
+        "nothing handled twice"
+    );
+}
