@@ -38,6 +38,15 @@ pub(crate) struct Global {
         env = "DAAS_OUTPUT"
     )]
     pub(crate) output: Output,
+    /// Shorthand for `--output json`.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+impl Global {
+    pub(crate) fn json(&self) -> bool {
+        self.json || self.output == Output::Json
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +63,76 @@ pub(crate) enum Command {
     /// Mint and inspect Seal tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Stake SUI for a role in the cluster (creates a stake record you own).
+    Stake(StakeArgs),
+    /// Add SUI to one of your active stake records.
+    AddStake(AddStakeArgs),
+    /// Request an unstake: tokens stop working at once; withdraw after the unbonding period.
+    Unstake(RecordArgs),
+    /// Withdraw an unbonded (or slashed) record: returns the funds (none if slashed) and deletes it.
+    Withdraw(RecordArgs),
+    /// Invalidate every Seal token issued for a record so far (bumps its token epoch).
+    RevokeTokens(RecordArgs),
+    /// Show your stake records: amount, status, token epoch, unbonding time left.
+    Status(ChainOnly),
+}
+
+/// Where the chain is and which deployment on it.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ChainArgs {
+    /// gRPC endpoint: a URL, or `devnet` (local development chain, http://127.0.0.1:9000),
+    /// `testnet`, `mainnet`. Overrides the config file's `rpc`.
+    #[arg(long, env = "DAAS_RPC")]
+    pub(crate) rpc: Option<String>,
+    /// Deployment file (JSON: rpc, chain_id, package, cluster, cluster_initial_shared_version);
+    /// `k3s-daas-devnet` writes one to <data-dir>/client.json.
+    #[arg(long = "chain-config", env = "DAAS_CHAIN_CONFIG")]
+    pub(crate) chain_config: Option<PathBuf>,
+    /// Package id (overrides the config file).
+    #[arg(long, env = "DAAS_PACKAGE")]
+    pub(crate) package: Option<Address>,
+    /// Cluster object id (overrides the config file).
+    #[arg(long, env = "DAAS_CLUSTER")]
+    pub(crate) cluster: Option<Address>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ChainOnly {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StakeArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Amount: SUI by default (`1.5`, `2SUI`) or MIST with a suffix (`1500000000mist`).
+    #[arg(long, value_parser = crate::amount::parse)]
+    pub(crate) amount: u64,
+    /// worker, user or admin.
+    #[arg(long, value_parser = parse_role)]
+    pub(crate) role: Role,
+    /// Kubernetes node name (workers only; a DNS label).
+    #[arg(long)]
+    pub(crate) node_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AddStakeArgs {
+    #[command(flatten)]
+    pub(crate) record: RecordArgs,
+    /// Amount to add: SUI by default or MIST with a `mist` suffix.
+    #[arg(long, value_parser = crate::amount::parse)]
+    pub(crate) amount: u64,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RecordArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Stake record id; may be omitted when you own exactly one record in the cluster.
+    #[arg(long, env = "DAAS_STAKE")]
+    pub(crate) stake: Option<Address>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +195,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Wallet(cmd) => crate::wallet::run(&cli.global, cmd),
         Command::Token(TokenCommand::Mint(args)) => crate::token::mint(&cli.global, args),
+        Command::Stake(args) => crate::chain::stake(&cli.global, args),
+        Command::AddStake(args) => crate::chain::add_stake(&cli.global, args),
+        Command::Unstake(args) => crate::chain::unstake(&cli.global, args),
+        Command::Withdraw(args) => crate::chain::withdraw(&cli.global, args),
+        Command::RevokeTokens(args) => crate::chain::revoke_tokens(&cli.global, args),
+        Command::Status(args) => crate::chain::status(&cli.global, args),
         Command::Token(TokenCommand::Inspect { token }) => {
             crate::token::inspect(&cli.global, token)
         }

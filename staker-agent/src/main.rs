@@ -1,6 +1,8 @@
 //! `staker-agent`: thin main — parse, set up logging, run. Data on stdout, logs on stderr.
 //! Exit codes: 0 success, 1 failure, 64 bad usage.
 
+mod amount;
+mod chain;
 mod cli;
 mod token;
 mod wallet;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use daas_seal::{Claims, NodeName, SealToken, TimeRules};
 use serde_json::json;
 
-use crate::cli::{Global, MintArgs, Output};
+use crate::cli::{Global, MintArgs};
 
 fn now_ms() -> u64 {
     daas_seal::unix_ms(SystemTime::now())
@@ -36,7 +36,7 @@ pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
     }
     let token = daas_seal::mint(key.keypair(), builder.build()?)?;
     let c = token.claims();
-    if global.output == Output::Json {
+    if global.json() {
         println!(
             "{}",
             json!({ "token": token.as_str(), "expires_at": rfc3339(c.expires_at_ms), "signer": c.signer.to_string() })
@@ -83,7 +83,7 @@ pub(crate) fn inspect(global: &Global, token: Option<String>) -> Result<()> {
         ),
         Err(e) => e.to_string(),
     };
-    if global.output == Output::Json {
+    if global.json() {
         println!(
             "{}",
             json!({

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use daas_wallet::{Keystore, WalletKey, default_keystore_path};
 use serde_json::json;
 
-use crate::cli::{Global, Output, WalletCommand};
+use crate::cli::{Global, WalletCommand};
 
 pub(crate) fn load(global: &Global) -> Result<Keystore> {
     let path = match &global.keystore {
@@ -31,7 +31,7 @@ pub(crate) fn run(global: &Global, cmd: WalletCommand) -> Result<()> {
     let keystore = load(global)?;
     match cmd {
         WalletCommand::List => {
-            if global.output == Output::Json {
+            if global.json() {
                 let keys: Vec<_> = keystore.keys().iter().map(describe).collect();
                 println!("{}", json!({ "keystore": keystore.path(), "keys": keys }));
             } else {
@@ -47,7 +47,7 @@ pub(crate) fn run(global: &Global, cmd: WalletCommand) -> Result<()> {
         }
         WalletCommand::Show => {
             let k = selected(global, &keystore)?;
-            if global.output == Output::Json {
+            if global.json() {
                 println!("{}", describe(&k));
             } else {
                 println!("address     {}", k.address());

@@ -1,0 +1,449 @@
+//! `staker-agent stake | add-stake | unstake | withdraw | revoke-tokens | status`.
+//!
+//! Every command resolves the deployment (config file, `--rpc` preset or URL, id overrides),
+//! checks the endpoint's chain id before signing anything, builds the transaction offline,
+//! signs it with the selected wallet key, executes it and waits for its checkpoint. Data goes to
+//! stdout (human text or `--json`), progress to stderr.
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use daas_chain::effects::Executed;
+use daas_chain::{Chain, ChainConfig, ChainError, GrpcChain, Network, RecordObject, tx};
+use daas_chain_types::{AbortCode, PackageEvent, consts};
+use daas_seal::{Address, Role};
+use daas_wallet::WalletKey;
+use serde_json::json;
+
+use crate::amount;
+use crate::cli::{AddStakeArgs, ChainArgs, ChainOnly, Global, RecordArgs, StakeArgs};
+
+fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
+
+fn now_ms() -> u64 {
+    daas_seal::unix_ms(SystemTime::now())
+}
+
+/// The deployment from `--chain-config`, `--rpc`, `--package`, `--cluster`.
+async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
+    let file = args
+        .chain_config
+        .as_deref()
+        .map(ChainConfig::load)
+        .transpose()?;
+    let (rpc, preset_chain_id) = match args.rpc.as_deref() {
+        Some(name) => match Network::from_name(name) {
+            Some(n) => (Some(n.url().to_owned()), n.chain_id()),
+            None => (Some(name.to_owned()), None),
+        },
+        None => (None, None),
+    };
+    let rpc = rpc
+        .or_else(|| file.as_ref().map(|f| f.rpc.clone()))
+        .unwrap_or_else(|| Network::Devnet.url().to_owned());
+    let chain_id = match (
+        file.as_ref().and_then(|f| f.chain_id.clone()),
+        preset_chain_id,
+    ) {
+        (Some(a), Some(b)) if a != b => bail!(
+            "the chain config expects chain id {a}, but --rpc {} is chain {b}",
+            args.rpc.as_deref().unwrap_or_default()
+        ),
+        (a, b) => a.or(b.map(str::to_owned)),
+    };
+    let package = args
+        .package
+        .or(file.as_ref().map(|f| f.package))
+        .ok_or_else(|| anyhow!("no package id: pass --chain-config <file> or --package"))?;
+    let cluster = args
+        .cluster
+        .or(file.as_ref().map(|f| f.cluster))
+        .ok_or_else(|| anyhow!("no cluster id: pass --chain-config <file> or --cluster"))?;
+    let initial = file
+        .as_ref()
+        .filter(|f| f.cluster == cluster)
+        .map(|f| f.cluster_initial_shared_version);
+    let mut config = ChainConfig::new(rpc, package, cluster, initial.unwrap_or(0));
+    config.chain_id = chain_id;
+    if initial.is_none() {
+        let chain = GrpcChain::new(config.clone())?;
+        config.cluster_initial_shared_version = chain
+            .initial_shared_version(cluster)
+            .await
+            .context("reading the cluster object")?;
+    }
+    Ok(config)
+}
+
+/// A checked connection: right chain, reachable.
+async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
+    let config = resolve(args).await?;
+    let chain = GrpcChain::new(config)?;
+    let info = chain.check_chain().await?;
+    tracing::debug!(chain = %info.chain, chain_id = %info.chain_id, height = info.checkpoint_height, "connected");
+    Ok(chain)
+}
+
+fn key(global: &Global) -> Result<WalletKey> {
+    let keystore = crate::wallet::load(global)?;
+    crate::wallet::selected(global, &keystore)
+}
+
+/// Signs and executes with progress on stderr.
+async fn submit(
+    chain: &GrpcChain,
+    key: &WalletKey,
+    what: &str,
+    tx: sui_sdk_types::Transaction,
+) -> Result<Executed, ChainError> {
+    eprintln!("{what}: submitting transaction {} …", tx.digest());
+    let executed = chain.sign_and_execute(key.keypair(), tx).await?;
+    match executed.checkpoint {
+        Some(c) => eprintln!("{what}: done, in checkpoint {c}"),
+        None => eprintln!("{what}: done"),
+    }
+    Ok(executed)
+}
+
+/// The record to act on: `--stake`, or the only record the key owns in the cluster.
+async fn pick_record(
+    chain: &GrpcChain,
+    owner: Address,
+    stake: Option<Address>,
+) -> Result<RecordObject> {
+    let cluster = chain.config().cluster;
+    if let Some(id) = stake {
+        let r = chain.stake_record(id).await?.ok_or_else(|| {
+            anyhow!("stake record {id} does not exist (withdrawn, or a wrong id)")
+        })?;
+        if r.record.owner != owner {
+            bail!(
+                "stake record {id} is owned by {}, not by your key {owner}",
+                r.record.owner
+            );
+        }
+        if r.record.cluster_id != cluster {
+            bail!(
+                "stake record {id} belongs to cluster {}, not {cluster}",
+                r.record.cluster_id
+            );
+        }
+        return Ok(r);
+    }
+    let mut mine: Vec<_> = chain
+        .stake_records_of(owner)
+        .await?
+        .into_iter()
+        .filter(|r| r.record.cluster_id == cluster)
+        .collect();
+    match mine.len() {
+        0 => bail!("{owner} has no stake record in cluster {cluster}; stake first"),
+        1 => Ok(mine.remove(0)),
+        _ => bail!(
+            "{owner} has {} stake records in this cluster; pass --stake with one of: {}",
+            mine.len(),
+            mine.iter()
+                .map(|r| r.object.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn print(global: &Global, value: serde_json::Value, text: String) {
+    if global.json() {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn in_duration(ms: u64) -> String {
+    humantime::format_duration(Duration::from_secs(ms.div_ceil(1000))).to_string()
+}
+
+fn status_name(status: u8) -> &'static str {
+    match status {
+        consts::STATUS_ACTIVE => "active",
+        consts::STATUS_UNBONDING => "unbonding",
+        consts::STATUS_SLASHED => "slashed",
+        _ => "unknown",
+    }
+}
+
+fn role_name(role: u8) -> &'static str {
+    Role::from_code(role).map_or("unknown", Role::as_str)
+}
+
+pub(crate) fn stake(global: &Global, args: StakeArgs) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let node_name = args.node_name.unwrap_or_default();
+        match args.role {
+            Role::Worker if !consts::is_valid_dns_label(&node_name) => bail!(
+                "a worker needs --node-name: a DNS label of 1-63 lowercase letters, digits and '-'"
+            ),
+            Role::User | Role::Admin if !node_name.is_empty() => {
+                bail!("--node-name is for workers only")
+            }
+            _ => {}
+        }
+        let chain = connect(&args.chain).await?;
+        let cluster = chain.cluster().await?.cluster;
+        let minimum = cluster.min_stake(args.role.code()).unwrap_or(u64::MAX);
+        if args.amount < minimum {
+            bail!(
+                "{} is below the cluster's minimum for the {} role: stake at least {}",
+                amount::format(args.amount),
+                args.role,
+                amount::format(minimum)
+            );
+        }
+        let gas = chain.gas_for(key.address(), args.amount).await?;
+        let t = tx::stake(
+            chain.config(),
+            &gas,
+            args.amount,
+            args.role.code(),
+            &node_name,
+        )?;
+        let executed = submit(&chain, &key, "stake", t).await?;
+        let record = executed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PackageEvent::Staked(s) => Some(s.record_id),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("the stake transaction emitted no Staked event"))?;
+        print(
+            global,
+            json!({
+                "record": record.to_string(), "role": args.role.as_str(), "node_name": node_name,
+                "amount_mist": args.amount, "digest": executed.digest.to_string(), "checkpoint": executed.checkpoint,
+            }),
+            format!(
+                "Staked {} as {}{}.\nstake record  {record}\ntransaction   {}",
+                amount::format(args.amount),
+                args.role,
+                if node_name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (node {node_name})")
+                },
+                executed.digest
+            ),
+        );
+        Ok(())
+    })
+}
+
+pub(crate) fn add_stake(global: &Global, args: AddStakeArgs) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.record.chain).await?;
+        let r = pick_record(&chain, key.address(), args.record.stake).await?;
+        let gas = chain.gas_for(key.address(), args.amount).await?;
+        let t = tx::add_stake(chain.config(), &gas, r.object, args.amount)?;
+        let executed = submit(&chain, &key, "add-stake", t).await?;
+        let total = executed.events.iter().find_map(|e| match e {
+            PackageEvent::StakeAdded(a) => Some(a.new_total),
+            _ => None,
+        });
+        print(
+            global,
+            json!({ "record": r.object.id.to_string(), "added_mist": args.amount, "total_mist": total, "digest": executed.digest.to_string() }),
+            format!(
+                "Added {} to {}; now {}.",
+                amount::format(args.amount),
+                r.object.id,
+                total.map_or("?".into(), amount::format)
+            ),
+        );
+        Ok(())
+    })
+}
+
+pub(crate) fn unstake(global: &Global, args: RecordArgs) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.chain).await?;
+        let r = pick_record(&chain, key.address(), args.stake).await?;
+        let gas = chain.gas_for(key.address(), 0).await?;
+        let t = tx::request_unstake(chain.config(), &gas, r.object)?;
+        let executed = submit(&chain, &key, "unstake", t).await?;
+        let ev = executed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PackageEvent::UnstakeRequested(u) => Some(u.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("the transaction emitted no UnstakeRequested event"))?;
+        print(
+            global,
+            json!({ "record": r.object.id.to_string(), "token_epoch": ev.token_epoch, "withdrawable_at_ms": ev.withdrawable_at_ms, "digest": executed.digest.to_string() }),
+            format!(
+                "Unstake requested for {}: its tokens stopped working (token epoch is now {}).\nWithdraw in {} (`staker-agent withdraw`).",
+                r.object.id,
+                ev.token_epoch,
+                in_duration(ev.withdrawable_at_ms.saturating_sub(now_ms()))
+            ),
+        );
+        Ok(())
+    })
+}
+
+pub(crate) fn withdraw(global: &Global, args: RecordArgs) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.chain).await?;
+        let r = pick_record(&chain, key.address(), args.stake).await?;
+        let gas = chain.gas_for(key.address(), 0).await?;
+        let t = tx::withdraw(chain.config(), &gas, r.object)?;
+        let executed = match submit(&chain, &key, "withdraw", t).await {
+            Err(ChainError::Aborted(a)) if a.known == Some(AbortCode::UnbondingNotElapsed) => {
+                let period = chain.cluster().await?.cluster.unbonding_period_ms;
+                let at = r.record.unbond_requested_at_ms.saturating_add(period);
+                bail!(
+                    "unbonding not finished: withdrawable in about {} (the chain said: {a})",
+                    in_duration(at.saturating_sub(now_ms()))
+                );
+            }
+            Err(ChainError::Aborted(a)) if a.known == Some(AbortCode::NotUnbonding) => {
+                bail!(
+                    "record {} is still active: run `staker-agent unstake` first",
+                    r.object.id
+                )
+            }
+            other => other?,
+        };
+        let ev = executed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PackageEvent::Withdrawn(w) => Some(w.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("the transaction emitted no Withdrawn event"))?;
+        print(
+            global,
+            json!({ "record": r.object.id.to_string(), "amount_mist": ev.amount, "slashed": ev.slashed, "digest": executed.digest.to_string() }),
+            if ev.slashed {
+                format!(
+                    "Record {} was slashed: its funds went to the cluster treasury; the record is deleted.",
+                    r.object.id
+                )
+            } else {
+                format!(
+                    "Withdrew {} from {}; the record is deleted.",
+                    amount::format(ev.amount),
+                    r.object.id
+                )
+            },
+        );
+        Ok(())
+    })
+}
+
+pub(crate) fn revoke_tokens(global: &Global, args: RecordArgs) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.chain).await?;
+        let r = pick_record(&chain, key.address(), args.stake).await?;
+        let gas = chain.gas_for(key.address(), 0).await?;
+        let t = tx::revoke_tokens(chain.config(), &gas, r.object)?;
+        let executed = submit(&chain, &key, "revoke-tokens", t).await?;
+        let epoch = executed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PackageEvent::TokensRevoked(t) => Some(t.token_epoch),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("the transaction emitted no TokensRevoked event"))?;
+        print(
+            global,
+            json!({ "record": r.object.id.to_string(), "token_epoch": epoch, "digest": executed.digest.to_string() }),
+            format!(
+                "Every token of {} issued so far is revoked. New tokens: `staker-agent token mint --stake {} --epoch {epoch} …`.",
+                r.object.id, r.object.id
+            ),
+        );
+        Ok(())
+    })
+}
+
+pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.chain).await?;
+        let cluster = chain.cluster().await?.cluster;
+        let records = chain.stake_records_of(key.address()).await?;
+        let balance: u64 = chain
+            .sui_coins(key.address())
+            .await?
+            .iter()
+            .map(|c| c.balance)
+            .sum();
+        let now = now_ms();
+        let mut rows = Vec::new();
+        let mut text = format!(
+            "address   {}\nbalance   {}\ncluster   {} ({})\n",
+            key.address(),
+            amount::format(balance),
+            cluster.id,
+            cluster.name
+        );
+        if records.is_empty() {
+            text.push_str("no stake records");
+        }
+        for r in &records {
+            let rec = &r.record;
+            let slashed = rec.status == consts::STATUS_SLASHED
+                || (rec.cluster_id == cluster.id
+                    && chain.is_slashed(cluster.slashed.id, r.object.id).await?);
+            let status = if slashed {
+                "slashed"
+            } else {
+                status_name(rec.status)
+            };
+            let withdrawable_at = (!slashed)
+                .then(|| rec.withdrawable_at_ms(cluster.unbonding_period_ms))
+                .flatten();
+            let left = withdrawable_at.map(|at| at.saturating_sub(now));
+            rows.push(json!({
+                "record": r.object.id.to_string(), "cluster": rec.cluster_id.to_string(),
+                "role": role_name(rec.role), "node_name": rec.node_name, "amount_mist": rec.balance,
+                "status": status, "token_epoch": rec.token_epoch, "staked_at_ms": rec.staked_at_ms,
+                "withdrawable_at_ms": withdrawable_at, "unbonding_left_ms": left,
+            }));
+            text.push_str(&format!(
+                "\nrecord    {}\n  role         {}{}\n  amount       {}\n  status       {}{}\n  token epoch  {}\n",
+                r.object.id,
+                role_name(rec.role),
+                if rec.node_name.is_empty() { String::new() } else { format!(" (node {})", rec.node_name) },
+                amount::format(rec.balance),
+                status,
+                match left {
+                    Some(0) => " (withdrawable now)".to_owned(),
+                    Some(ms) => format!(" (withdrawable in {})", in_duration(ms)),
+                    None => String::new(),
+                },
+                rec.token_epoch,
+            ));
+        }
+        print(
+            global,
+            json!({ "address": key.address().to_string(), "balance_mist": balance, "cluster": cluster.id.to_string(), "records": rows }),
+            text.trim_end().to_owned(),
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,286 @@
+//! The chain commands as users run them, against the development chain process: stake,
+//! status, revoke-tokens, unstake, withdraw, and the errors a staker meets (below minimum,
+//! insufficient balance, unbonding not finished, RPC unreachable, wrong network).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use daas_wallet::{Scheme, WalletKey, write_keystore};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_staker-agent");
+
+/// `k3s-daas-devnet`, built by `cargo test --workspace` next to this test's directory.
+fn devnet_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DAAS_DEVNET_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("k3s-daas-devnet");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p k3s-daas-devnet`",
+        bin.display()
+    );
+    bin
+}
+
+struct Devnet {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Devnet {
+    fn start(dir: &Path) -> Devnet {
+        let mut child = Command::new(devnet_bin())
+            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line:?}");
+        Devnet {
+            child,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn config(&self) -> String {
+        self.dir.join("client.json").display().to_string()
+    }
+
+    fn faucet(&self, to: &str, sui: &str) {
+        let out = Command::new(devnet_bin())
+            .args(["faucet", "--to", to, "--amount", sui, "--data-dir"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Agent {
+    keystore: String,
+    address: String,
+    config: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn new(devnet: &Devnet) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let key = WalletKey::generate(Scheme::Ed25519);
+        let path = dir.path().join("sui.keystore");
+        write_keystore(&path, std::slice::from_ref(&key)).unwrap();
+        Agent {
+            keystore: path.display().to_string(),
+            address: key.address().to_string(),
+            config: devnet.config(),
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--keystore")
+            .arg(&self.keystore)
+            .args(args)
+            .arg("--chain-config")
+            .arg(&self.config)
+            .env_clear()
+            .output()
+            .unwrap()
+    }
+
+    fn ok_json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+#[test]
+fn stake_revoke_unstake_withdraw_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(&dir.path().join("chain"));
+    let agent = Agent::new(&devnet);
+    devnet.faucet(&agent.address, "5");
+
+    let out = agent.run(&[
+        "stake",
+        "--amount",
+        "1.5",
+        "--role",
+        "worker",
+        "--node-name",
+        "node-1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains("Staked 1.5 SUI as worker (node node-1)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("submitting transaction") && stderr.contains("in checkpoint"),
+        "{stderr}"
+    );
+
+    let status = agent.ok_json(&["status"]);
+    assert_eq!(status["address"], agent.address.as_str());
+    let rec = &status["records"][0];
+    assert_eq!(
+        (rec["amount_mist"].as_u64(), rec["status"].as_str()),
+        (Some(1_500_000_000), Some("active"))
+    );
+    assert_eq!(
+        (rec["role"].as_str(), rec["node_name"].as_str()),
+        (Some("worker"), Some("node-1"))
+    );
+    assert_eq!(rec["token_epoch"], 0);
+    let record = rec["record"].as_str().unwrap().to_owned();
+
+    let v = agent.ok_json(&["add-stake", "--amount", "500000000mist"]);
+    assert_eq!(v["total_mist"], 2_000_000_000u64);
+    let v = agent.ok_json(&["revoke-tokens", "--stake", &record]);
+    assert_eq!(v["token_epoch"], 1);
+
+    let err = agent.fails(&["withdraw"]);
+    assert!(
+        err.contains("still active") && err.contains("unstake"),
+        "{err}"
+    );
+
+    let v = agent.ok_json(&["unstake"]);
+    assert_eq!(v["token_epoch"], 2);
+    let err = agent.fails(&["withdraw"]);
+    assert!(
+        err.contains("unbonding not finished") && err.contains("withdrawable in about"),
+        "{err}"
+    );
+    let err = agent.fails(&["unstake"]);
+    assert!(err.contains("unstake was already requested"), "{err}");
+
+    let status = agent.ok_json(&["status"]);
+    let rec = &status["records"][0];
+    assert_eq!(rec["status"], "unbonding");
+    assert!(
+        rec["unbonding_left_ms"].as_u64().unwrap() > 23 * 3_600_000,
+        "{rec}"
+    );
+
+    let human = agent.run(&["status"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("unbonding (withdrawable in 23h")
+            || text.contains("unbonding (withdrawable in 1day"),
+        "{text}"
+    );
+}
+
+#[test]
+fn clear_errors_for_what_stakers_get_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(&dir.path().join("chain"));
+    let agent = Agent::new(&devnet);
+
+    let out = agent.run(&["status"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no stake records"));
+    let err = agent.fails(&["stake", "--amount", "2", "--role", "user"]);
+    assert!(err.contains("insufficient balance"), "{err}");
+    devnet.faucet(&agent.address, "3");
+
+    let err = agent.fails(&[
+        "stake",
+        "--amount",
+        "0.1",
+        "--role",
+        "worker",
+        "--node-name",
+        "n1",
+    ]);
+    assert!(
+        err.contains("below the cluster's minimum") && err.contains("at least 1 SUI"),
+        "{err}"
+    );
+    let err = agent.fails(&["stake", "--amount", "1", "--role", "worker"]);
+    assert!(err.contains("--node-name"), "{err}");
+    let err = agent.fails(&[
+        "stake",
+        "--amount",
+        "1",
+        "--role",
+        "user",
+        "--node-name",
+        "n1",
+    ]);
+    assert!(err.contains("workers only"), "{err}");
+    let err = agent.fails(&["unstake"]);
+    assert!(err.contains("no stake record"), "{err}");
+
+    let err = agent.fails(&["status", "--rpc", "http://127.0.0.1:1"]);
+    assert!(err.contains("cannot reach"), "{err}");
+
+    // the config names another chain than the endpoint serves
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(devnet.config()).unwrap()).unwrap();
+    cfg["chain_id"] = "4btiuiMPvEENsttpZC7CZ53DruC3MAgfznDbASZ7DR6S".into();
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, cfg.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args(["--keystore", &agent.keystore, "status", "--chain-config"])
+        .arg(&wrong)
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("wrong network"), "{err}");
+
+    // a bad amount is a usage error (exit 64)
+    let out = agent.run(&["stake", "--amount", "1.0000000001", "--role", "user"]);
+    assert_eq!(out.status.code(), Some(64));
+}
