@@ -1,14 +1,13 @@
 //! `nautilus-master dev`: the local, single-machine setup on embedded defaults.
 //!
-//! In this landing it provisions what later components share — a dev wallet in a Sui CLI
-//! keystore, a dev cluster id, a dev stake record in an in-memory stake view — and drives the
-//! real authentication path end to end (mint → authenticate → revoke → refused). It also
-//! creates the etcd value-encryption key ring and runs the encrypting etcd shim on the embedded
-//! store once (write → read back → the store file holds only ciphertext). It says plainly which
-//! components (devnet chain, proxy, k3s) are not built yet.
+//! Provisions the dev identities on the dev chain (see [`crate::dev_chain`]): an admin and a
+//! user wallet in Sui CLI keystores, funded from the devnet faucet and staked on chain through
+//! the real client (an existing active record is reused). Then self-checks the real
+//! authentication path against the chain-backed stake view (a token at the record's epoch is
+//! accepted, one at any other epoch refused), creates the etcd value-encryption key ring and
+//! runs the encrypting etcd shim once (write → read back → the store holds only ciphertext).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,10 +15,13 @@ use anyhow::{Context, Result};
 use daas_seal::{Address, Claims, Role, mint};
 use daas_wallet::{Keystore, Scheme, WalletKey, write_keystore};
 
-use crate::auth::{
-    AuthConfig, AuthError, InMemoryStakeView, SealAuthenticator, StakeRecord, StakeStatus,
-    unix_ms_now,
-};
+use crate::auth::{AuthConfig, AuthError, SealAuthenticator, unix_ms_now};
+use crate::chain::ChainStakeView;
+use crate::dev_chain::DevChain;
+
+/// Dev stakes: the admin's (cluster-admin access) and the user's (one namespace).
+pub const DEV_ADMIN_STAKE_MIST: u64 = 10_000_000_000;
+pub const DEV_USER_STAKE_MIST: u64 = 1_000_000_000;
 
 /// What `dev` set up, for printing and for tests.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct DevReport {
     pub address: Address,
     pub cluster: Address,
     pub stake: Address,
+    /// The admin record's current token epoch (tokens must carry it).
+    pub stake_epoch: u64,
     pub username: String,
     pub groups: Vec<String>,
     pub revoked_refusal: String,
@@ -39,61 +43,60 @@ pub struct DevReport {
     pub user_keystore: PathBuf,
     pub user_address: Address,
     pub user_stake: Address,
+    pub user_stake_epoch: u64,
+    /// The dev chain's endpoint and deployment file.
+    pub chain_url: String,
+    pub chain_config: PathBuf,
 }
 
-impl DevReport {
-    /// The stakes the dev control plane's in-memory view serves (both at token epoch 0).
-    pub fn stakes(&self) -> crate::dev_serve::DevStakes {
-        use crate::dev_serve::{DevStakes, stake_record};
-        DevStakes {
-            cluster: self.cluster,
-            records: vec![
-                stake_record(self.stake, self.address, self.cluster, Role::Admin),
-                stake_record(self.user_stake, self.user_address, self.cluster, Role::User),
-            ],
-        }
-    }
+/// Creates the data directory (mode 0700) before anything is put in it.
+pub fn prepare(data_dir: &Path) -> Result<()> {
+    create_private_dir(data_dir)
 }
 
-/// Provisions `data_dir` (idempotent: an existing wallet and cluster id are reused) and runs the
-/// authentication self-check.
-pub async fn run(data_dir: &Path) -> Result<DevReport> {
+/// Provisions `data_dir` and the dev stakes on `chain` (idempotent: existing wallets and active
+/// records are reused) and runs the self-checks.
+pub async fn run(data_dir: &Path, chain: &DevChain) -> Result<DevReport> {
     create_private_dir(data_dir)?;
     let keystore = data_dir.join("sui_config/sui.keystore");
     let key = load_or_create_key(&keystore)?;
-    let cluster = read_or_create_id(&data_dir.join("cluster-id"))?;
-    let stake = read_or_create_id(&data_dir.join("dev-stake-id"))?;
     let user_keystore = data_dir.join("user/sui.keystore");
     let user_key = load_or_create_key(&user_keystore)?;
-    let user_stake = read_or_create_id(&data_dir.join("dev-user-stake-id"))?;
+    let cluster = chain.config.cluster;
+    let admin_record = chain
+        .ensure_stake(&key, Role::Admin, DEV_ADMIN_STAKE_MIST)
+        .await
+        .context("provisioning the admin stake")?;
+    let user_record = chain
+        .ensure_stake(&user_key, Role::User, DEV_USER_STAKE_MIST)
+        .await
+        .context("provisioning the user stake")?;
+    let stake = admin_record.object.id;
+    let epoch = admin_record.record.token_epoch;
+    // Plain files for scripts (and the tests): the ids the tokens need.
+    write_id(&data_dir.join("cluster-id"), cluster)?;
+    write_id(&data_dir.join("dev-stake-id"), stake)?;
+    write_id(&data_dir.join("dev-user-stake-id"), user_record.object.id)?;
 
-    let view = Arc::new(InMemoryStakeView::default());
-    view.upsert(StakeRecord {
-        id: stake,
-        owner: key.address(),
-        cluster,
-        role: Role::Admin,
-        node_name: None,
-        amount_mist: 10_000_000_000,
-        status: StakeStatus::Active,
-        token_epoch: 0,
-    });
-    let auth = SealAuthenticator::new(AuthConfig::new(cluster), view.clone());
-
+    // Self-check through the chain-backed view (no follower: every lookup reads the chain).
+    let view = ChainStakeView::new(chain.chain.clone(), cluster, None);
+    let auth = SealAuthenticator::new(AuthConfig::new(cluster), view);
     let now = unix_ms_now();
-    let claims = Claims::builder(cluster, key.address(), stake, Role::Admin)
-        .lifetime(now, 15 * 60 * 1000)
-        .random_nonce()
-        .build()?;
-    let token = mint(key.keypair(), claims)?;
-    let identity = auth.authenticate_at(token.as_str(), now).await?;
-
-    // Revocation, as the chain follower will drive it: bump the epoch, evict, refuse.
-    view.update(&stake, |r| r.token_epoch += 1);
-    auth.evict_stake(&stake);
-    let refusal = match auth.authenticate_at(token.as_str(), now).await {
+    let token = |epoch: u64| -> Result<String> {
+        let claims = Claims::builder(cluster, key.address(), stake, Role::Admin)
+            .lifetime(now, 15 * 60 * 1000)
+            .token_epoch(epoch)
+            .random_nonce()
+            .build()?;
+        Ok(mint(key.keypair(), claims)?.into_string())
+    };
+    let identity = auth
+        .authenticate_at(&token(epoch)?, now)
+        .await
+        .context("authentication self-check against the dev chain")?;
+    let refusal = match auth.authenticate_at(&token(epoch + 1)?, now).await {
         Err(e @ AuthError::Revoked { .. }) => e.to_string(),
-        other => anyhow::bail!("revocation self-check failed: expected Revoked, got {other:?}"),
+        other => anyhow::bail!("token-epoch self-check failed: expected a refusal, got {other:?}"),
     };
 
     let keyring = data_dir.join("keys");
@@ -121,12 +124,16 @@ pub async fn run(data_dir: &Path) -> Result<DevReport> {
         address: key.address(),
         cluster,
         stake,
+        stake_epoch: epoch,
         username: identity.username.clone(),
         groups: identity.groups.clone(),
         revoked_refusal: refusal,
         user_keystore,
         user_address: user_key.address(),
-        user_stake,
+        user_stake: user_record.object.id,
+        user_stake_epoch: user_record.record.token_epoch,
+        chain_url: chain.url.clone(),
+        chain_config: chain.client_config_path(),
     })
 }
 
@@ -212,48 +219,67 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {} with mode 0700", dir.display()))
 }
 
-/// A random 32-byte id persisted as 0x-hex, reused on later runs.
-fn read_or_create_id(path: &Path) -> Result<Address> {
-    if path.is_file() {
-        let text =
-            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return text
-            .trim()
-            .parse()
-            .with_context(|| format!("{} does not hold a 0x-hex id", path.display()));
-    }
-    let mut bytes = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-    let id = Address::new(bytes);
-    let mut f = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{id}")?;
-    Ok(id)
+/// Writes `id` as 0x-hex (atomically, replacing an older value).
+fn write_id(path: &Path, id: Address) -> Result<()> {
+    crate::private_fs::write_atomic(path, format!("{id}\n").as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn dev_is_idempotent_and_private() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dev_is_idempotent_private_and_staked_on_the_dev_chain() {
+        use daas_chain::Chain;
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let first = run(dir.path()).await.expect("first run");
-        let second = run(dir.path()).await.expect("second run");
+        let listen = "127.0.0.1:0".parse().expect("addr");
+        let chain = DevChain::start(&dir.path().join("chain"), listen)
+            .await
+            .expect("dev chain");
+        let first = run(dir.path(), &chain).await.expect("first run");
+        let second = run(dir.path(), &chain).await.expect("second run");
         assert_eq!(first.address, second.address, "wallet reused");
-        assert_eq!(first.cluster, second.cluster, "cluster id reused");
         assert_eq!(
-            first.user_address, second.user_address,
-            "user wallet reused"
+            first.stake, second.stake,
+            "active record reused, not staked again"
         );
+        assert_eq!(first.user_stake, second.user_stake);
+        assert_eq!(first.cluster, chain.config.cluster);
         assert_ne!(
             first.user_address, first.address,
             "two distinct dev identities"
         );
-        assert_eq!(first.stakes().records.len(), 2);
+        let admin = chain
+            .chain
+            .stake_record(first.stake)
+            .await
+            .expect("read")
+            .expect("on chain");
+        assert_eq!(
+            (admin.record.owner, admin.record.role, admin.record.balance),
+            (first.address, Role::Admin.code(), DEV_ADMIN_STAKE_MIST)
+        );
+        let user = chain
+            .chain
+            .stake_record(first.user_stake)
+            .await
+            .expect("read")
+            .expect("on chain");
+        assert_eq!(
+            (user.record.owner, user.record.role),
+            (first.user_address, Role::User.code())
+        );
         assert_eq!(first.username, format!("sui:{}", first.address));
         assert!(first.groups.contains(&"k3s-daas:admin".to_owned()));
         assert!(first.revoked_refusal.contains("revoked"));
+        let id: Address = fs::read_to_string(dir.path().join("dev-stake-id"))
+            .expect("id file")
+            .trim()
+            .parse()
+            .expect("hex id");
+        assert_eq!(id, first.stake);
         let mode = fs::metadata(&first.keystore)
             .expect("meta")
             .permissions()
@@ -262,5 +288,6 @@ mod tests {
         assert_eq!(mode, 0o600);
         let mode = fs::metadata(dir.path()).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+        chain.shutdown().await.expect("shutdown");
     }
 }

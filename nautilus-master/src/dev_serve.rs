@@ -3,9 +3,9 @@
 //!
 //! Started, in order: the encrypting etcd shim (embedded store under the data dir), `k3s server`
 //! on that shim when a k3s binary is found (or any API server given with `--upstream`), then the
-//! kubectl proxy (TLS on :8080), the TokenReview webhook and the health/metrics listener. The
-//! stake view is in memory and holds the dev wallets' stakes; the local devnet chain replaces it
-//! when it lands (issue 7).
+//! kubectl proxy (TLS on :8080), the TokenReview webhook and the health/metrics listener. Stakes
+//! are read from the dev chain through the chain-backed view, kept current by a checkpoint
+//! follower (cursor in `<data-dir>/chain-follower.cursor`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use daas_seal::{Address, Role};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::auth::{AuthConfig, InMemoryStakeView, SealAuthenticator, StakeRecord, StakeStatus};
+use crate::auth::{AuthConfig, SealAuthenticator};
+use crate::chain::ChainStakeView;
 use crate::k3s::{
     ClusterToken, Datastore, HttpsPingProbe, K3sServerConfig, Supervisor, SupervisorConfig,
     SupervisorState, TokenWebhookArgs, resolve_k3s_binary, server_args,
@@ -71,39 +71,10 @@ pub struct Running {
     pub k3s: Option<String>,
 }
 
-/// The dev stakes the in-memory view holds: the admin wallet and the user wallet.
-pub struct DevStakes {
-    pub cluster: Address,
-    pub records: Vec<StakeRecord>,
-}
-
-impl DevStakes {
-    pub fn view(&self) -> Arc<InMemoryStakeView> {
-        let view = Arc::new(InMemoryStakeView::default());
-        for r in &self.records {
-            view.upsert(r.clone());
-        }
-        view
-    }
-}
-
-pub fn stake_record(id: Address, owner: Address, cluster: Address, role: Role) -> StakeRecord {
-    StakeRecord {
-        id,
-        owner,
-        cluster,
-        role,
-        node_name: None,
-        amount_mist: 10_000_000_000,
-        status: StakeStatus::Active,
-        token_epoch: 0,
-    }
-}
-
 /// Runs everything until `shutdown` resolves; `on_ready` is called once all is listening.
 pub async fn serve(
     opts: DevServeOptions,
-    stakes: DevStakes,
+    chain: &crate::dev_chain::DevChain,
     shutdown: impl std::future::Future<Output = ()> + Send,
     on_ready: impl FnOnce(&Running),
 ) -> Result<()> {
@@ -227,10 +198,33 @@ pub async fn serve(
     };
 
     // 4. Proxy, webhook, admin.
-    let auth = Arc::new(SealAuthenticator::new(
-        AuthConfig::new(stakes.cluster),
-        stakes.view(),
+    let cluster = chain.config.cluster;
+    let follower = daas_chain::follow::Follower::new(
+        chain.chain.rpc_client(),
+        *chain.chain.package(),
+        daas_chain::follow::CursorFile::new(opts.data_dir.join("chain-follower.cursor")),
+    );
+    let view = Arc::new(ChainStakeView::new(
+        chain.chain.clone(),
+        cluster,
+        Some(follower.status()),
     ));
+    let auth = Arc::new(SealAuthenticator::new(
+        AuthConfig::new(cluster),
+        view.clone(),
+    ));
+    tasks.spawn({
+        let auth = auth.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            tokio::select! {
+                r = crate::chain::follow::run(follower, cluster, view, auth) => {
+                    r.context("chain follower")
+                }
+                () = stop => Ok(()),
+            }
+        }
+    });
     let config = ProxyConfig {
         upstream,
         no_upstream_hint: if hint.is_empty() {

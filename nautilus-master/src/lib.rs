@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod chain;
 pub mod dev;
+pub mod dev_chain;
 pub mod dev_serve;
 pub mod k3s;
 mod private_fs;

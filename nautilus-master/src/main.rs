@@ -53,6 +53,10 @@ struct DevArgs {
     /// one, and the test suite uses it) does not collide with the dev control plane.
     #[arg(long, default_value = "127.0.0.1:2399")]
     etcd_listen: SocketAddr,
+    /// Dev chain (k3s-daas-devnet, in this process) gRPC address (loopback). 9000 is the
+    /// devnet's usual port, so `staker-agent --rpc devnet` reaches it.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    chain_listen: SocketAddr,
     /// k3s binary (default: $K3S_BIN, then `k3s` on PATH).
     #[arg(long)]
     k3s_bin: Option<PathBuf>,
@@ -113,7 +117,8 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DAAS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The in-process dev chain logs every transaction at info; keep that out of the default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,daas_devnet=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -138,10 +143,22 @@ fn run(cli: Cli) -> Result<()> {
 async fn dev(args: DevArgs) -> Result<()> {
     use nautilus_master::dev_serve::{DevServeOptions, UpstreamChoice, serve};
     let shutdown = shutdown_signal()?;
-    let report = nautilus_master::dev::run(&args.data_dir).await?;
+    nautilus_master::dev::prepare(&args.data_dir)?;
+    let chain = nautilus_master::dev_chain::DevChain::start(
+        &args.data_dir.join("chain"),
+        args.chain_listen,
+    )
+    .await?;
+    let report = match nautilus_master::dev::run(&args.data_dir, &chain).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = chain.shutdown().await;
+            return Err(e);
+        }
+    };
     print_self_checks(&args.data_dir, &report);
     if args.check {
-        return Ok(());
+        return chain.shutdown().await;
     }
     let upstream = match (
         args.upstream,
@@ -167,11 +184,13 @@ async fn dev(args: DevArgs) -> Result<()> {
         insecure_dev_http: args.insecure_dev_http,
     };
     let data_dir = args.data_dir;
-    serve(opts, report.stakes(), shutdown, |running| {
+    let served = serve(opts, &chain, shutdown, |running| {
         print_running(&data_dir, &report, running);
     })
     .await
-    .context("dev control plane")
+    .context("dev control plane");
+    let stopped = chain.shutdown().await.context("stopping the dev chain");
+    served.and(stopped)
 }
 
 /// Installs SIGINT/SIGTERM handlers now (so a signal during a long start-up is caught, not
@@ -201,16 +220,24 @@ fn print_self_checks(data_dir: &Path, r: &nautilus_master::dev::DevReport) {
         r.user_address,
         r.user_keystore.display()
     );
-    println!("  cluster id    {}", r.cluster);
-    println!("  admin stake   {} (10 SUI, in-memory stake view)", r.stake);
     println!(
-        "  user stake    {} (10 SUI, in-memory stake view)",
-        r.user_stake
+        "  dev chain     {} (k3s-daas-devnet, a development chain, not Sui; deployment {})",
+        r.chain_url,
+        r.chain_config.display()
+    );
+    println!("  cluster       {}", r.cluster);
+    println!(
+        "  admin stake   {} (on chain, role admin, token epoch {})",
+        r.stake, r.stake_epoch
+    );
+    println!(
+        "  user stake    {} (on chain, role user, token epoch {})",
+        r.user_stake, r.user_stake_epoch
     );
     println!();
     println!("Self-checks:");
     println!(
-        "  Seal authentication: an admin token authenticated as {} {:?}; after a token-epoch bump it was refused (\"{}\")",
+        "  Seal authentication against the chain: an admin token authenticated as {} {:?}; one at another token epoch was refused (\"{}\")",
         r.username, r.groups, r.revoked_refusal
     );
     println!(
@@ -247,7 +274,10 @@ fn print_running(
         "  health/metrics   {}/readyz  {}/metrics",
         running.admin_url, running.admin_url
     );
-    println!("  chain            in-memory dev stake view (the local devnet lands with issue #7)");
+    println!(
+        "  dev chain        {}   (stakes read through the chain-backed view + checkpoint follower)",
+        r.chain_url
+    );
     if !running.has_upstream {
         println!();
         println!(
@@ -267,8 +297,8 @@ fn print_running(
         running.proxy_url
     );
     println!(
-        "      --exec --keystore {ks} --cluster {} --stake {} --role admin -o {dir}/admin.kubeconfig",
-        r.cluster, r.stake
+        "      --exec --keystore {ks} --cluster {} --stake {} --role admin --epoch {} -o {dir}/admin.kubeconfig",
+        r.cluster, r.stake, r.stake_epoch
     );
     println!("  kubectl --kubeconfig {dir}/admin.kubeconfig get namespaces");
     println!(
@@ -276,15 +306,22 @@ fn print_running(
         running.proxy_url
     );
     println!(
-        "      --exec --keystore {uks} --cluster {} --stake {} --role user --namespace {user_ns} -o {dir}/user.kubeconfig",
-        r.cluster, r.user_stake
+        "      --exec --keystore {uks} --cluster {} --stake {} --role user --epoch {} --namespace {user_ns} -o {dir}/user.kubeconfig",
+        r.cluster, r.user_stake, r.user_stake_epoch
     );
     println!(
         "  kubectl --kubeconfig {dir}/user.kubeconfig get configmaps      (your namespace: {user_ns})"
     );
     println!(
-        "  cargo run -q -p staker-agent -- --keystore {ks} token mint --cluster {} --stake {} --role admin --ttl 15m",
-        r.cluster, r.stake
+        "  cargo run -q -p staker-agent -- --keystore {ks} token mint --cluster {} --stake {} --role admin --epoch {} --ttl 15m",
+        r.cluster, r.stake, r.stake_epoch
     );
-    println!("Staking on chain (`staker-agent stake`) arrives with the devnet (#7).");
+    println!(
+        "  cargo run -q -p staker-agent -- --keystore {uks} status --chain-config {}",
+        r.chain_config.display()
+    );
+    println!(
+        "Staking on chain: `staker-agent --keystore … stake | revoke-tokens | unstake --chain-config {}`; the proxy refuses revoked tokens within a checkpoint.",
+        r.chain_config.display()
+    );
 }

@@ -25,6 +25,7 @@ fn dev_command(data: &Path) -> Command {
         "--webhook-listen",
         "--admin-listen",
         "--etcd-listen",
+        "--chain-listen",
     ] {
         cmd.args([flag, "127.0.0.1:0"]);
     }

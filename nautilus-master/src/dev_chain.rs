@@ -1,0 +1,173 @@
+//! The chain of `nautilus-master dev`: the development Sui chain (`k3s-daas-devnet`, not Sui)
+//! served in this process, and the dev wallets funded and staked on it through the real client.
+//!
+//! The devnet keeps its state under `<data-dir>/chain` (restarts keep stakes), listens on
+//! `--chain-listen` (default `127.0.0.1:9000`, the devnet's usual port, so
+//! `staker-agent --rpc devnet` finds it) and writes `<data-dir>/chain/client.json` for
+//! `staker-agent --chain-config`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use daas_chain::{Chain, ChainConfig, GrpcChain, RecordObject, tx};
+use daas_chain_types::{PackageEvent, consts};
+use daas_seal::Role;
+use daas_wallet::{Keystore, WalletKey};
+use tokio::sync::oneshot;
+
+/// Idle heartbeat: the devnet seals an empty checkpoint after this long, so a follower sees
+/// progress (and a stalled stream is noticed) even when nobody transacts.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// The devnet running inside this process.
+pub struct DevChain {
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub config: ChainConfig,
+    pub chain: GrpcChain,
+    faucet: Option<PathBuf>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), daas_devnet::DevnetError>>>,
+}
+
+impl std::fmt::Debug for DevChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevChain")
+            .field("url", &self.url)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevChain {
+    /// Opens (creating on first use) the devnet in `dir` and serves it on `listen`.
+    pub async fn start(dir: &Path, listen: SocketAddr) -> Result<DevChain> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| {
+                format!("devnet: binding {listen} (is another devnet running? use --chain-listen)")
+            })?;
+        let url = format!("http://{}", listener.local_addr()?);
+        if !dir.join(daas_devnet::SNAPSHOT_FILE).exists() {
+            daas_devnet::init(dir, None, &url).context("creating the devnet")?;
+        }
+        let devnet = daas_devnet::Devnet::open(dir).context("opening the devnet")?;
+        let written = devnet.write_client_config(&url)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(devnet.serve(listener, Some(HEARTBEAT), async move {
+            let _ = stopped.await;
+        }));
+        let config = ChainConfig::load(&dir.join(daas_devnet::CLIENT_CONFIG_FILE))?;
+        let chain = GrpcChain::new(config.clone())?;
+        chain
+            .check_chain()
+            .await
+            .context("the dev chain does not answer")?;
+        Ok(DevChain {
+            url,
+            data_dir: dir.to_owned(),
+            config,
+            chain,
+            faucet: written.faucet_keystore,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Path of the deployment file for `staker-agent --chain-config`.
+    pub fn client_config_path(&self) -> PathBuf {
+        self.data_dir.join(daas_devnet::CLIENT_CONFIG_FILE)
+    }
+
+    fn faucet_key(&self) -> Result<WalletKey> {
+        let path = self
+            .faucet
+            .as_ref()
+            .context("the dev chain has no faucet key")?;
+        Ok(Keystore::load(path)?.select(None)?.clone())
+    }
+
+    /// An active stake record of `role` owned by `key` in the cluster — the existing one, or a
+    /// new one of `amount` MIST (funding `key` from the faucet first).
+    pub async fn ensure_stake(
+        &self,
+        key: &WalletKey,
+        role: Role,
+        amount: u64,
+    ) -> Result<RecordObject> {
+        let cluster = self.config.cluster;
+        let existing = self
+            .chain
+            .stake_records_of(key.address())
+            .await?
+            .into_iter()
+            .find(|r| {
+                r.record.cluster_id == cluster
+                    && r.record.role == role.code()
+                    && r.record.status == consts::STATUS_ACTIVE
+            });
+        if let Some(r) = existing {
+            let table = self.chain.cluster().await?.cluster.slashed.id;
+            if !self.chain.is_slashed(table, r.object.id).await? {
+                return Ok(r);
+            }
+        }
+        let needed = amount + 2 * tx::DEFAULT_GAS_BUDGET;
+        let have: u64 = self
+            .chain
+            .sui_coins(key.address())
+            .await?
+            .iter()
+            .map(|c| c.balance)
+            .sum();
+        if have < needed {
+            let faucet = self.faucet_key()?;
+            let gas = self.chain.gas_for(faucet.address(), needed).await?;
+            let t = tx::transfer_sui(&self.config, &gas, key.address(), needed)?;
+            self.chain
+                .sign_and_execute(faucet.keypair(), t)
+                .await
+                .context("funding a dev wallet")?;
+        }
+        let gas = self.chain.gas_for(key.address(), amount).await?;
+        let t = tx::stake(&self.config, &gas, amount, role.code(), "")?;
+        let executed = self
+            .chain
+            .sign_and_execute(key.keypair(), t)
+            .await
+            .context("staking a dev wallet")?;
+        let id = executed
+            .events
+            .iter()
+            .find_map(|e| match e {
+                PackageEvent::Staked(s) => Some(s.record_id),
+                _ => None,
+            })
+            .context("the stake emitted no Staked event")?;
+        self.chain
+            .stake_record(id)
+            .await?
+            .context("the new stake record is not readable")
+    }
+
+    /// Stops serving and waits for the devnet to flush.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.context("devnet task")??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DevChain {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
