@@ -67,6 +67,7 @@ pub mod faucet;
 pub mod genesis;
 mod model;
 mod node;
+pub mod process;
 mod rpc;
 mod server;
 mod state;

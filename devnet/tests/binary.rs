@@ -1,63 +1,25 @@
 //! The `k3s-daas-devnet` binary: start on port 0, faucet, SIGTERM, restart with state kept.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::process::Command;
 use sui_rpc::Client;
 use sui_rpc::proto::sui::rpc::v2 as proto;
 use sui_sdk_types::Address;
 
 use daas_devnet::ClientConfig;
+use daas_devnet::process::DevnetProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_k3s-daas-devnet");
 
-/// Starts the devnet on 127.0.0.1:0 and returns the child and its address.
-fn start(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "start",
-            "--listen",
-            "127.0.0.1:0",
-            "--heartbeat-ms",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the devnet");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, addr)
+/// Starts the devnet on 127.0.0.1:0.
+fn start(data_dir: &Path) -> DevnetProcess {
+    DevnetProcess::start(Path::new(BIN), data_dir, 0).expect("start the devnet")
 }
 
 /// SIGTERM, then the exit status (must be success).
-fn stop(mut child: Child) {
-    let pid = i32::try_from(child.id()).expect("pid");
-    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
-    for _ in 0..100 {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "devnet exited with {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    panic!("the devnet did not stop within 10 s of SIGTERM");
+fn stop(devnet: DevnetProcess) {
+    let status = devnet.stop().expect("stop");
+    assert!(status.success(), "devnet exited with {status}");
 }
 
 async fn balance_and_height(addr: &str, owner: Address) -> (u64, u64, String) {
@@ -96,7 +58,8 @@ fn help_says_it_is_not_sui() {
 async fn faucet_then_restart_keeps_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("devnet");
-    let (child, addr) = start(&data);
+    let devnet = start(&data);
+    let addr = devnet.addr.clone();
     let config = ClientConfig::load(&data.join("client.json")).expect("client.json");
     assert_eq!(config.rpc, format!("http://{addr}"));
     assert_eq!(config.cluster_initial_shared_version, 1);
@@ -139,9 +102,10 @@ async fn faucet_then_restart_keeps_the_chain() {
     assert_eq!(before.0, 2_500_000_000);
     assert_eq!(before.1, 1);
     assert_eq!(before.2, config.chain_id);
-    stop(child);
+    stop(devnet);
 
-    let (child, addr2) = start(&data);
+    let devnet = start(&data);
+    let addr2 = devnet.addr.clone();
     let after = balance_and_height(&addr2, to).await;
     assert_eq!(
         after, before,
@@ -150,5 +114,5 @@ async fn faucet_then_restart_keeps_the_chain() {
     let reloaded = ClientConfig::load(&data.join("client.json")).expect("client.json");
     assert_eq!(reloaded.rpc, format!("http://{addr2}"));
     assert_eq!(reloaded.package, config.package);
-    stop(child);
+    stop(devnet);
 }

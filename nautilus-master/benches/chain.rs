@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use daas_chain::follow::{CursorFile, Follower, FollowerStatus};
 use daas_chain::{Chain, ChainConfig, GrpcChain, tx};
 use daas_chain_types::{PackageEvent, consts};
 use daas_devnet::LocalDevnet;
@@ -216,32 +215,12 @@ async fn main() {
     let rpc = cold(&auth, &tokens(&owner, cluster, &mine, plan.tokens.min(500))).await;
     line("chain view, gRPC round trips (no follower)", rpc, base);
 
-    let status = Arc::new(FollowerStatus::default());
-    let follower = Follower::new(
-        chain.rpc_client(),
-        *chain.package(),
-        CursorFile::new(dir.path().join("bench.cursor")),
-    );
-    let live = follower.status();
-    let view = Arc::new(ChainStakeView::new(
-        chain.clone(),
-        cluster,
-        Some(live.clone()),
-    ));
-    let auth = Arc::new(SealAuthenticator::new(
-        AuthConfig::new(cluster),
-        view.clone(),
-    ));
-    let task = tokio::spawn(nautilus_master::chain::follow::run(
-        follower,
-        cluster,
-        view,
-        auth.clone(),
-    ));
+    let (auth, live, follower) =
+        nautilus_master::chain::follow::following(chain.clone(), dir.path().join("bench.cursor"));
+    let task = tokio::spawn(follower);
     while !live.is_streaming() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    drop(status);
     cold(&auth, &tokens(&owner, cluster, &mine, mine.len())).await; // warm the record cache
     let cached = cold(&auth, &tokens(&owner, cluster, &mine, plan.tokens)).await;
     line(

@@ -16,8 +16,6 @@ use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::auth::{AuthConfig, SealAuthenticator};
-use crate::chain::ChainStakeView;
 use crate::k3s::{
     ClusterToken, Datastore, HttpsPingProbe, K3sServerConfig, Supervisor, SupervisorConfig,
     SupervisorState, TokenWebhookArgs, resolve_k3s_binary, server_args,
@@ -198,29 +196,15 @@ pub async fn serve(
     };
 
     // 4. Proxy, webhook, admin.
-    let cluster = chain.config.cluster;
-    let follower = daas_chain::follow::Follower::new(
-        chain.chain.rpc_client(),
-        *chain.chain.package(),
-        daas_chain::follow::CursorFile::new(opts.data_dir.join("chain-follower.cursor")),
-    );
-    let view = Arc::new(ChainStakeView::new(
+    let (auth, _status, follower) = crate::chain::follow::following(
         chain.chain.clone(),
-        cluster,
-        Some(follower.status()),
-    ));
-    let auth = Arc::new(SealAuthenticator::new(
-        AuthConfig::new(cluster),
-        view.clone(),
-    ));
+        opts.data_dir.join("chain-follower.cursor"),
+    );
     tasks.spawn({
-        let auth = auth.clone();
         let stop = stopped(stop_rx.clone());
         async move {
             tokio::select! {
-                r = crate::chain::follow::run(follower, cluster, view, auth) => {
-                    r.context("chain follower")
-                }
+                r = follower => r.context("chain follower"),
                 () = stop => Ok(()),
             }
         }

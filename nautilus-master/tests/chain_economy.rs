@@ -15,53 +15,24 @@ use daas_chain::{Chain, ChainError, Executed, GrpcChain, tx};
 use daas_chain_types::{AbortCode, PackageEvent, consts};
 use daas_seal::{Claims, NodeName, Role};
 use daas_wallet::{Scheme, WalletKey};
-use nautilus_master::auth::{AuthConfig, AuthError, SealAuthenticator, StakeStatus, StakeView};
-use nautilus_master::chain::ChainStakeView;
+use nautilus_master::auth::{AuthError, StakeStatus, StakeView};
+use nautilus_master::chain::follow::{ChainAuthenticator, following};
 use sui_crypto::SuiSigner;
 use sui_sdk_types::Address;
 use support::devnet::{BUDGET, DevnetProcess, SUI, balance, fund};
 
-type View = ChainStakeView<GrpcChain>;
-type Auth = SealAuthenticator<Arc<View>>;
-
 struct Control {
-    view: Arc<View>,
-    auth: Arc<Auth>,
+    auth: Arc<ChainAuthenticator>,
     status: Arc<FollowerStatus>,
     task: tokio::task::JoinHandle<Result<(), ChainError>>,
 }
 
 /// The master's side: chain-backed view, authenticator, follower task.
 async fn control(chain: &GrpcChain, cursor: &std::path::Path) -> Control {
-    let cluster = chain.config().cluster;
-    let follower = Follower::new(
-        chain.rpc_client(),
-        *chain.package(),
-        CursorFile::new(cursor),
-    );
-    let status = follower.status();
-    let view = Arc::new(ChainStakeView::new(
-        chain.clone(),
-        cluster,
-        Some(status.clone()),
-    ));
-    let auth = Arc::new(SealAuthenticator::new(
-        AuthConfig::new(cluster),
-        view.clone(),
-    ));
-    let task = tokio::spawn(nautilus_master::chain::follow::run(
-        follower,
-        cluster,
-        view.clone(),
-        auth.clone(),
-    ));
+    let (auth, status, follower) = following(chain.clone(), cursor);
+    let task = tokio::spawn(follower);
     wait_for("the follower to stream", || status.is_streaming()).await;
-    Control {
-        view,
-        auth,
-        status,
-        task,
-    }
+    Control { auth, status, task }
 }
 
 impl Control {
@@ -157,7 +128,7 @@ async fn full_economy_through_the_chain_backed_view() {
     assert_eq!(balance(&chain, alice.address()).await, 20 * SUI);
     let ctl = control(&chain, &dir.path().join("cursor")).await;
     assert!(
-        ctl.view.is_fresh(),
+        ctl.auth.view().is_fresh(),
         "a streaming follower makes the view fresh"
     );
 

@@ -214,14 +214,10 @@ pub(crate) fn stake(global: &Global, args: StakeArgs) -> Result<()> {
             &node_name,
         )?;
         let executed = submit(&chain, &key, "stake", t).await?;
-        let record = executed
-            .events
-            .iter()
-            .find_map(|e| match e {
-                PackageEvent::Staked(s) => Some(s.record_id),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("the stake transaction emitted no Staked event"))?;
+        let record = event(&executed, "Staked", |e| match e {
+            PackageEvent::Staked(s) => Some(s.record_id),
+            _ => None,
+        })?;
         print(
             global,
             json!({
@@ -244,26 +240,73 @@ pub(crate) fn stake(global: &Global, args: StakeArgs) -> Result<()> {
     })
 }
 
+/// A transaction on one of the key's stake records (`--stake`, or the only one).
+struct RecordTx {
+    chain: GrpcChain,
+    record: RecordObject,
+    /// The execution, not yet `?`-ed, so callers can explain an abort in context.
+    result: Result<Executed, ChainError>,
+}
+
+/// Picks the record, builds the transaction with `build` (gas covering `amount`), signs it and
+/// executes it.
+async fn on_record(
+    global: &Global,
+    args: &RecordArgs,
+    what: &str,
+    amount: u64,
+    build: impl FnOnce(
+        &ChainConfig,
+        &tx::Gas,
+        daas_chain::ObjectRef,
+    ) -> Result<sui_sdk_types::Transaction, ChainError>,
+) -> Result<RecordTx> {
+    let key = key(global)?;
+    let chain = connect(&args.chain).await?;
+    let record = pick_record(&chain, key.address(), args.stake).await?;
+    let gas = chain.gas_for(key.address(), amount).await?;
+    let t = build(chain.config(), &gas, record.object)?;
+    let result = submit(&chain, &key, what, t).await;
+    Ok(RecordTx {
+        chain,
+        record,
+        result,
+    })
+}
+
+/// The first event `pick` accepts.
+fn event<T>(
+    executed: &Executed,
+    name: &str,
+    pick: impl Fn(&PackageEvent) -> Option<T>,
+) -> Result<T> {
+    executed
+        .events
+        .iter()
+        .find_map(pick)
+        .ok_or_else(|| anyhow!("the transaction emitted no {name} event"))
+}
+
 pub(crate) fn add_stake(global: &Global, args: AddStakeArgs) -> Result<()> {
     block_on(async {
-        let key = key(global)?;
-        let chain = connect(&args.record.chain).await?;
-        let r = pick_record(&chain, key.address(), args.record.stake).await?;
-        let gas = chain.gas_for(key.address(), args.amount).await?;
-        let t = tx::add_stake(chain.config(), &gas, r.object, args.amount)?;
-        let executed = submit(&chain, &key, "add-stake", t).await?;
-        let total = executed.events.iter().find_map(|e| match e {
+        let amount = args.amount;
+        let done = on_record(global, &args.record, "add-stake", amount, |c, g, r| {
+            tx::add_stake(c, g, r, amount)
+        })
+        .await?;
+        let executed = done.result?;
+        let total = event(&executed, "StakeAdded", |e| match e {
             PackageEvent::StakeAdded(a) => Some(a.new_total),
             _ => None,
-        });
+        })?;
+        let id = done.record.object.id;
         print(
             global,
-            json!({ "record": r.object.id.to_string(), "added_mist": args.amount, "total_mist": total, "digest": executed.digest.to_string() }),
+            json!({ "record": id.to_string(), "added_mist": amount, "total_mist": total, "digest": executed.digest.to_string() }),
             format!(
-                "Added {} to {}; now {}.",
-                amount::format(args.amount),
-                r.object.id,
-                total.map_or("?".into(), amount::format)
+                "Added {} to {id}; now {}.",
+                amount::format(amount),
+                amount::format(total)
             ),
         );
         Ok(())
@@ -272,26 +315,18 @@ pub(crate) fn add_stake(global: &Global, args: AddStakeArgs) -> Result<()> {
 
 pub(crate) fn unstake(global: &Global, args: RecordArgs) -> Result<()> {
     block_on(async {
-        let key = key(global)?;
-        let chain = connect(&args.chain).await?;
-        let r = pick_record(&chain, key.address(), args.stake).await?;
-        let gas = chain.gas_for(key.address(), 0).await?;
-        let t = tx::request_unstake(chain.config(), &gas, r.object)?;
-        let executed = submit(&chain, &key, "unstake", t).await?;
-        let ev = executed
-            .events
-            .iter()
-            .find_map(|e| match e {
-                PackageEvent::UnstakeRequested(u) => Some(u.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("the transaction emitted no UnstakeRequested event"))?;
+        let done = on_record(global, &args, "unstake", 0, tx::request_unstake).await?;
+        let executed = done.result?;
+        let ev = event(&executed, "UnstakeRequested", |e| match e {
+            PackageEvent::UnstakeRequested(u) => Some(u.clone()),
+            _ => None,
+        })?;
+        let id = done.record.object.id;
         print(
             global,
-            json!({ "record": r.object.id.to_string(), "token_epoch": ev.token_epoch, "withdrawable_at_ms": ev.withdrawable_at_ms, "digest": executed.digest.to_string() }),
+            json!({ "record": id.to_string(), "token_epoch": ev.token_epoch, "withdrawable_at_ms": ev.withdrawable_at_ms, "digest": executed.digest.to_string() }),
             format!(
-                "Unstake requested for {}: its tokens stopped working (token epoch is now {}).\nWithdraw in {} (`staker-agent withdraw`).",
-                r.object.id,
+                "Unstake requested for {id}: its tokens stopped working (token epoch is now {}).\nWithdraw in {} (`staker-agent withdraw`).",
                 ev.token_epoch,
                 in_duration(ev.withdrawable_at_ms.saturating_sub(now_ms()))
             ),
@@ -302,49 +337,41 @@ pub(crate) fn unstake(global: &Global, args: RecordArgs) -> Result<()> {
 
 pub(crate) fn withdraw(global: &Global, args: RecordArgs) -> Result<()> {
     block_on(async {
-        let key = key(global)?;
-        let chain = connect(&args.chain).await?;
-        let r = pick_record(&chain, key.address(), args.stake).await?;
-        let gas = chain.gas_for(key.address(), 0).await?;
-        let t = tx::withdraw(chain.config(), &gas, r.object)?;
-        let executed = match submit(&chain, &key, "withdraw", t).await {
+        let done = on_record(global, &args, "withdraw", 0, tx::withdraw).await?;
+        let id = done.record.object.id;
+        let executed = match done.result {
             Err(ChainError::Aborted(a)) if a.known == Some(AbortCode::UnbondingNotElapsed) => {
-                let period = chain.cluster().await?.cluster.unbonding_period_ms;
-                let at = r.record.unbond_requested_at_ms.saturating_add(period);
+                let period = done.chain.cluster().await?.cluster.unbonding_period_ms;
+                let at = done
+                    .record
+                    .record
+                    .unbond_requested_at_ms
+                    .saturating_add(period);
                 bail!(
                     "unbonding not finished: withdrawable in about {} (the chain said: {a})",
                     in_duration(at.saturating_sub(now_ms()))
                 );
             }
             Err(ChainError::Aborted(a)) if a.known == Some(AbortCode::NotUnbonding) => {
-                bail!(
-                    "record {} is still active: run `staker-agent unstake` first",
-                    r.object.id
-                )
+                bail!("record {id} is still active: run `staker-agent unstake` first")
             }
             other => other?,
         };
-        let ev = executed
-            .events
-            .iter()
-            .find_map(|e| match e {
-                PackageEvent::Withdrawn(w) => Some(w.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("the transaction emitted no Withdrawn event"))?;
+        let ev = event(&executed, "Withdrawn", |e| match e {
+            PackageEvent::Withdrawn(w) => Some(w.clone()),
+            _ => None,
+        })?;
         print(
             global,
-            json!({ "record": r.object.id.to_string(), "amount_mist": ev.amount, "slashed": ev.slashed, "digest": executed.digest.to_string() }),
+            json!({ "record": id.to_string(), "amount_mist": ev.amount, "slashed": ev.slashed, "digest": executed.digest.to_string() }),
             if ev.slashed {
                 format!(
-                    "Record {} was slashed: its funds went to the cluster treasury; the record is deleted.",
-                    r.object.id
+                    "Record {id} was slashed: its funds went to the cluster treasury; the record is deleted."
                 )
             } else {
                 format!(
-                    "Withdrew {} from {}; the record is deleted.",
-                    amount::format(ev.amount),
-                    r.object.id
+                    "Withdrew {} from {id}; the record is deleted.",
+                    amount::format(ev.amount)
                 )
             },
         );
@@ -354,26 +381,18 @@ pub(crate) fn withdraw(global: &Global, args: RecordArgs) -> Result<()> {
 
 pub(crate) fn revoke_tokens(global: &Global, args: RecordArgs) -> Result<()> {
     block_on(async {
-        let key = key(global)?;
-        let chain = connect(&args.chain).await?;
-        let r = pick_record(&chain, key.address(), args.stake).await?;
-        let gas = chain.gas_for(key.address(), 0).await?;
-        let t = tx::revoke_tokens(chain.config(), &gas, r.object)?;
-        let executed = submit(&chain, &key, "revoke-tokens", t).await?;
-        let epoch = executed
-            .events
-            .iter()
-            .find_map(|e| match e {
-                PackageEvent::TokensRevoked(t) => Some(t.token_epoch),
-                _ => None,
-            })
-            .ok_or_else(|| anyhow!("the transaction emitted no TokensRevoked event"))?;
+        let done = on_record(global, &args, "revoke-tokens", 0, tx::revoke_tokens).await?;
+        let executed = done.result?;
+        let epoch = event(&executed, "TokensRevoked", |e| match e {
+            PackageEvent::TokensRevoked(t) => Some(t.token_epoch),
+            _ => None,
+        })?;
+        let id = done.record.object.id;
         print(
             global,
-            json!({ "record": r.object.id.to_string(), "token_epoch": epoch, "digest": executed.digest.to_string() }),
+            json!({ "record": id.to_string(), "token_epoch": epoch, "digest": executed.digest.to_string() }),
             format!(
-                "Every token of {} issued so far is revoked. New tokens: `staker-agent token mint --stake {} --epoch {epoch} …`.",
-                r.object.id, r.object.id
+                "Every token of {id} issued so far is revoked. New tokens: `staker-agent token mint --stake {id} --epoch {epoch} …`."
             ),
         );
         Ok(())

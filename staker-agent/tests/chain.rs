@@ -4,67 +4,35 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use daas_wallet::{Scheme, WalletKey, write_keystore};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_staker-agent");
 
-/// `k3s-daas-devnet`, built by `cargo test --workspace` next to this test's directory.
-fn devnet_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DAAS_DEVNET_BIN") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("k3s-daas-devnet");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p k3s-daas-devnet`",
-        bin.display()
-    );
-    bin
-}
-
+/// The devnet binary, built by `cargo test --workspace`, in its own process.
 struct Devnet {
-    child: Child,
-    dir: PathBuf,
+    process: daas_devnet::process::DevnetProcess,
 }
 
 impl Devnet {
     fn start(dir: &Path) -> Devnet {
-        let mut child = Command::new(devnet_bin())
-            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("listening on "), "{line:?}");
+        let bin = daas_devnet::process::binary().unwrap();
         Devnet {
-            child,
-            dir: dir.to_owned(),
+            process: daas_devnet::process::DevnetProcess::start(&bin, dir, 0).unwrap(),
         }
     }
 
     fn config(&self) -> String {
-        self.dir.join("client.json").display().to_string()
+        self.process.client_config_path().display().to_string()
     }
 
     fn faucet(&self, to: &str, sui: &str) {
-        let out = Command::new(devnet_bin())
+        let out = Command::new(daas_devnet::process::binary().unwrap())
             .args(["faucet", "--to", to, "--amount", sui, "--data-dir"])
-            .arg(&self.dir)
+            .arg(&self.process.data_dir)
             .output()
             .unwrap();
         assert!(
@@ -72,13 +40,6 @@ impl Devnet {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -137,22 +137,38 @@ pub fn add_stake(
     b.build()
 }
 
+/// `staking::{function}(cluster, record[, clock])` for the record entry points that take no other
+/// argument; `withdraw`'s returned coin goes back to the sender.
+fn record_call(
+    config: &ChainConfig,
+    gas: &Gas,
+    record: ObjectRef,
+    function: &str,
+    cluster_mutable: bool,
+    with_clock: bool,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let cluster = b.cluster(cluster_mutable);
+    let record = b.owned(record);
+    let mut args = vec![cluster, record];
+    if with_clock {
+        args.push(b.clock());
+    }
+    let result = b.call(MODULE_STAKING, function, args);
+    if function == pkg::FN_WITHDRAW {
+        let to = b.tx.pure(&gas.sender);
+        b.tx.transfer_objects(vec![result], to);
+    }
+    b.build()
+}
+
 /// `staking::request_unstake(cluster, record, clock)`.
 pub fn request_unstake(
     config: &ChainConfig,
     gas: &Gas,
     record: ObjectRef,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cluster = b.cluster(false);
-    let record = b.owned(record);
-    let clock = b.clock();
-    b.call(
-        MODULE_STAKING,
-        pkg::FN_REQUEST_UNSTAKE,
-        vec![cluster, record, clock],
-    );
-    b.build()
+    record_call(config, gas, record, pkg::FN_REQUEST_UNSTAKE, false, true)
 }
 
 /// `staking::withdraw(cluster, record, clock)`, then the returned coin to the sender.
@@ -161,18 +177,7 @@ pub fn withdraw(
     gas: &Gas,
     record: ObjectRef,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cluster = b.cluster(true);
-    let record = b.owned(record);
-    let clock = b.clock();
-    let coin = b.call(
-        MODULE_STAKING,
-        pkg::FN_WITHDRAW,
-        vec![cluster, record, clock],
-    );
-    let to = b.tx.pure(&gas.sender);
-    b.tx.transfer_objects(vec![coin], to);
-    b.build()
+    record_call(config, gas, record, pkg::FN_WITHDRAW, true, true)
 }
 
 /// `staking::revoke_tokens(cluster, record)`.
@@ -181,11 +186,7 @@ pub fn revoke_tokens(
     gas: &Gas,
     record: ObjectRef,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cluster = b.cluster(false);
-    let record = b.owned(record);
-    b.call(MODULE_STAKING, pkg::FN_REVOKE_TOKENS, vec![cluster, record]);
-    b.build()
+    record_call(config, gas, record, pkg::FN_REVOKE_TOKENS, false, false)
 }
 
 /// `staking::settle_slash(cluster, record)`.
@@ -194,10 +195,23 @@ pub fn settle_slash(
     gas: &Gas,
     record: ObjectRef,
 ) -> Result<Transaction, ChainError> {
+    record_call(config, gas, record, pkg::FN_SETTLE_SLASH, true, false)
+}
+
+/// `cluster::{function}(cap, cluster, args…)`: the admin entry points, all pure arguments.
+fn admin_call(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    function: &str,
+    pure_args: impl FnOnce(&mut TransactionBuilder) -> Vec<sui_transaction_builder::Argument>,
+) -> Result<Transaction, ChainError> {
     let mut b = Builder::new(config, gas)?;
+    let cap = b.owned(admin_cap);
     let cluster = b.cluster(true);
-    let record = b.owned(record);
-    b.call(MODULE_STAKING, pkg::FN_SETTLE_SLASH, vec![cluster, record]);
+    let mut args = vec![cap, cluster];
+    args.extend(pure_args(&mut b.tx));
+    b.call(MODULE_CLUSTER, function, args);
     b.build()
 }
 
@@ -208,12 +222,9 @@ pub fn slash(
     admin_cap: ObjectRef,
     record_id: Address,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cap = b.owned(admin_cap);
-    let cluster = b.cluster(true);
-    let record = b.tx.pure(&record_id);
-    b.call(MODULE_CLUSTER, pkg::FN_SLASH, vec![cap, cluster, record]);
-    b.build()
+    admin_call(config, gas, admin_cap, pkg::FN_SLASH, |tx| {
+        vec![tx.pure(&record_id)]
+    })
 }
 
 /// Admin: `cluster::set_role_minimum(cap, cluster, role, min_mist)`.
@@ -224,17 +235,9 @@ pub fn set_role_minimum(
     role: u8,
     min_mist: u64,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cap = b.owned(admin_cap);
-    let cluster = b.cluster(true);
-    let role = b.tx.pure(&role);
-    let min = b.tx.pure(&min_mist);
-    b.call(
-        MODULE_CLUSTER,
-        pkg::FN_SET_ROLE_MINIMUM,
-        vec![cap, cluster, role, min],
-    );
-    b.build()
+    admin_call(config, gas, admin_cap, pkg::FN_SET_ROLE_MINIMUM, |tx| {
+        vec![tx.pure(&role), tx.pure(&min_mist)]
+    })
 }
 
 /// Admin: `cluster::set_unbonding_period(cap, cluster, period_ms)`.
@@ -244,16 +247,9 @@ pub fn set_unbonding_period(
     admin_cap: ObjectRef,
     period_ms: u64,
 ) -> Result<Transaction, ChainError> {
-    let mut b = Builder::new(config, gas)?;
-    let cap = b.owned(admin_cap);
-    let cluster = b.cluster(true);
-    let period = b.tx.pure(&period_ms);
-    b.call(
-        MODULE_CLUSTER,
-        pkg::FN_SET_UNBONDING_PERIOD,
-        vec![cap, cluster, period],
-    );
-    b.build()
+    admin_call(config, gas, admin_cap, pkg::FN_SET_UNBONDING_PERIOD, |tx| {
+        vec![tx.pure(&period_ms)]
+    })
 }
 
 /// Sends `amount` MIST split off the gas coin to `to`.

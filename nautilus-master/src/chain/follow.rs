@@ -1,13 +1,45 @@
 //! Wires a `daas_chain` checkpoint follower to the chain-backed view and the token cache.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use daas_chain::follow::{FollowEvent, Follower};
-use daas_chain::{Chain, ChainError};
+use daas_chain::follow::{CursorFile, FollowEvent, Follower, FollowerStatus};
+use daas_chain::{Chain, ChainError, GrpcChain};
 use daas_seal::Address;
 
 use super::ChainStakeView;
-use crate::auth::SealAuthenticator;
+use crate::auth::{AuthConfig, SealAuthenticator};
+
+/// The authenticator production and `dev` use: Seal tokens against the chain-backed view.
+pub type ChainAuthenticator = SealAuthenticator<Arc<ChainStakeView<GrpcChain>>>;
+
+/// Builds the chain-backed view and authenticator for `chain`'s cluster, and the follower that
+/// keeps them current (cursor persisted in `cursor`). Spawn the returned future: until it
+/// streams, the view reads straight from the chain and reports itself not fresh.
+pub fn following(
+    chain: GrpcChain,
+    cursor: impl Into<PathBuf>,
+) -> (
+    Arc<ChainAuthenticator>,
+    Arc<FollowerStatus>,
+    impl Future<Output = Result<(), ChainError>> + Send + 'static,
+) {
+    let cluster = chain.config().cluster;
+    let follower = Follower::new(
+        chain.rpc_client(),
+        *chain.package(),
+        CursorFile::new(cursor.into()),
+    );
+    let status = follower.status();
+    let view = Arc::new(ChainStakeView::new(chain, cluster, Some(status.clone())));
+    let auth = Arc::new(SealAuthenticator::new(
+        AuthConfig::new(cluster),
+        view.clone(),
+    ));
+    let task = run(follower, cluster, view, auth.clone());
+    (auth, status, task)
+}
 
 /// Runs `follower` until it fails, evicting from `view` and `auth` what each checkpoint
 /// changes. `cluster` is the cluster object id: a change to it drops every cached verdict

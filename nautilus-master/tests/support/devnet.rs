@@ -3,9 +3,7 @@
 //! The binary is built by `cargo test --workspace` (it is a workspace member); set
 //! `DAAS_DEVNET_BIN` to use another build.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use daas_chain::tx::{self, DEFAULT_GAS_BUDGET};
@@ -15,28 +13,9 @@ use sui_sdk_types::Address;
 
 pub const SUI: u64 = 1_000_000_000;
 
-pub fn devnet_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DAAS_DEVNET_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/k3s-daas-devnet
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("k3s-daas-devnet");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p k3s-daas-devnet` (cargo test --workspace builds it) or set DAAS_DEVNET_BIN",
-        bin.display()
-    );
-    bin
-}
-
-/// A running devnet; SIGKILLed on drop unless stopped.
+/// A running devnet process and its deployment file.
 pub struct DevnetProcess {
-    child: Child,
+    process: Option<daas_devnet::process::DevnetProcess>,
     pub dir: PathBuf,
     pub config: ChainConfig,
 }
@@ -44,29 +23,11 @@ pub struct DevnetProcess {
 impl DevnetProcess {
     /// Starts (initialising on first start) a devnet on `dir`, on a free loopback port.
     pub fn start(dir: &Path) -> DevnetProcess {
-        let mut child = Command::new(devnet_bin())
-            .args([
-                "start",
-                "--listen",
-                "127.0.0.1:0",
-                "--heartbeat-ms",
-                "500",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("listening on "), "devnet said {first:?}");
-        let config = ChainConfig::load(&dir.join("client.json")).unwrap();
+        let bin = daas_devnet::process::binary().unwrap();
+        let process = daas_devnet::process::DevnetProcess::start(&bin, dir, 500).unwrap();
+        let config = ChainConfig::load(&process.client_config_path()).unwrap();
         DevnetProcess {
-            child,
+            process: Some(process),
             dir: dir.to_owned(),
             config,
         }
@@ -90,17 +51,8 @@ impl DevnetProcess {
 
     /// SIGTERM and wait.
     pub fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let status = self.child.wait().unwrap();
+        let status = self.process.take().unwrap().stop().unwrap();
         assert!(status.success(), "devnet exited with {status}");
-    }
-}
-
-impl Drop for DevnetProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
