@@ -84,6 +84,16 @@ fn staked_record(ex: &Executed) -> Address {
         .expect("Staked event")
 }
 
+/// The stake record `id` as it is on chain now (it must exist).
+async fn record_of(chain: &GrpcChain, id: Address) -> daas_chain_types::StakeRecord {
+    chain
+        .stake_record(id)
+        .await
+        .unwrap()
+        .expect("record exists")
+        .record
+}
+
 async fn record_ref(chain: &GrpcChain, id: Address) -> daas_chain::ObjectRef {
     chain
         .stake_record(id)
@@ -91,6 +101,20 @@ async fn record_ref(chain: &GrpcChain, id: Address) -> daas_chain::ObjectRef {
         .unwrap()
         .expect("record exists")
         .object
+}
+
+/// Builds (gas covering no extra amount), signs with `key` and executes.
+async fn send(
+    chain: &GrpcChain,
+    key: &WalletKey,
+    build: impl FnOnce(
+        &daas_chain::ChainConfig,
+        &tx::Gas,
+    ) -> Result<sui_sdk_types::Transaction, ChainError>,
+) -> Result<Executed, ChainError> {
+    let gas = chain.gas_for(key.address(), 0).await?;
+    let t = build(chain.config(), &gas)?;
+    chain.sign_and_execute(key.keypair(), t).await
 }
 
 async fn stake(
@@ -137,7 +161,7 @@ async fn full_economy_through_the_chain_backed_view() {
         .await
         .unwrap();
     let record = staked_record(&ex);
-    let on_chain = chain.stake_record(record).await.unwrap().unwrap().record;
+    let on_chain = record_of(&chain, record).await;
     assert_eq!(
         (on_chain.owner, on_chain.balance, on_chain.token_epoch),
         (alice.address(), 2 * SUI, 0)
@@ -154,9 +178,10 @@ async fn full_economy_through_the_chain_backed_view() {
     );
 
     // revoke-tokens: the cached old token is refused once the follower saw the checkpoint
-    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
-    let t = tx::revoke_tokens(&cfg, &gas, record_ref(&chain, record).await).unwrap();
-    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let r = record_ref(&chain, record).await;
+    let ex = send(&chain, &alice, |c, g| tx::revoke_tokens(c, g, r))
+        .await
+        .unwrap();
     ctl.saw(&ex).await;
     assert_eq!(
         ctl.auth.authenticate(&t0).await.map(|_| ()),
@@ -169,9 +194,10 @@ async fn full_economy_through_the_chain_backed_view() {
     ctl.auth.authenticate(&t1).await.unwrap();
 
     // request_unstake: refused at once
-    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
-    let t = tx::request_unstake(&cfg, &gas, record_ref(&chain, record).await).unwrap();
-    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let r = record_ref(&chain, record).await;
+    let ex = send(&chain, &alice, |c, g| tx::request_unstake(c, g, r))
+        .await
+        .unwrap();
     ctl.saw(&ex).await;
     assert_eq!(
         ctl.auth.authenticate(&t1).await.map(|_| ()),
@@ -196,16 +222,7 @@ async fn full_economy_through_the_chain_backed_view() {
         before - after_abort <= BUDGET,
         "an abort costs at most the gas budget"
     );
-    assert_eq!(
-        chain
-            .stake_record(record)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .balance,
-        2 * SUI
-    );
+    assert_eq!(record_of(&chain, record).await.balance, 2 * SUI);
 
     // the admin shortens the unbonding period; withdraw now pays out the stake
     let gas = chain.gas_for(admin.address(), 0).await.unwrap();
@@ -213,9 +230,9 @@ async fn full_economy_through_the_chain_backed_view() {
     let t = tx::set_unbonding_period(&cfg, &gas, cap, 1).unwrap();
     chain.sign_and_execute(admin.keypair(), t).await.unwrap();
     let stale_record_ref = record_ref(&chain, record).await;
-    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
-    let t = tx::withdraw(&cfg, &gas, stale_record_ref).unwrap();
-    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let ex = send(&chain, &alice, |c, g| tx::withdraw(c, g, stale_record_ref))
+        .await
+        .unwrap();
     let withdrawn = ex
         .events
         .iter()
@@ -275,9 +292,10 @@ async fn full_economy_through_the_chain_backed_view() {
     );
     let table = chain.cluster().await.unwrap().cluster.slashed.id;
     assert!(chain.is_slashed(table, record2).await.unwrap());
-    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
-    let t = tx::withdraw(&cfg, &gas, record_ref(&chain, record2).await).unwrap();
-    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let r = record_ref(&chain, record2).await;
+    let ex = send(&chain, &alice, |c, g| tx::withdraw(c, g, r))
+        .await
+        .unwrap();
     assert!(
         ex.events
             .iter()
@@ -349,16 +367,7 @@ async fn failures_are_typed_and_lose_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
-    assert_eq!(
-        chain
-            .stake_record(record)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .token_epoch,
-        0
-    );
+    assert_eq!(record_of(&chain, record).await.token_epoch, 0);
 
     // a signature by someone other than the sender
     let gas = chain.gas_for(alice.address(), 0).await.unwrap();
@@ -386,13 +395,7 @@ async fn failures_are_typed_and_lose_nothing() {
         "no second charge"
     );
     assert_eq!(
-        chain
-            .stake_record(record)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .token_epoch,
+        record_of(&chain, record).await.token_epoch,
         1,
         "no second bump"
     );
@@ -405,16 +408,7 @@ async fn failures_are_typed_and_lose_nothing() {
         .unwrap_err();
     assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
     assert_eq!(balance(&chain, alice.address()).await, after_first);
-    assert_eq!(
-        chain
-            .stake_record(record)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .token_epoch,
-        1
-    );
+    assert_eq!(record_of(&chain, record).await.token_epoch, 1);
 
     // insufficient balance is caught before anything is signed
     let err = chain
@@ -490,21 +484,13 @@ async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
     let devnet = DevnetProcess::start(&data);
     let chain = devnet.chain();
     assert_eq!(balance(&chain, alice.address()).await, balance_before);
-    assert_eq!(
-        chain
-            .stake_record(record)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .balance,
-        SUI
-    );
+    assert_eq!(record_of(&chain, record).await.balance, SUI);
 
     // new activity while no follower runs
-    let gas = chain.gas_for(alice.address(), 0).await.unwrap();
-    let t = tx::revoke_tokens(chain.config(), &gas, record_ref(&chain, record).await).unwrap();
-    let ex = chain.sign_and_execute(alice.keypair(), t).await.unwrap();
+    let r = record_ref(&chain, record).await;
+    let ex = send(&chain, &alice, |c, g| tx::revoke_tokens(c, g, r))
+        .await
+        .unwrap();
     let target = ex.checkpoint.unwrap();
 
     let (seen, status, task) = collecting(&chain, &cursor);
