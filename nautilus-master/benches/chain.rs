@@ -215,8 +215,11 @@ async fn main() {
     let rpc = cold(&auth, &tokens(&owner, cluster, &mine, plan.tokens.min(500))).await;
     line("chain view, gRPC round trips (no follower)", rpc, base);
 
-    let (auth, live, follower) =
-        nautilus_master::chain::follow::following(chain.clone(), dir.path().join("bench.cursor"));
+    let (auth, live, follower) = nautilus_master::chain::follow::following(
+        chain.clone(),
+        dir.path().join("bench.cursor"),
+        daas_chain::follow::DEFAULT_STALE_AFTER,
+    );
     let task = tokio::spawn(follower);
     while !live.is_streaming() {
         tokio::time::sleep(Duration::from_millis(10)).await;

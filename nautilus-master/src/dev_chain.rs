@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 /// progress (and a stalled stream is noticed) even when nobody transacts.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// Silence after which the dev follower counts its stream as lost: three heartbeats.
+pub const STALE_AFTER: Duration = Duration::from_secs(6);
+
 /// The devnet running inside this process.
 pub struct DevChain {
     pub url: String,

@@ -199,6 +199,7 @@ pub async fn serve(
     let (auth, _status, follower) = crate::chain::follow::following(
         chain.chain.clone(),
         opts.data_dir.join("chain-follower.cursor"),
+        crate::dev_chain::STALE_AFTER,
     );
     tasks.spawn({
         let stop = stopped(stop_rx.clone());

@@ -3,10 +3,12 @@
 //! - [`auth`]: the Seal-token authenticator every front door shares.
 //! - [`proxy`]: the kubectl front door on :8080, the TokenReview webhook, RBAC bootstrap.
 //! - [`k3s`]: `k3s server` arguments, cluster token and supervision.
-//! - [`dev`], [`dev_serve`]: `nautilus-master dev`, everything on one machine.
+//! - [`chain`]: the chain-backed stake view and the checkpoint follower that keeps it current.
+//! - [`dev`], [`dev_chain`], [`dev_serve`]: `nautilus-master dev`, everything on one machine
+//!   (the development chain in process).
 //!
-//! The etcd shim lives in `daas-etcd-shim`. Attestation, the chain follower and the vsock
-//! bridge are built in later steps; see `ARCHITECTURE.md` for where each one goes.
+//! The etcd shim lives in `daas-etcd-shim`, the chain client in `daas-chain`. Attestation and
+//! the vsock bridge are built in later steps; see `ARCHITECTURE.md` for where each one goes.
 
 pub mod auth;
 pub mod chain;

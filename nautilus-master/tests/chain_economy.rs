@@ -29,7 +29,15 @@ struct Control {
 
 /// The master's side: chain-backed view, authenticator, follower task.
 async fn control(chain: &GrpcChain, cursor: &std::path::Path) -> Control {
-    let (auth, status, follower) = following(chain.clone(), cursor);
+    control_with(chain, cursor, daas_chain::follow::DEFAULT_STALE_AFTER).await
+}
+
+async fn control_with(
+    chain: &GrpcChain,
+    cursor: &std::path::Path,
+    stale_after: Duration,
+) -> Control {
+    let (auth, status, follower) = following(chain.clone(), cursor, stale_after);
     let task = tokio::spawn(follower);
     wait_for("the follower to stream", || status.is_streaming()).await;
     Control { auth, status, task }
@@ -514,4 +522,31 @@ async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
         second_run.iter().all(|s| !first_run.contains(s)),
         "nothing handled twice"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_not_fresh_and_the_follower_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    // No idle checkpoints: silence is what a partition looks like to the follower.
+    let devnet = DevnetProcess::start_with_heartbeat(&dir.path().join("chain"), 0);
+    let chain = devnet.chain();
+    let admin = devnet.admin_key();
+    let ctl = control_with(&chain, &dir.path().join("cursor"), Duration::from_secs(1)).await;
+    assert!(ctl.auth.view().is_fresh());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !ctl.status.is_streaming(),
+        "silent for longer than stale-after"
+    );
+    assert!(
+        !ctl.auth.view().is_fresh(),
+        "readiness reports the view stale"
+    );
+
+    // New checkpoints: the follower reconnects, catches up and is fresh again.
+    let alice = WalletKey::generate(Scheme::Ed25519);
+    fund(&chain, &admin, alice.address(), SUI).await;
+    wait_for("the follower to stream again", || ctl.status.is_streaming()).await;
+    assert!(!ctl.task.is_finished(), "a lost stream is not fatal");
 }

@@ -264,6 +264,7 @@ async fn on_record(
     let key = key(global)?;
     let chain = connect(&args.chain).await?;
     let record = pick_record(&chain, key.address(), args.stake).await?;
+    precheck(what, &record)?;
     let gas = chain.gas_for(key.address(), amount).await?;
     let t = build(chain.config(), &gas, record.object)?;
     let result = submit(&chain, &key, what, t).await;
@@ -272,6 +273,28 @@ async fn on_record(
         record,
         result,
     })
+}
+
+/// Refuses, before any gas is spent, what the chain would certainly abort: withdrawing an
+/// active record, unstaking twice, adding to a record that is not active. (The slashed table
+/// and the unbonding time are left to the chain, which is the authority on both.)
+fn precheck(what: &str, r: &RecordObject) -> Result<()> {
+    let id = r.object.id;
+    match (what, r.record.status) {
+        ("withdraw", consts::STATUS_ACTIVE) => {
+            bail!("record {id} is still active: run `staker-agent unstake` first")
+        }
+        ("unstake", consts::STATUS_UNBONDING) => {
+            bail!(
+                "an unstake was already requested for record {id}: withdraw after the unbonding period"
+            )
+        }
+        ("unstake" | "add-stake", consts::STATUS_SLASHED) => bail!("record {id} was slashed"),
+        ("add-stake", consts::STATUS_UNBONDING) => {
+            bail!("record {id} is unbonding: stake can only be added to an active record")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The first event `pick` accepts.

@@ -148,11 +148,14 @@ fn stake_revoke_unstake_withdraw_and_status() {
     let v = agent.ok_json(&["revoke-tokens", "--stake", &record]);
     assert_eq!(v["token_epoch"], 1);
 
+    let before = agent.ok_json(&["status"])["balance_mist"].as_u64().unwrap();
     let err = agent.fails(&["withdraw"]);
     assert!(
         err.contains("still active") && err.contains("unstake"),
         "{err}"
     );
+    let after = agent.ok_json(&["status"])["balance_mist"].as_u64().unwrap();
+    assert_eq!(before, after, "refused before any gas was spent");
 
     let v = agent.ok_json(&["unstake"]);
     assert_eq!(v["token_epoch"], 2);

@@ -30,11 +30,14 @@ use crate::effects::decode_event;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointChanges {
     pub sequence: u64,
-    /// Every object id written, created or deleted, plus every record id named by a package
-    /// event (a slash changes the cluster's table, not the record, but names the record).
+    /// Every object of the package's types written, created or deleted, plus every record id
+    /// named by a package event (a slash changes the cluster's table, not the record, but
+    /// names the record).
     pub objects: BTreeSet<Address>,
     /// The package's events in order.
     pub events: Vec<PackageEvent>,
+    /// The version each written object of `objects` has after this checkpoint.
+    pub versions: std::collections::BTreeMap<Address, u64>,
 }
 
 impl CheckpointChanges {
@@ -50,8 +53,21 @@ impl CheckpointChanges {
         };
         for tx in &checkpoint.transactions {
             for c in tx.effects.iter().flat_map(|e| e.changed_objects.iter()) {
-                if let Some(id) = c.object_id.as_deref().and_then(|s| s.parse().ok()) {
+                let Some(id) = c.object_id.as_deref().and_then(|s| s.parse().ok()) else {
+                    continue;
+                };
+                // Only the package's own objects matter (records, the cluster); on a busy
+                // network most changes are other packages'. An object without a type is kept.
+                let ours = c
+                    .object_type
+                    .as_deref()
+                    .and_then(|t| t.parse::<sui_sdk_types::StructTag>().ok())
+                    .is_none_or(|t| *t.address() == package.id);
+                if ours {
                     out.objects.insert(id);
+                    if let Some(v) = c.output_version {
+                        out.versions.insert(id, v);
+                    }
                 }
             }
             for ev in tx.events.iter().flat_map(|e| e.events.iter()) {
@@ -71,7 +87,9 @@ impl CheckpointChanges {
 pub const CHECKPOINT_MASK: &[&str] = &[
     "sequence_number",
     "transactions.digest",
-    "transactions.effects.changed_objects",
+    "transactions.effects.changed_objects.object_id",
+    "transactions.effects.changed_objects.object_type",
+    "transactions.effects.changed_objects.output_version",
     "transactions.events.events",
 ];
 
@@ -144,18 +162,52 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     ))
 }
 
+/// Milliseconds since the first call in this process (a monotonic clock for freshness).
+fn monotonic_ms() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Default for [`Follower::with_stale_after`]: Sui seals a checkpoint about every quarter
+/// second and the devnet heartbeats at most every 10 s, so 15 s of silence means the stream is
+/// not delivering, whatever the transport says.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15);
+
 /// Shared, lock-free state of a running follower (for readiness and metrics).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FollowerStatus {
+    /// Connected and caught up with the tip seen at connect time.
     streaming: AtomicBool,
+    /// [`monotonic_ms`] of the last frame.
+    last_frame_ms: AtomicU64,
+    stale_after_ms: AtomicU64,
     cursor: AtomicU64,
     has_cursor: AtomicBool,
 }
 
+impl Default for FollowerStatus {
+    fn default() -> Self {
+        FollowerStatus {
+            streaming: AtomicBool::new(false),
+            last_frame_ms: AtomicU64::new(0),
+            stale_after_ms: AtomicU64::new(
+                u64::try_from(DEFAULT_STALE_AFTER.as_millis()).unwrap_or(u64::MAX),
+            ),
+            cursor: AtomicU64::new(0),
+            has_cursor: AtomicBool::new(false),
+        }
+    }
+}
+
 impl FollowerStatus {
-    /// True while the stream is up and delivering.
+    /// True while the stream is connected, caught up with the chain tip, and has delivered a
+    /// frame within the stale-after window. Only then can a reader trust that every change
+    /// reaches it.
     pub fn is_streaming(&self) -> bool {
         self.streaming.load(Ordering::Acquire)
+            && monotonic_ms().saturating_sub(self.last_frame_ms.load(Ordering::Acquire))
+                <= self.stale_after_ms.load(Ordering::Acquire)
     }
 
     /// The last handled checkpoint.
@@ -165,15 +217,31 @@ impl FollowerStatus {
             .then(|| self.cursor.load(Ordering::Acquire))
     }
 
-    /// Marks the stream up or down. [`Follower::run`] does this; it is public so a reader
-    /// driven by another source of checkpoints (or a test) can report the same way.
+    /// Marks the stream up (as of now) or down. [`Follower::run`] does this; it is public so a
+    /// reader driven by another source of checkpoints (or a test) can report the same way.
     pub fn set_streaming(&self, up: bool) {
+        if up {
+            self.touch();
+        }
         self.streaming.store(up, Ordering::Release);
+    }
+
+    fn touch(&self) {
+        self.last_frame_ms.store(monotonic_ms(), Ordering::Release);
     }
 
     fn set_cursor(&self, c: u64) {
         self.cursor.store(c, Ordering::Release);
         self.has_cursor.store(true, Ordering::Release);
+    }
+}
+
+/// Clears `streaming` on every exit from [`Follower::run`] (errors, cancellation, panics).
+struct NotStreamingOnDrop(Arc<FollowerStatus>);
+
+impl Drop for NotStreamingOnDrop {
+    fn drop(&mut self) {
+        self.0.set_streaming(false);
     }
 }
 
@@ -184,7 +252,7 @@ pub enum FollowEvent {
     Connected,
     /// One checkpoint's changes.
     Checkpoint(CheckpointChanges),
-    /// The stream broke; the follower reconnects after a backoff.
+    /// The stream broke (or went silent); the follower reconnects after a backoff.
     Disconnected(ChainError),
 }
 
@@ -194,6 +262,7 @@ pub struct Follower {
     package: Package,
     cursor: CursorFile,
     status: Arc<FollowerStatus>,
+    stale_after: Duration,
 }
 
 impl Follower {
@@ -203,6 +272,20 @@ impl Follower {
             package,
             cursor,
             status: Arc::default(),
+            stale_after: DEFAULT_STALE_AFTER,
+        }
+    }
+
+    /// How long the stream may stay silent before it counts as lost (reconnect, and
+    /// [`FollowerStatus::is_streaming`] turns false). Must exceed the chain's checkpoint interval.
+    pub fn with_stale_after(self, stale_after: Duration) -> Follower {
+        self.status.stale_after_ms.store(
+            u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
+        Follower {
+            stale_after,
+            ..self
         }
     }
 
@@ -210,65 +293,133 @@ impl Follower {
         Arc::clone(&self.status)
     }
 
+    fn lost(&self, reason: impl Into<String>) -> ChainError {
+        ChainError::Unreachable {
+            url: self.client.uri().to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The chain's checkpoint height now (what "caught up" means for this connection).
+    async fn tip(&self) -> Result<u64, ChainError> {
+        let info = self
+            .client
+            .clone()
+            .ledger_client()
+            .get_service_info(sui_rpc::proto::sui::rpc::v2::GetServiceInfoRequest::default())
+            .await
+            .map_err(|s| ChainError::rpc("GetServiceInfo", s))?
+            .into_inner();
+        Ok(info.checkpoint_height.unwrap_or(0))
+    }
+
     /// Runs until `handler` fails (its error is returned) or the task is dropped. Without a
     /// stored cursor it starts at the chain tip (a new reader reads current state anyway).
+    ///
+    /// The status reports streaming only once the stream has caught up with the tip seen at
+    /// (re)connect time, and stops as soon as it fails, goes silent for the stale-after window,
+    /// skips a checkpoint, or this function returns.
     pub async fn run<H>(self, mut handler: H) -> Result<(), ChainError>
     where
         H: FnMut(FollowEvent) -> Result<(), ChainError>,
     {
+        let _guard = NotStreamingOnDrop(self.status.clone());
         let mut backoff = Duration::from_millis(100);
         loop {
             let stored = self.cursor.load()?;
             if let Some(c) = stored {
                 self.status.set_cursor(c);
             }
-            let mut request = CheckpointStreamRequest::default();
-            request.read_mask = Some(FieldMask::from_paths(CHECKPOINT_MASK));
-            request.start = match stored {
-                Some(c) => CheckpointStreamStart::Checkpoint(c.saturating_add(1)),
-                None => CheckpointStreamStart::Tip,
-            };
-            let stream = self.client.stream_checkpoints(request);
-            pin_mut!(stream);
-            let mut last = stored;
-            let mut announced = false;
-            let failure = loop {
-                let Some(item) = stream.next().await else {
-                    break ChainError::Unreachable {
-                        url: self.client.uri().to_string(),
-                        reason: "checkpoint stream ended".into(),
-                    };
-                };
-                let frame = match item {
-                    Ok(f) => f,
-                    Err(s) => break ChainError::rpc("SubscribeCheckpoints", s),
-                };
-                if !announced {
-                    announced = true;
-                    self.status.set_streaming(true);
-                    handler(FollowEvent::Connected)?;
-                    backoff = Duration::from_millis(100);
+            let failure = match self.tip().await {
+                Err(e) => e,
+                Ok(tip) => {
+                    let (failure, delivered) = self.follow(stored, tip, &mut handler).await?;
+                    if delivered {
+                        backoff = Duration::from_millis(100);
+                    }
+                    failure
                 }
-                if last.is_some_and(|l| frame.cursor <= l) {
-                    continue; // already handled (replayed after a reconnect)
-                }
-                if let Some(checkpoint) = &frame.checkpoint {
-                    let changes = CheckpointChanges::from_checkpoint(
-                        &self.package,
-                        frame.cursor,
-                        checkpoint,
-                    )?;
-                    handler(FollowEvent::Checkpoint(changes))?;
-                }
-                self.cursor.store(frame.cursor)?;
-                self.status.set_cursor(frame.cursor);
-                last = Some(frame.cursor);
             };
             self.status.set_streaming(false);
             tracing::warn!(error = %failure, ?backoff, "checkpoint stream lost; reconnecting");
             handler(FollowEvent::Disconnected(failure))?;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// One connection, from the cursor: `Ok((why it ended, whether any frame arrived))`, or the
+    /// handler's or the cursor file's error (fatal).
+    async fn follow<H>(
+        &self,
+        stored: Option<u64>,
+        tip: u64,
+        handler: &mut H,
+    ) -> Result<(ChainError, bool), ChainError>
+    where
+        H: FnMut(FollowEvent) -> Result<(), ChainError>,
+    {
+        let mut request = CheckpointStreamRequest::default();
+        request.read_mask = Some(FieldMask::from_paths(CHECKPOINT_MASK));
+        request.start = match stored {
+            Some(c) => CheckpointStreamStart::Checkpoint(c.saturating_add(1)),
+            None => CheckpointStreamStart::Tip,
+        };
+        let stream = self.client.stream_checkpoints(request);
+        pin_mut!(stream);
+        let mut last = stored;
+        let mut delivered = false;
+        loop {
+            // sui-rpc retries transient transport errors inside the stream, indefinitely: a
+            // partition shows up here only as silence.
+            let item = match tokio::time::timeout(self.stale_after, stream.next()).await {
+                Err(_) => {
+                    return Ok((
+                        self.lost(format!("no checkpoint for {:?}", self.stale_after)),
+                        delivered,
+                    ));
+                }
+                Ok(None) => return Ok((self.lost("checkpoint stream ended"), delivered)),
+                Ok(Some(Err(s))) => {
+                    return Ok((ChainError::rpc("SubscribeCheckpoints", s), delivered));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if !delivered {
+                delivered = true;
+                handler(FollowEvent::Connected)?;
+            }
+            self.status.touch();
+            if last.is_some_and(|l| item.cursor <= l) {
+                continue; // already handled (replayed after a reconnect)
+            }
+            if let Some(l) = last
+                && (item.cursor != l + 1 || item.checkpoint.is_none())
+            {
+                return Ok((
+                    self.lost(format!(
+                        "checkpoint stream skipped from {l} to {} (payload {})",
+                        item.cursor,
+                        if item.checkpoint.is_some() {
+                            "present"
+                        } else {
+                            "missing"
+                        }
+                    )),
+                    delivered,
+                ));
+            }
+            if let Some(checkpoint) = &item.checkpoint {
+                let changes =
+                    CheckpointChanges::from_checkpoint(&self.package, item.cursor, checkpoint)?;
+                handler(FollowEvent::Checkpoint(changes))?;
+            }
+            self.cursor.store(item.cursor)?;
+            self.status.set_cursor(item.cursor);
+            last = Some(item.cursor);
+            if item.cursor >= tip {
+                self.status.set_streaming(true);
+            }
         }
     }
 }

@@ -29,6 +29,11 @@ const OBJECT_MASK: &[&str] = &[
     "contents",
 ];
 const EXECUTED_MASK: &[&str] = &["digest", "checkpoint", "effects", "events"];
+/// Sui's limit on gas payment objects per transaction.
+const MAX_GAS_COINS: usize = 256;
+/// At most this many objects are read from one owned-object listing (an address can be sent
+/// any number of dust coins; a hostile endpoint could page forever).
+const MAX_LISTED_OBJECTS: usize = 10_000;
 
 /// The chain client on `sui_rpc::Client`. Cheap to clone (one shared connection).
 #[derive(Clone)]
@@ -131,7 +136,14 @@ impl GrpcChain {
         let object = response
             .object
             .ok_or_else(|| ChainError::decode(format!("object {id}"), "empty response"))?;
-        decode_object(&object).map(Some)
+        let fetched = decode_object(&object)?;
+        if fetched.object.id != id {
+            return Err(ChainError::decode(
+                format!("object {id}"),
+                format!("the endpoint answered with object {}", fetched.object.id),
+            ));
+        }
+        Ok(Some(fetched))
     }
 
     /// The version at which shared object `id` became shared (a transaction input needs it).
@@ -166,15 +178,23 @@ impl GrpcChain {
         let needed = amount.saturating_add(budget);
         let mut coins = self.sui_coins(sender).await?;
         coins.sort_by_key(|c| std::cmp::Reverse(c.balance));
-        let available: u64 = coins.iter().map(|c| c.balance).sum();
+        let available = coins
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.balance));
         let mut picked = Vec::new();
         let mut sum = 0u64;
-        for c in coins.iter().take(256) {
+        for c in coins.iter().take(MAX_GAS_COINS) {
             if sum >= needed {
                 break;
             }
             sum = sum.saturating_add(c.balance);
             picked.push(c.object);
+        }
+        if sum < needed && available >= needed {
+            return Err(ChainError::Build(format!(
+                "{needed} MIST needed but the {MAX_GAS_COINS} largest of {} coins hold only {sum}: merge coins first",
+                coins.len()
+            )));
         }
         if sum < needed {
             return Err(ChainError::InsufficientBalance {
@@ -244,7 +264,15 @@ impl GrpcChain {
         let stream = self.client.list_owned_objects(request);
         pin_mut!(stream);
         let mut out = Vec::new();
+        let mut seen = 0usize;
         while let Some(item) = stream.next().await {
+            seen += 1;
+            if seen > MAX_LISTED_OBJECTS {
+                return Err(ChainError::decode(
+                    format!("objects of {owner}"),
+                    format!("more than {MAX_LISTED_OBJECTS} objects of type {ty}"),
+                ));
+            }
             let object = item.map_err(|s| self.status("ListOwnedObjects", s))?;
             let fetched = decode_object(&object)?;
             // Never trust a server-side filter alone: compare parsed types.
@@ -385,7 +413,15 @@ impl Chain for GrpcChain {
         }
         let field: daas_chain_types::Field<Address, bool> = daas_chain_types::from_bcs(&o.contents)
             .map_err(|e| ChainError::decode("slashed table entry", e))?;
-        Ok(field.name == record && field.value)
+        let in_table = o.owner.kind() == OwnerKind::Object
+            && o.owner.address.as_deref().and_then(|a| a.parse().ok()) == Some(slashed_table);
+        if !in_table {
+            return Err(ChainError::decode(
+                format!("slashed table entry {entry}"),
+                "not owned by the cluster's slashed table",
+            ));
+        }
+        Ok(field.id == entry && field.name == record && field.value)
     }
 
     async fn sui_coins(&self, owner: Address) -> Result<Vec<SuiCoin>, ChainError> {
@@ -437,12 +473,22 @@ impl Chain for GrpcChain {
                         digest: digest.to_string(),
                     }
                 }
-                other => ChainError::Build(other.to_string()),
+                other => ChainError::decode("execute request", other),
             })?
             .into_inner();
         let executed = response
             .transaction
             .ok_or_else(|| ChainError::decode("execute response", "no transaction"))?;
-        Executed::decode(&self.package, &executed)
+        let decoded = Executed::decode(&self.package, &executed)?;
+        if decoded.digest != digest {
+            return Err(ChainError::decode(
+                "execute response",
+                format!(
+                    "executed {} but the endpoint answered for {}",
+                    digest, decoded.digest
+                ),
+            ));
+        }
+        Ok(decoded)
     }
 }

@@ -163,7 +163,10 @@ impl<V: StakeView> SealAuthenticator<V> {
             .into());
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(identity) = self.cache.get(&key, now_ms, &self.config.time) {
+        // A view that is not following the chain cannot promise that cached verdicts were
+        // evicted when their records changed: neither use nor add cached verdicts then.
+        let fresh = self.view.is_fresh();
+        if fresh && let Some(identity) = self.cache.get(&key, now_ms, &self.config.time) {
             return Ok(identity);
         }
 
@@ -213,9 +216,7 @@ impl<V: StakeView> SealAuthenticator<V> {
         }
 
         let identity = Arc::new(Identity::for_claims(claims));
-        if !self.view.is_fresh() {
-            // A view that is not following the chain cannot promise to evict this verdict
-            // when the record changes: do not cache it.
+        if !fresh {
             return Ok(identity);
         }
         self.cache.insert_if_current(

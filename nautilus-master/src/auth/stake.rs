@@ -1,7 +1,7 @@
 //! The on-chain view the authenticator needs, behind a seam.
 //!
-//! Production reads the chain (the chain-backed view lands with the chain client);
-//! [`InMemoryStakeView`] holds records in memory for tests and the dev mode.
+//! Production reads the chain ([`crate::chain::ChainStakeView`]);
+//! [`InMemoryStakeView`] holds records in memory for tests and benchmarks.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -510,10 +510,10 @@ async fn raising_a_role_minimum_takes_effect_after_evict_all() {
     .await;
 }
 
-/// A view that answers but is not following the chain (e.g. its follower is down).
-struct NotFollowing(Arc<InMemoryStakeView>);
+/// A view whose freshness the test switches (a chain view whose follower drops out).
+struct Switchable(Arc<InMemoryStakeView>, std::sync::atomic::AtomicBool);
 
-impl StakeView for NotFollowing {
+impl StakeView for Switchable {
     async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
         self.0.stake_record(id).await
     }
@@ -521,18 +521,23 @@ impl StakeView for NotFollowing {
         self.0.minimum_stake(role).await
     }
     fn is_fresh(&self) -> bool {
-        false
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 #[tokio::test]
-async fn verdicts_are_not_cached_when_the_view_is_not_fresh() {
+async fn cached_verdicts_are_neither_used_nor_added_while_the_view_is_not_fresh() {
+    use std::sync::atomic::Ordering;
     let f = fixture();
-    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), NotFollowing(f.view.clone()));
+    let view = Arc::new(Switchable(f.view.clone(), true.into()));
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), view.clone());
     let token = f.good();
     auth.authenticate_at(&token, NOW).await.expect("accepted");
-    assert_eq!(auth.cache_stats().entries, 0);
-    // Revoked on chain: with nothing cached the very next request sees it.
+    assert_eq!(auth.cache_stats().entries, 1, "fresh: cached");
+
+    // The follower drops out, and meanwhile the chain revokes: the cached verdict must not
+    // be used — the very next request sees the chain.
+    view.1.store(false, Ordering::SeqCst);
     f.view.update(&f.stake, |r| r.token_epoch = 3);
     assert_eq!(
         auth.authenticate_at(&token, NOW).await.map(|_| ()),
@@ -540,5 +545,23 @@ async fn verdicts_are_not_cached_when_the_view_is_not_fresh() {
             token: 2,
             record: 3
         })
+    );
+    let fresh_token = f.token(f.claims().token_epoch(3));
+    let hits = auth.cache_stats().hits;
+    auth.authenticate_at(&fresh_token, NOW)
+        .await
+        .expect("accepted");
+    auth.authenticate_at(&fresh_token, NOW)
+        .await
+        .expect("accepted");
+    assert_eq!(
+        auth.cache_stats().hits,
+        hits,
+        "no cache hits while not fresh"
+    );
+    assert_eq!(
+        auth.cache_stats().entries,
+        1,
+        "nothing added while not fresh"
     );
 }

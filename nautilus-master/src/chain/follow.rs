@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use daas_chain::follow::{CursorFile, FollowEvent, Follower, FollowerStatus};
 use daas_chain::{Chain, ChainError, GrpcChain};
+use daas_chain_types::PackageEvent;
 use daas_seal::Address;
 
 use super::ChainStakeView;
@@ -15,11 +16,13 @@ use crate::auth::{AuthConfig, SealAuthenticator};
 pub type ChainAuthenticator = SealAuthenticator<Arc<ChainStakeView<GrpcChain>>>;
 
 /// Builds the chain-backed view and authenticator for `chain`'s cluster, and the follower that
-/// keeps them current (cursor persisted in `cursor`). Spawn the returned future: until it
-/// streams, the view reads straight from the chain and reports itself not fresh.
+/// keeps them current (cursor persisted in `cursor`; `stale_after` of silence counts as a lost
+/// stream). Spawn the returned future: until it streams, the view reads straight from the
+/// chain and reports itself not fresh.
 pub fn following(
     chain: GrpcChain,
     cursor: impl Into<PathBuf>,
+    stale_after: std::time::Duration,
 ) -> (
     Arc<ChainAuthenticator>,
     Arc<FollowerStatus>,
@@ -30,7 +33,8 @@ pub fn following(
         chain.rpc_client(),
         *chain.package(),
         CursorFile::new(cursor.into()),
-    );
+    )
+    .with_stale_after(stale_after);
     let status = follower.status();
     let view = Arc::new(ChainStakeView::new(chain, cluster, Some(status.clone())));
     let auth = Arc::new(SealAuthenticator::new(
@@ -59,11 +63,25 @@ pub async fn run<C: Chain>(
                 }
                 FollowEvent::Checkpoint(changes) => {
                     if changes.objects.contains(&cluster) {
-                        view.evict_cluster();
+                        // Any `&mut Cluster` transaction writes it (even one that aborts), so
+                        // re-read the snapshot and records — cheap — but drop every cached
+                        // verdict only when a rule tokens depend on changed.
+                        view.evict_all();
+                    }
+                    let rules_changed = changes.events.iter().any(|e| {
+                        e.cluster_id() == cluster
+                            && matches!(
+                                e,
+                                PackageEvent::RoleMinimumChanged(_)
+                                    | PackageEvent::ClusterMigrated(_)
+                            )
+                    });
+                    if rules_changed {
                         auth.evict_all();
+                        tracing::info!(target: "audit", checkpoint = changes.sequence, "cluster rules changed on chain; every cached token evicted");
                     }
                     for id in &changes.objects {
-                        view.evict(id);
+                        view.evict_at(id, changes.versions.get(id).copied());
                         if auth.evict_stake(id) > 0 {
                             tracing::info!(target: "audit", stake = %id, checkpoint = changes.sequence, "stake record changed on chain; cached tokens evicted");
                         }

@@ -42,6 +42,9 @@ pub struct ChainStakeView<C> {
     snapshot: RwLock<Option<ClusterSnapshot>>,
     /// Bumped by every eviction: a read that started before one must not be cached.
     generation: AtomicU64,
+    /// The newest version the follower has seen written for each evicted record: a read that
+    /// returns an older version (a lagging RPC backend) is stale and refused.
+    floors: Mutex<LruCache<Address, u64>>,
     follower: Option<Arc<FollowerStatus>>,
 }
 
@@ -67,6 +70,7 @@ impl<C: Chain> ChainStakeView<C> {
             records: Mutex::new(LruCache::new(capacity)),
             snapshot: RwLock::new(None),
             generation: AtomicU64::new(0),
+            floors: Mutex::new(LruCache::new(capacity)),
             follower,
         }
     }
@@ -77,6 +81,17 @@ impl<C: Chain> ChainStakeView<C> {
 
     fn caching(&self) -> bool {
         self.follower.as_ref().is_some_and(|f| f.is_streaming())
+    }
+
+    /// Forgets record `id` (the follower saw it change), and remembers that reads older than
+    /// `version` (its version after the change, when known) are stale.
+    pub fn evict_at(&self, id: &Address, version: Option<u64>) {
+        if let Some(v) = version {
+            let mut floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
+            let floor = floors.get(id).copied().unwrap_or(0).max(v);
+            floors.put(*id, floor);
+        }
+        self.evict(id);
     }
 
     /// Forgets record `id` (the follower saw it change).
@@ -129,9 +144,29 @@ impl<C: Chain> ChainStakeView<C> {
     }
 
     async fn read_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
-        let Some(found) = self.chain.stake_record(id).await.map_err(view_error)? else {
-            return Ok(None);
+        let found = match self.chain.stake_record(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            // Not a stake record of this package (another type, or not address-owned): the
+            // token names no stake — a credential failure, not an outage.
+            Err(ChainError::WrongType { .. } | ChainError::NotAddressOwned { .. }) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(view_error(e)),
         };
+        let floor = self
+            .floors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .peek(&id)
+            .copied();
+        if floor.is_some_and(|f| found.object.version < f) {
+            return Err(StakeViewError(format!(
+                "the RPC endpoint returned stake record {id} at version {}, older than version {} the follower has seen (a lagging backend?)",
+                found.object.version,
+                floor.unwrap_or_default()
+            )));
+        }
         let r = found.record;
         let role = Role::from_code(r.role).ok_or_else(|| {
             StakeViewError(format!("stake record {id} has unknown role {}", r.role))

@@ -28,6 +28,10 @@ struct StandIn {
     cluster_reads: AtomicUsize,
     /// Runs inside the next record read (to race an eviction against it).
     during_read: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Version reported for records (a lagging backend reports an old one).
+    version: Mutex<u64>,
+    /// Answer record reads as "not a StakeRecord of this package".
+    wrong_type: Mutex<bool>,
 }
 
 impl StandIn {
@@ -62,10 +66,17 @@ impl Chain for StandIn {
         if let Some(f) = self.during_read.lock().unwrap().take() {
             f();
         }
+        if *self.wrong_type.lock().unwrap() {
+            return Err(ChainError::WrongType {
+                id,
+                expected: "StakeRecord".into(),
+                actual: "0x2::coin::Coin<0x2::sui::SUI>".into(),
+            });
+        }
         Ok(self.records.lock().unwrap().get(&id).map(|r| RecordObject {
             object: ObjectRef {
                 id,
-                version: 1,
+                version: (*self.version.lock().unwrap()).max(1),
                 digest: Digest::ZERO,
             },
             record: r.clone(),
@@ -235,4 +246,25 @@ async fn cluster_changes_refresh_role_minimums() {
     v.evict_cluster();
     assert_eq!(v.minimum_stake(Role::User).await.unwrap(), 50);
     assert_eq!(chain.cluster_reads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_object_that_is_not_a_stake_record_is_no_stake_not_an_outage() {
+    let (chain, v, _) = view(true);
+    *chain.wrong_type.lock().unwrap() = true;
+    assert_eq!(v.stake_record(R).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_read_older_than_the_followers_version_is_refused() {
+    let (chain, v, _) = view(true);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    *chain.version.lock().unwrap() = 5;
+    v.stake_record(R).await.unwrap();
+    // The follower saw the record written at version 7; the endpoint still serves version 5.
+    v.evict_at(&R, Some(7));
+    let err = v.stake_record(R).await.unwrap_err();
+    assert!(err.0.contains("older than version 7"), "{err}");
+    *chain.version.lock().unwrap() = 7;
+    assert!(v.stake_record(R).await.unwrap().is_some());
 }

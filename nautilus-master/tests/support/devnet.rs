@@ -21,10 +21,16 @@ pub struct DevnetProcess {
 }
 
 impl DevnetProcess {
-    /// Starts (initialising on first start) a devnet on `dir`, on a free loopback port.
+    /// Starts (initialising on first start) a devnet on `dir`, on a free loopback port, with an
+    /// idle checkpoint every 500 ms.
     pub fn start(dir: &Path) -> DevnetProcess {
+        Self::start_with_heartbeat(dir, 500)
+    }
+
+    /// As [`DevnetProcess::start`]; `heartbeat_ms` 0 seals checkpoints only for transactions.
+    pub fn start_with_heartbeat(dir: &Path, heartbeat_ms: u64) -> DevnetProcess {
         let bin = daas_devnet::process::binary().unwrap();
-        let process = daas_devnet::process::DevnetProcess::start(&bin, dir, 500).unwrap();
+        let process = daas_devnet::process::DevnetProcess::start(&bin, dir, heartbeat_ms).unwrap();
         let config = ChainConfig::load(&process.client_config_path()).unwrap();
         DevnetProcess {
             process: Some(process),
