@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -28,7 +29,8 @@ enum Command {
     /// Create a chain in an empty data directory: package, shared Cluster, AdminCap, Clock and
     /// funded accounts (without --genesis: generated admin and faucet keys), and client.json.
     Init {
-        #[arg(long, env = "DEVNET_DATA_DIR")]
+        /// Data directory of the chain (created with mode 0700).
+        #[arg(long, env = "DAAS_DEVNET_DATA_DIR")]
         data_dir: PathBuf,
         /// Genesis file (accounts, faucet funds, cluster parameters); see the crate docs.
         #[arg(long)]
@@ -40,7 +42,8 @@ enum Command {
     /// Serve the chain (initialising the data directory on first start). Prints
     /// `listening on <addr>` as the first line of stdout.
     Start {
-        #[arg(long, env = "DEVNET_DATA_DIR")]
+        /// Data directory of the chain (created with mode 0700).
+        #[arg(long, env = "DAAS_DEVNET_DATA_DIR")]
         data_dir: PathBuf,
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -55,7 +58,8 @@ enum Command {
     },
     /// Send SUI from the faucet key to an address with a signed transfer transaction.
     Faucet {
-        #[arg(long, env = "DEVNET_DATA_DIR")]
+        /// Data directory of the chain (created with mode 0700).
+        #[arg(long, env = "DAAS_DEVNET_DATA_DIR")]
         data_dir: PathBuf,
         /// Devnet endpoint (default: `rpc` of client.json).
         #[arg(long)]
@@ -69,20 +73,35 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+/// Exit codes: 0 success, 1 failure, 64 bad usage (as the other K3s-DaaS binaries).
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
+            tracing_subscriber::EnvFilter::try_from_env("DAAS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(run(cli))
+        .context("cannot start the tokio runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {

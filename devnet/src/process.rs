@@ -54,7 +54,7 @@ impl DevnetProcess {
             .arg(heartbeat_ms.to_string())
             .arg("--data-dir")
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("DAAS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;

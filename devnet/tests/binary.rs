@@ -89,7 +89,7 @@ async fn faucet_then_restart_keeps_the_chain() {
             "--data-dir",
         ])
         .arg(&data)
-        .env("RUST_LOG", "warn")
+        .env("DAAS_LOG", "warn")
         .output()
         .expect("faucet");
     assert!(

@@ -550,3 +550,112 @@ async fn a_silent_stream_is_not_fresh_and_the_follower_reconnects() {
     wait_for("the follower to stream again", || ctl.status.is_streaming()).await;
     assert!(!ctl.task.is_finished(), "a lost stream is not fatal");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_and_enclave_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = DevnetProcess::start(&dir.path().join("chain"));
+    let chain = devnet.chain();
+    let admin = devnet.admin_key();
+    let cap = devnet.admin_cap();
+    let alice = WalletKey::generate(Scheme::Ed25519);
+    fund(&chain, &admin, alice.address(), 10 * SUI).await;
+
+    // raise the user minimum: a stake that was enough is now refused
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    send(&chain, &admin, |c, g| {
+        tx::set_role_minimum(c, g, cap_ref, consts::ROLE_USER, 2 * SUI)
+    })
+    .await
+    .unwrap();
+    aborted(
+        stake(&chain, &alice, SUI, consts::ROLE_USER, "").await,
+        AbortCode::BelowMinimum,
+    );
+    stake(&chain, &alice, 2 * SUI, consts::ROLE_USER, "")
+        .await
+        .unwrap();
+
+    // only the cap holder administers: alice cannot even pass the admin's cap
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    let err = send(&chain, &alice, |c, g| tx::set_name(c, g, cap_ref, "mine"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
+
+    // cluster parameters, checked by the package's rules
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    send(&chain, &admin, |c, g| tx::set_name(c, g, cap_ref, "prod-1"))
+        .await
+        .unwrap();
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    aborted(
+        send(&chain, &admin, |c, g| {
+            tx::set_name(c, g, cap_ref, "Not A Label")
+        })
+        .await,
+        AbortCode::InvalidName,
+    );
+    let (p0, p1, p2) = ([0xa0u8; 48], [0xa1u8; 48], [0xa2u8; 48]);
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    aborted(
+        send(&chain, &admin, |c, g| {
+            tx::set_expected_pcrs(c, g, cap_ref, [&p0[..47], &p1, &p2])
+        })
+        .await,
+        AbortCode::InvalidPcrLength,
+    );
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    send(&chain, &admin, |c, g| {
+        tx::set_expected_pcrs(c, g, cap_ref, [&p0, &p1, &p2])
+    })
+    .await
+    .unwrap();
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    send(&chain, &admin, |c, g| {
+        tx::set_enclave_operator(c, g, cap_ref, alice.address())
+    })
+    .await
+    .unwrap();
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    aborted(
+        send(&chain, &admin, |c, g| {
+            tx::withdraw_treasury(c, g, cap_ref, SUI)
+        })
+        .await,
+        AbortCode::InsufficientTreasury,
+    );
+    let cap_ref = chain.object_ref(cap).await.unwrap();
+    aborted(
+        send(&chain, &admin, |c, g| tx::migrate(c, g, cap_ref)).await,
+        AbortCode::NotUpgrade,
+    );
+    let cluster = chain.cluster().await.unwrap().cluster;
+    assert_eq!(cluster.name, "prod-1");
+    assert_eq!(cluster.min_stake_user, 2 * SUI);
+    assert_eq!(
+        (
+            cluster.expected_pcr0,
+            cluster.expected_pcr1,
+            cluster.expected_pcr2
+        ),
+        (p0.to_vec(), p1.to_vec(), p2.to_vec())
+    );
+    assert_eq!(cluster.enclave_operator, alice.address());
+
+    // enclave registration: the PTB is well-formed, but the devnet has no Nitro native, so
+    // load_nitro_attestation aborts (code 0, ENotSupportedError) as on a network without it
+    let err = send(&chain, &alice, |c, g| {
+        tx::register_enclave(c, g, b"not a real document", "https://10.0.0.1:8080")
+    })
+    .await
+    .unwrap_err();
+    match err {
+        ChainError::ExecutionFailed(msg) => assert!(
+            msg.contains("nitro_attestation") && msg.contains("abort 0"),
+            "{msg}"
+        ),
+        other => panic!("expected the nitro native's abort, got {other:?}"),
+    }
+    assert!(chain.cluster().await.unwrap().cluster.enclave.is_none());
+}

@@ -6,7 +6,8 @@
 //! Stake amounts are split off the gas coin; the gas coins must therefore cover amount + budget.
 
 use daas_chain_types::package::{
-    self as pkg, CLOCK_ID, CLOCK_INITIAL_SHARED_VERSION, MODULE_CLUSTER, MODULE_STAKING,
+    self as pkg, CLOCK_ID, CLOCK_INITIAL_SHARED_VERSION, MODULE_CLUSTER, MODULE_ENCLAVE,
+    MODULE_STAKING,
 };
 use sui_sdk_types::{Address, Transaction};
 use sui_transaction_builder::{Function, ObjectInput, TransactionBuilder};
@@ -250,6 +251,94 @@ pub fn set_unbonding_period(
     admin_call(config, gas, admin_cap, pkg::FN_SET_UNBONDING_PERIOD, |tx| {
         vec![tx.pure(&period_ms)]
     })
+}
+
+/// Admin: `cluster::set_expected_pcrs(cap, cluster, pcr0, pcr1, pcr2)` (48 bytes each).
+pub fn set_expected_pcrs(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    pcrs: [&[u8]; 3],
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_SET_EXPECTED_PCRS, |tx| {
+        pcrs.iter().map(|p| tx.pure(&p.to_vec())).collect()
+    })
+}
+
+/// Admin: `cluster::set_enclave_operator(cap, cluster, operator)`.
+pub fn set_enclave_operator(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    operator: Address,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_SET_ENCLAVE_OPERATOR, |tx| {
+        vec![tx.pure(&operator)]
+    })
+}
+
+/// Admin: `cluster::set_name(cap, cluster, name)`.
+pub fn set_name(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    name: &str,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_SET_NAME, |tx| {
+        vec![tx.pure(&name.to_owned())]
+    })
+}
+
+/// Admin: `cluster::withdraw_treasury(cap, cluster, amount)` (the coin goes to the sender).
+pub fn withdraw_treasury(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    amount: u64,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_WITHDRAW_TREASURY, |tx| {
+        vec![tx.pure(&amount)]
+    })
+}
+
+/// Admin: `cluster::migrate(cap, cluster)` after a package upgrade.
+pub fn migrate(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_MIGRATE, |_| vec![])
+}
+
+/// Enclave operator: one PTB of
+/// `0x2::nitro_attestation::load_nitro_attestation(attestation, 0x6)` (the framework parses the
+/// document and verifies its certificate chain) feeding
+/// `enclave::register_enclave(cluster, document, endpoint, 0x6)`.
+pub fn register_enclave(
+    config: &ChainConfig,
+    gas: &Gas,
+    attestation: &[u8],
+    endpoint: &str,
+) -> Result<Transaction, ChainError> {
+    let mut b = Builder::new(config, gas)?;
+    let document = b.tx.pure(&attestation.to_vec());
+    let clock = b.clock();
+    let doc = b.tx.move_call(
+        Function::new(
+            Address::TWO,
+            pkg::identifier("nitro_attestation"),
+            pkg::identifier("load_nitro_attestation"),
+        ),
+        vec![document, clock],
+    );
+    let cluster = b.cluster(true);
+    let endpoint = b.tx.pure(&endpoint.to_owned());
+    b.call(
+        MODULE_ENCLAVE,
+        pkg::FN_REGISTER_ENCLAVE,
+        vec![cluster, doc, endpoint, clock],
+    );
+    b.build()
 }
 
 /// Sends `amount` MIST split off the gas coin to `to`.
