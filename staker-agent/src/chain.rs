@@ -81,6 +81,56 @@ async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
     Ok(config)
 }
 
+/// For `token mint --chain-config`: the record's role, node name and current token epoch, after
+/// checking that it is `owner`'s, in the token's cluster, and active; explicit flags must agree.
+pub(crate) fn record_for_token(
+    args: &crate::cli::MintArgs,
+    owner: Address,
+) -> Result<(Role, Option<String>, u64)> {
+    let chain_args = ChainArgs {
+        rpc: args.rpc.clone(),
+        chain_config: args.chain_config.clone(),
+        package: None,
+        cluster: Some(args.cluster),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let chain = connect(&chain_args).await?;
+        let r = pick_record(&chain, owner, Some(args.stake)).await?.record;
+        let role = Role::from_code(r.role)
+            .ok_or_else(|| anyhow!("stake record {} has unknown role {}", args.stake, r.role))?;
+        let table = chain.cluster().await?.cluster.slashed.id;
+        if r.status != consts::STATUS_ACTIVE || chain.is_slashed(table, args.stake).await? {
+            bail!(
+                "stake record {} is not active ({}): the control plane would refuse any token for it",
+                args.stake,
+                if r.status == consts::STATUS_ACTIVE { "slashed" } else { status_name(r.status) }
+            );
+        }
+        let node = (!r.node_name.is_empty()).then_some(r.node_name);
+        if let Some(given) = args.role
+            && given != role
+        {
+            bail!("--role {given} disagrees with the record's role {role}");
+        }
+        if args.node_name.is_some() && args.node_name != node {
+            bail!("--node-name disagrees with the record's node name");
+        }
+        if let Some(given) = args.epoch
+            && given != r.token_epoch
+        {
+            bail!(
+                "--epoch {given} is not the record's token epoch {} (a token for it would be refused)",
+                r.token_epoch
+            );
+        }
+        Ok((role, node, r.token_epoch))
+    })
+}
+
 /// A checked connection: right chain, reachable.
 async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
     let config = resolve(args).await?;
@@ -415,7 +465,7 @@ pub(crate) fn revoke_tokens(global: &Global, args: RecordArgs) -> Result<()> {
             global,
             json!({ "record": id.to_string(), "token_epoch": epoch, "digest": executed.digest.to_string() }),
             format!(
-                "Every token of {id} issued so far is revoked. New tokens: `staker-agent token mint --stake {id} --epoch {epoch} …`."
+                "Every token of {id} issued so far is revoked (token epoch is now {epoch}). New tokens: `staker-agent token mint --stake {id} --cluster … --chain-config …` reads the epoch from the chain."
             ),
         );
         Ok(())

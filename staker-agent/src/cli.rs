@@ -157,21 +157,30 @@ pub(crate) struct MintArgs {
     /// Object id of your stake record.
     #[arg(long, env = "DAAS_STAKE")]
     pub(crate) stake: Address,
-    /// Role of the stake record: worker, user or admin.
+    /// Role of the stake record: worker, user or admin (read from the chain with
+    /// --chain-config/--rpc; required otherwise).
     #[arg(long, value_parser = parse_role)]
-    pub(crate) role: Role,
+    pub(crate) role: Option<Role>,
     /// Lifetime, e.g. 15m, 1h (at most 24h, the verifier's default maximum).
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     pub(crate) ttl: Duration,
     /// Object id of the on-chain Cluster (the token's audience).
     #[arg(long, env = "DAAS_CLUSTER")]
     pub(crate) cluster: Address,
-    /// Kubernetes node name (workers only; a DNS label).
+    /// Kubernetes node name (workers only; a DNS label; read from the chain when connected).
     #[arg(long, env = "DAAS_NODE_NAME")]
     pub(crate) node_name: Option<String>,
-    /// The stake record's current token_epoch (revoking bumps it on chain).
-    #[arg(long, default_value_t = 0)]
-    pub(crate) epoch: u64,
+    /// The stake record's current token_epoch (revoking bumps it on chain). Read from the chain
+    /// with --chain-config/--rpc; 0 otherwise.
+    #[arg(long)]
+    pub(crate) epoch: Option<u64>,
+    /// Read role, node name and token epoch from the stake record on chain, and refuse to mint
+    /// for a record that is not yours, not in --cluster, or not active.
+    #[arg(long = "chain-config", env = "DAAS_CHAIN_CONFIG")]
+    pub(crate) chain_config: Option<PathBuf>,
+    /// gRPC endpoint or preset (devnet, testnet, mainnet) for the chain lookup.
+    #[arg(long, env = "DAAS_RPC")]
+    pub(crate) rpc: Option<String>,
 }
 
 pub(crate) const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);

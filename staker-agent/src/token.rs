@@ -27,11 +27,19 @@ pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
     let keystore = crate::wallet::load(global)?;
     let key = crate::wallet::selected(global, &keystore)?;
     let ttl_ms = u64::try_from(args.ttl.as_millis()).context("ttl out of range")?;
-    let mut builder = Claims::builder(args.cluster, key.address(), args.stake, args.role)
+    let (role, node_name, epoch) = if args.chain_config.is_some() || args.rpc.is_some() {
+        crate::chain::record_for_token(&args, key.address())?
+    } else {
+        let role = args
+            .role
+            .context("--role is required (or pass --chain-config to read it from the chain)")?;
+        (role, args.node_name, args.epoch.unwrap_or(0))
+    };
+    let mut builder = Claims::builder(args.cluster, key.address(), args.stake, role)
         .lifetime(now_ms(), ttl_ms)
-        .token_epoch(args.epoch)
+        .token_epoch(epoch)
         .random_nonce();
-    if let Some(name) = args.node_name {
+    if let Some(name) = node_name {
         builder = builder.node_name(NodeName::new(name)?);
     }
     let token = daas_seal::mint(key.keypair(), builder.build()?)?;

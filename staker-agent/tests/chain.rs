@@ -145,8 +145,49 @@ fn stake_revoke_unstake_withdraw_and_status() {
 
     let v = agent.ok_json(&["add-stake", "--amount", "500000000mist"]);
     assert_eq!(v["total_mist"], 2_000_000_000u64);
+    let cluster = status["cluster"].as_str().unwrap().to_owned();
+    let mint = |extra: &[&str]| {
+        let mut args = vec!["token", "mint", "--stake", &record, "--cluster", &cluster];
+        args.extend_from_slice(extra);
+        agent.run(&args)
+    };
+    let claims_of = |out: &Output| -> Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let out = Command::new(BIN)
+            .args(["--json", "token", "inspect", &token])
+            .env_clear()
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // role, node name and epoch come from the record
+    let c = claims_of(&mint(&[]));
+    assert_eq!(
+        (
+            c["role"].as_str(),
+            c["node_name"].as_str(),
+            c["token_epoch"].as_u64()
+        ),
+        (Some("worker"), Some("node-1"), Some(0))
+    );
+
     let v = agent.ok_json(&["revoke-tokens", "--stake", &record]);
     assert_eq!(v["token_epoch"], 1);
+    assert_eq!(
+        claims_of(&mint(&[]))["token_epoch"],
+        1,
+        "minted at the new epoch"
+    );
+    let out = mint(&["--epoch", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the record's token epoch 1"));
+    let out = mint(&["--role", "admin"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disagrees with the record's role"));
 
     let before = agent.ok_json(&["status"])["balance_mist"].as_u64().unwrap();
     let err = agent.fails(&["withdraw"]);
@@ -166,6 +207,9 @@ fn stake_revoke_unstake_withdraw_and_status() {
     );
     let err = agent.fails(&["unstake"]);
     assert!(err.contains("unstake was already requested"), "{err}");
+    let out = mint(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not active (unbonding)"));
 
     let status = agent.ok_json(&["status"]);
     let rec = &status["records"][0];
