@@ -96,6 +96,11 @@ impl DevnetProcess {
         self.data_dir.join(CLIENT_CONFIG_FILE)
     }
 
+    /// The exit status if the process has already exited.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
     /// SIGTERM, then waits up to 10 s for a clean exit (SIGKILL after that).
     pub fn stop(mut self) -> io::Result<ExitStatus> {
         let pid = i32::try_from(self.child.id()).map_err(io::Error::other)?;

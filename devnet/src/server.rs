@@ -90,24 +90,31 @@ pub struct LocalDevnet {
 
 impl LocalDevnet {
     /// Initialises `data_dir` if it holds no chain yet (with `genesis`, or the default genesis
-    /// with generated admin and faucet keys), then serves it on an ephemeral port. `heartbeat`
-    /// as for [`Devnet::serve`].
+    /// with generated admin and faucet keys), then serves it on an ephemeral loopback port.
+    /// `heartbeat` as for [`Devnet::serve`].
     pub async fn start(
         data_dir: &Path,
         genesis: Option<GenesisConfig>,
         heartbeat: Option<Duration>,
     ) -> Result<LocalDevnet, DevnetError> {
-        let listener =
-            TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|source| DevnetError::Bind {
-                    addr: "127.0.0.1:0".to_owned(),
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| DevnetError::Bind {
-            addr: "127.0.0.1:0".to_owned(),
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(listen, data_dir, genesis, heartbeat).await
+    }
+
+    /// As [`LocalDevnet::start`], on `listen` (port 0 picks a free port). `client.json` is
+    /// written with the bound address before this returns.
+    pub async fn start_on(
+        listen: SocketAddr,
+        data_dir: &Path,
+        genesis: Option<GenesisConfig>,
+        heartbeat: Option<Duration>,
+    ) -> Result<LocalDevnet, DevnetError> {
+        let bind_error = |source| DevnetError::Bind {
+            addr: listen.to_string(),
             source,
-        })?;
+        };
+        let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
         let rpc = format!("http://{addr}");
         if !crate::store::exists(data_dir) {
             genesis::init(data_dir, genesis, &rpc)?;

@@ -18,15 +18,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use daas_chain::{Chain, ChainConfig, GrpcChain, tx};
 use daas_chain_types::PackageEvent;
 use daas_chain_types::consts::{ROLE_USER, STATUS_ACTIVE};
+use daas_devnet::process::DevnetProcess;
 use daas_wallet::{Keystore, Scheme, WalletKey};
 use serde_json::{Value, json};
 use sui_crypto::SuiSigner;
@@ -75,64 +73,32 @@ fn peer_dir() -> Option<PathBuf> {
 
 /// A devnet process on a fresh data directory; killed when dropped.
 struct Devnet {
-    child: Child,
+    process: DevnetProcess,
     data_dir: tempfile::TempDir,
     rpc: String,
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Devnet {
     fn start() -> Devnet {
         let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_k3s-daas-devnet"))
-            .arg("start")
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn k3s-daas-devnet");
-        // Keep reading stdout for the life of the process (a closed pipe would fail its writes).
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("devnet| {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the devnet printed nothing on stdout within 60 s (or exited)");
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first stdout line is not `listening on <addr>`: {first:?}"))
-            .trim()
-            .to_owned();
+        let bin = Path::new(env!("CARGO_BIN_EXE_k3s-daas-devnet"));
+        let process = DevnetProcess::start(bin, data_dir.path(), 10_000).expect("start the devnet");
         let mut devnet = Devnet {
-            child,
+            rpc: process.url(),
+            process,
             data_dir,
-            rpc: format!("http://{addr}"),
         };
         // client.json (with the bound address) is written before the address is announced.
         let path = devnet.client_json();
         assert!(path.is_file(), "{} missing after start", path.display());
-        if let Some(status) = devnet.child.try_wait().unwrap() {
+        if let Some(status) = devnet.process.try_wait().unwrap() {
             panic!("devnet exited right after start: {status}");
         }
         devnet
     }
 
     fn client_json(&self) -> PathBuf {
-        self.data_dir.path().join("client.json")
+        self.process.client_config_path()
     }
 }
 

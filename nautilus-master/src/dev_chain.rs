@@ -13,9 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use daas_chain::{Chain, ChainConfig, GrpcChain, RecordObject, tx};
 use daas_chain_types::{PackageEvent, consts};
+use daas_devnet::LocalDevnet;
 use daas_seal::Role;
 use daas_wallet::{Keystore, WalletKey};
-use tokio::sync::oneshot;
 
 /// Idle heartbeat: the devnet seals an empty checkpoint after this long, so a follower sees
 /// progress (and a stalled stream is noticed) even when nobody transacts.
@@ -30,9 +30,7 @@ pub struct DevChain {
     pub data_dir: PathBuf,
     pub config: ChainConfig,
     pub chain: GrpcChain,
-    faucet: Option<PathBuf>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), daas_devnet::DevnetError>>>,
+    devnet: LocalDevnet,
 }
 
 impl std::fmt::Debug for DevChain {
@@ -47,21 +45,12 @@ impl std::fmt::Debug for DevChain {
 impl DevChain {
     /// Opens (creating on first use) the devnet in `dir` and serves it on `listen`.
     pub async fn start(dir: &Path, listen: SocketAddr) -> Result<DevChain> {
-        let listener = tokio::net::TcpListener::bind(listen)
+        let devnet = LocalDevnet::start_on(listen, dir, None, Some(HEARTBEAT))
             .await
             .with_context(|| {
-                format!("devnet: binding {listen} (is another devnet running? use --chain-listen)")
+                format!("starting the dev chain on {listen} (is another devnet running? use --chain-listen)")
             })?;
-        let url = format!("http://{}", listener.local_addr()?);
-        if !dir.join(daas_devnet::SNAPSHOT_FILE).exists() {
-            daas_devnet::init(dir, None, &url).context("creating the devnet")?;
-        }
-        let devnet = daas_devnet::Devnet::open(dir).context("opening the devnet")?;
-        let written = devnet.write_client_config(&url)?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(devnet.serve(listener, Some(HEARTBEAT), async move {
-            let _ = stopped.await;
-        }));
+        let url = devnet.url();
         let config = ChainConfig::load(&dir.join(daas_devnet::CLIENT_CONFIG_FILE))?;
         let chain = GrpcChain::new(config.clone())?;
         chain
@@ -73,9 +62,7 @@ impl DevChain {
             data_dir: dir.to_owned(),
             config,
             chain,
-            faucet: written.faucet_keystore,
-            stop: Some(stop),
-            task: Some(task),
+            devnet,
         })
     }
 
@@ -86,7 +73,9 @@ impl DevChain {
 
     fn faucet_key(&self) -> Result<WalletKey> {
         let path = self
-            .faucet
+            .devnet
+            .config
+            .faucet_keystore
             .as_ref()
             .context("the dev chain has no faucet key")?;
         Ok(Keystore::load(path)?.select(None)?.clone())
@@ -126,11 +115,8 @@ impl DevChain {
             .map(|c| c.balance)
             .sum();
         if have < needed {
-            let faucet = self.faucet_key()?;
-            let gas = self.chain.gas_for(faucet.address(), needed).await?;
-            let t = tx::transfer_sui(&self.config, &gas, key.address(), needed)?;
-            self.chain
-                .sign_and_execute(faucet.keypair(), t)
+            let mut client = self.chain.rpc_client();
+            daas_devnet::faucet::fund(&mut client, &self.faucet_key()?, key.address(), needed)
                 .await
                 .context("funding a dev wallet")?;
         }
@@ -156,21 +142,10 @@ impl DevChain {
     }
 
     /// Stops serving and waits for the devnet to flush.
-    pub async fn shutdown(mut self) -> Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.context("devnet task")??;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for DevChain {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    pub async fn shutdown(self) -> Result<()> {
+        self.devnet
+            .shutdown()
+            .await
+            .context("stopping the dev chain")
     }
 }
