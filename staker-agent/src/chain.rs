@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::amount;
 use crate::cli::{AddStakeArgs, ChainArgs, ChainOnly, Global, RecordArgs, StakeArgs};
 
-fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -93,11 +93,7 @@ pub(crate) fn record_for_token(
         package: None,
         cluster: Some(args.cluster),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         let chain = connect(&chain_args).await?;
         let r = pick_record(&chain, owner, Some(args.stake)).await?.record;
         let role = Role::from_code(r.role)
@@ -107,7 +103,11 @@ pub(crate) fn record_for_token(
             bail!(
                 "stake record {} is not active ({}): the control plane would refuse any token for it",
                 args.stake,
-                if r.status == consts::STATUS_ACTIVE { "slashed" } else { status_name(r.status) }
+                if r.status == consts::STATUS_ACTIVE {
+                    "slashed"
+                } else {
+                    status_name(r.status)
+                }
             );
         }
         let node = (!r.node_name.is_empty()).then_some(r.node_name);

@@ -128,38 +128,15 @@ impl CursorFile {
         }
     }
 
-    /// Replaces the cursor (temp file, fsync, rename).
+    /// Replaces the cursor (temp file in the same directory, fsync, rename).
     pub fn store(&self, sequence: u64) -> Result<(), ChainError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile_in(dir).map_err(|e| self.err(e))?;
-        writeln!(tmp.1, "{sequence}").map_err(|e| self.err(e))?;
-        tmp.1.sync_all().map_err(|e| self.err(e))?;
-        std::fs::rename(&tmp.0, &self.path).map_err(|e| self.err(e))
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.err(e))?;
+        writeln!(tmp, "{sequence}").map_err(|e| self.err(e))?;
+        tmp.as_file().sync_all().map_err(|e| self.err(e))?;
+        tmp.persist(&self.path).map_err(|e| self.err(e.error))?;
+        Ok(())
     }
-}
-
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    for attempt in 0u32..16 {
-        let path = dir.join(format!(
-            ".cursor.{}.{}.{attempt}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos())
-        ));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => return Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other(
-        "cannot create a temporary cursor file",
-    ))
 }
 
 /// Milliseconds since the first call in this process (a monotonic clock for freshness).
