@@ -96,6 +96,12 @@ impl DevnetProcess {
         self.data_dir.join(CLIENT_CONFIG_FILE)
     }
 
+    /// Sends `signal` to the process (tests pause it with SIGSTOP to look like a partition).
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        let pid = i32::try_from(self.child.id()).map_err(io::Error::other)?;
+        kill(Pid::from_raw(pid), signal).map_err(io::Error::other)
+    }
+
     /// The exit status if the process has already exited.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.child.try_wait()

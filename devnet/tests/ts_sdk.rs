@@ -192,6 +192,7 @@ async fn typescript_sdk_reads_the_devnet_as_rust_does() {
         .stake_record(staked.record_id)
         .await
         .unwrap()
+        .value
         .expect("stake record exists");
     let r = &record.record;
     assert_eq!(Some(record.object), created[0].output);

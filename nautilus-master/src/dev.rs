@@ -256,6 +256,7 @@ mod tests {
             .stake_record(first.stake)
             .await
             .expect("read")
+            .value
             .expect("on chain");
         assert_eq!(
             (admin.record.owner, admin.record.role, admin.record.balance),
@@ -266,6 +267,7 @@ mod tests {
             .stake_record(first.user_stake)
             .await
             .expect("read")
+            .value
             .expect("on chain");
         assert_eq!(
             (user.record.owner, user.record.role),

@@ -101,8 +101,8 @@ impl DevChain {
                     && r.record.status == consts::STATUS_ACTIVE
             });
         if let Some(r) = existing {
-            let table = self.chain.cluster().await?.cluster.slashed.id;
-            if !self.chain.is_slashed(table, r.object.id).await? {
+            let table = self.chain.cluster().await?.value.cluster.slashed.id;
+            if !self.chain.is_slashed(table, r.object.id).await?.value {
                 return Ok(r);
             }
         }
@@ -138,6 +138,7 @@ impl DevChain {
         self.chain
             .stake_record(id)
             .await?
+            .value
             .context("the new stake record is not readable")
     }
 

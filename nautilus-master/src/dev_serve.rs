@@ -5,7 +5,7 @@
 //! on that shim when a k3s binary is found (or any API server given with `--upstream`), then the
 //! kubectl proxy (TLS on :8080), the TokenReview webhook and the health/metrics listener. Stakes
 //! are read from the dev chain through the chain-backed view, kept current by a checkpoint
-//! follower (cursor in `<data-dir>/chain-follower.cursor`).
+//! follower that starts at the chain tip.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -196,9 +196,12 @@ pub async fn serve(
     };
 
     // 4. Proxy, webhook, admin.
+    crate::chain::follow::trust(&chain.chain)
+        .await
+        .context("the dev chain endpoint")?;
     let (auth, _status, follower) = crate::chain::follow::following(
         chain.chain.clone(),
-        opts.data_dir.join("chain-follower.cursor"),
+        crate::auth::AuthConfig::new(chain.config.cluster),
         crate::dev_chain::STALE_AFTER,
     );
     tasks.spawn({

@@ -18,3 +18,6 @@ pub mod dev_serve;
 pub mod k3s;
 mod private_fs;
 pub mod proxy;
+mod ratelimit;
+
+pub use ratelimit::RateLimit;

@@ -1,7 +1,7 @@
 //! The on-chain economy end to end, against the development chain process through the real
 //! client (`daas-chain` over Sui gRPC v2): fund → stake → mint → verify through the chain-backed
-//! `StakeView` → revoke → unstake → withdraw → slash; the failure paths; and the follower
-//! resuming from its cursor across a devnet restart.
+//! `StakeView` → revoke → unstake → withdraw → slash; the failure paths; and a new follower
+//! streaming from the tip at once after a devnet restart, however far the chain moved.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,12 +10,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use daas_chain::follow::{CursorFile, FollowEvent, Follower, FollowerStatus};
+use daas_chain::follow::{FollowEvent, Follower, FollowerStatus};
 use daas_chain::{Chain, ChainError, Executed, GrpcChain, tx};
 use daas_chain_types::{AbortCode, PackageEvent, consts};
 use daas_seal::{Claims, NodeName, Role};
 use daas_wallet::{Scheme, WalletKey};
-use nautilus_master::auth::{AuthError, StakeStatus, StakeView};
+use nautilus_master::auth::{AuthConfig, AuthError, StakeStatus, StakeView};
 use nautilus_master::chain::follow::{ChainAuthenticator, following};
 use sui_crypto::SuiSigner;
 use sui_sdk_types::Address;
@@ -28,16 +28,17 @@ struct Control {
 }
 
 /// The master's side: chain-backed view, authenticator, follower task.
-async fn control(chain: &GrpcChain, cursor: &std::path::Path) -> Control {
-    control_with(chain, cursor, daas_chain::follow::DEFAULT_STALE_AFTER).await
+async fn control(chain: &GrpcChain) -> Control {
+    control_with(chain, daas_chain::follow::DEFAULT_STALE_AFTER).await
 }
 
-async fn control_with(
-    chain: &GrpcChain,
-    cursor: &std::path::Path,
-    stale_after: Duration,
-) -> Control {
-    let (auth, status, follower) = following(chain.clone(), cursor, stale_after);
+async fn control_with(chain: &GrpcChain, stale_after: Duration) -> Control {
+    nautilus_master::chain::follow::trust(chain).await.unwrap();
+    let (auth, status, follower) = following(
+        chain.clone(),
+        AuthConfig::new(chain.config().cluster),
+        stale_after,
+    );
     let task = tokio::spawn(follower);
     wait_for("the follower to stream", || status.is_streaming()).await;
     Control { auth, status, task }
@@ -98,6 +99,7 @@ async fn record_of(chain: &GrpcChain, id: Address) -> daas_chain_types::StakeRec
         .stake_record(id)
         .await
         .unwrap()
+        .value
         .expect("record exists")
         .record
 }
@@ -107,6 +109,7 @@ async fn record_ref(chain: &GrpcChain, id: Address) -> daas_chain::ObjectRef {
         .stake_record(id)
         .await
         .unwrap()
+        .value
         .expect("record exists")
         .object
 }
@@ -158,7 +161,7 @@ async fn full_economy_through_the_chain_backed_view() {
     // fund
     fund(&chain, &admin, alice.address(), 20 * SUI).await;
     assert_eq!(balance(&chain, alice.address()).await, 20 * SUI);
-    let ctl = control(&chain, &dir.path().join("cursor")).await;
+    let ctl = control(&chain).await;
     assert!(
         ctl.auth.view().is_fresh(),
         "a streaming follower makes the view fresh"
@@ -256,7 +259,7 @@ async fn full_economy_through_the_chain_backed_view() {
         i128::from(after_abort) + i128::from(2 * SUI) - ex.net_gas_mist
     );
     assert_eq!(
-        chain.stake_record(record).await.unwrap(),
+        chain.stake_record(record).await.unwrap().value,
         None,
         "record deleted"
     );
@@ -283,7 +286,7 @@ async fn full_economy_through_the_chain_backed_view() {
     let record2 = staked_record(&ex);
     let tu = token(&alice, cfg.cluster, record2, Role::User, None, 0);
     ctl.auth.authenticate(&tu).await.unwrap();
-    let treasury_before = chain.cluster().await.unwrap().cluster.treasury;
+    let treasury_before = chain.cluster().await.unwrap().value.cluster.treasury;
     let gas = chain.gas_for(admin.address(), 0).await.unwrap();
     let cap = chain.object_ref(devnet.admin_cap()).await.unwrap();
     let ex = chain
@@ -298,8 +301,8 @@ async fn full_economy_through_the_chain_backed_view() {
         ctl.auth.authenticate(&tu).await.map(|_| ()),
         Err(AuthError::StakeInactive(StakeStatus::Slashed))
     );
-    let table = chain.cluster().await.unwrap().cluster.slashed.id;
-    assert!(chain.is_slashed(table, record2).await.unwrap());
+    let table = chain.cluster().await.unwrap().value.cluster.slashed.id;
+    assert!(chain.is_slashed(table, record2).await.unwrap().value);
     let r = record_ref(&chain, record2).await;
     let ex = send(&chain, &alice, |c, g| tx::withdraw(c, g, r))
         .await
@@ -315,11 +318,11 @@ async fn full_economy_through_the_chain_backed_view() {
             .any(|e| matches!(e, PackageEvent::SlashSettled(s) if s.amount == SUI))
     );
     assert_eq!(
-        chain.cluster().await.unwrap().cluster.treasury,
+        chain.cluster().await.unwrap().value.cluster.treasury,
         treasury_before + SUI
     );
     assert!(
-        !chain.is_slashed(table, record2).await.unwrap(),
+        !chain.is_slashed(table, record2).await.unwrap().value,
         "mark cleared with the record"
     );
     ctl.task.abort();
@@ -436,13 +439,9 @@ type Collecting = (
     tokio::task::JoinHandle<Result<(), ChainError>>,
 );
 
-fn collecting(chain: &GrpcChain, cursor: &std::path::Path) -> Collecting {
+fn collecting(chain: &GrpcChain) -> Collecting {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let follower = Follower::new(
-        chain.rpc_client(),
-        *chain.package(),
-        CursorFile::new(cursor),
-    );
+    let follower = Follower::new(chain.rpc_client(), *chain.package());
     let status = follower.status();
     let s = seen.clone();
     let task = tokio::spawn(follower.run(move |e| {
@@ -454,17 +453,19 @@ fn collecting(chain: &GrpcChain, cursor: &std::path::Path) -> Collecting {
     (seen, status, task)
 }
 
+/// M4: a follower never replays what happened while it was away (a restart drops every cache
+/// anyway), so after any downtime it streams from the tip within moments, with no per-checkpoint
+/// disk write and no dependence on the full node's retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
+async fn devnet_restart_keeps_state_and_a_new_follower_streams_from_the_tip() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("chain");
-    let cursor = dir.path().join("cursor");
     let devnet = DevnetProcess::start(&data);
     let chain = devnet.chain();
     let admin = devnet.admin_key();
     let alice = WalletKey::generate(Scheme::Ed25519);
 
-    let (seen, status, task) = collecting(&chain, &cursor);
+    let (seen, status, task) = collecting(&chain);
     wait_for("the follower to stream", || status.is_streaming()).await;
     fund(&chain, &admin, alice.address(), 5 * SUI).await;
     let ex = stake(&chain, &alice, SUI, consts::ROLE_USER, "")
@@ -479,12 +480,10 @@ async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
     task.abort();
     let _ = task.await;
     let first_run = seen.lock().unwrap().clone();
-    let stored = CursorFile::new(&cursor).load().unwrap().unwrap();
     assert!(
         first_run.windows(2).all(|w| w[1] == w[0] + 1),
         "contiguous: {first_run:?}"
     );
-    assert_eq!(first_run.last().copied(), Some(stored));
 
     // restart the chain: objects and history survive
     let balance_before = balance(&chain, alice.address()).await;
@@ -494,57 +493,60 @@ async fn devnet_restart_keeps_state_and_the_follower_resumes_from_its_cursor() {
     assert_eq!(balance(&chain, alice.address()).await, balance_before);
     assert_eq!(record_of(&chain, record).await.balance, SUI);
 
-    // new activity while no follower runs
+    // Much activity while no follower runs: many checkpoints (one per transaction).
+    let bob = WalletKey::generate(Scheme::Ed25519);
+    for _ in 0..20 {
+        fund(&chain, &admin, bob.address(), SUI / 10).await;
+    }
+    let tip = chain.info().await.unwrap().checkpoint_height;
+    assert!(tip >= last + 20, "the chain moved on: {last} -> {tip}");
+
+    let started = Instant::now();
+    let (seen, status, task) = collecting(&chain);
+    wait_for("the new follower to stream", || status.is_streaming()).await;
+    let waited = started.elapsed();
     let r = record_ref(&chain, record).await;
     let ex = send(&chain, &alice, |c, g| tx::revoke_tokens(c, g, r))
         .await
         .unwrap();
     let target = ex.checkpoint.unwrap();
-
-    let (seen, status, task) = collecting(&chain, &cursor);
-    wait_for("the follower to catch up", || {
+    wait_for("the revoke checkpoint", || {
         status.cursor().is_some_and(|c| c >= target)
     })
     .await;
     task.abort();
     let second_run = seen.lock().unwrap().clone();
-    assert_eq!(
-        second_run.first().copied(),
-        Some(stored + 1),
-        "resumes right after the cursor"
+    assert!(
+        second_run.first().is_some_and(|&f| f >= tip),
+        "starts at the tip ({tip}), replays nothing: {second_run:?} (streaming after {waited:?})"
     );
     assert!(
         second_run.windows(2).all(|w| w[1] == w[0] + 1),
         "contiguous: {second_run:?}"
     );
     assert!(second_run.contains(&target));
-    assert!(
-        second_run.iter().all(|s| !first_run.contains(s)),
-        "nothing handled twice"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_stream_is_not_fresh_and_the_follower_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    // No idle checkpoints: silence is what a partition looks like to the follower.
-    let devnet = DevnetProcess::start_with_heartbeat(&dir.path().join("chain"), 0);
+    let devnet = DevnetProcess::start(&dir.path().join("chain"));
     let chain = devnet.chain();
     let admin = devnet.admin_key();
-    let ctl = control_with(&chain, &dir.path().join("cursor"), Duration::from_secs(1)).await;
+    let ctl = control_with(&chain, Duration::from_secs(1)).await;
     assert!(ctl.auth.view().is_fresh());
 
+    // A partition: the connection stays open, nothing answers. Silence is all the follower
+    // sees (sui-rpc retries transport errors inside the stream).
+    devnet.freeze(true);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        !ctl.status.is_streaming(),
-        "silent for longer than stale-after"
-    );
-    assert!(
-        !ctl.auth.view().is_fresh(),
-        "readiness reports the view stale"
-    );
+    let streaming = ctl.status.is_streaming();
+    let fresh = ctl.auth.view().is_fresh();
+    devnet.freeze(false);
+    assert!(!streaming, "silent for longer than stale-after");
+    assert!(!fresh, "readiness reports the view stale");
 
-    // New checkpoints: the follower reconnects, catches up and is fresh again.
+    // The chain answers again: the follower reconnects, catches up and is fresh again.
     let alice = WalletKey::generate(Scheme::Ed25519);
     fund(&chain, &admin, alice.address(), SUI).await;
     wait_for("the follower to stream again", || ctl.status.is_streaming()).await;
@@ -630,7 +632,7 @@ async fn admin_calls_and_enclave_registration() {
         send(&chain, &admin, |c, g| tx::migrate(c, g, cap_ref)).await,
         AbortCode::NotUpgrade,
     );
-    let cluster = chain.cluster().await.unwrap().cluster;
+    let cluster = chain.cluster().await.unwrap().value.cluster;
     assert_eq!(cluster.name, "prod-1");
     assert_eq!(cluster.min_stake_user, 2 * SUI);
     assert_eq!(
@@ -657,5 +659,56 @@ async fn admin_calls_and_enclave_registration() {
         ),
         other => panic!("expected the nitro native's abort, got {other:?}"),
     }
-    assert!(chain.cluster().await.unwrap().cluster.enclave.is_none());
+    assert!(
+        chain
+            .cluster()
+            .await
+            .unwrap()
+            .value
+            .cluster
+            .enclave
+            .is_none()
+    );
+}
+
+/// M1: the control plane pins its chain. A configuration naming another chain id is refused at
+/// start, and so is every answer of an endpoint that reports another chain (or none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_trusts_only_its_pinned_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = DevnetProcess::start(&dir.path().join("chain"));
+    let good = devnet.chain();
+    nautilus_master::chain::follow::trust(&good).await.unwrap();
+    let cluster = good.config().cluster;
+    assert!(good.cluster().await.unwrap().checkpoint.is_some());
+
+    let mut config = good.config().clone();
+    config.chain_id = Some("4btiuiMPvEENsttpZC7CZ53DruC3MAgfznDbASZ7DR6S".into());
+    let wrong = GrpcChain::new(config.clone()).unwrap();
+    let err = nautilus_master::chain::follow::trust(&wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::WrongChain { .. }), "{err}");
+    // Each read is checked too, found or not found.
+    let err = wrong.cluster().await.unwrap_err();
+    assert!(matches!(err, ChainError::WrongChain { .. }), "{err}");
+    let err = wrong
+        .stake_record(Address::from_static("0x5eed"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::WrongChain { .. }), "{err}");
+
+    config.chain_id = None;
+    let err = nautilus_master::chain::follow::trust(&GrpcChain::new(config.clone()).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("pins no chain_id"), "{err}");
+
+    let mut remote = good.config().clone();
+    remote.rpc = "http://10.0.0.1:9000".into();
+    let err = nautilus_master::chain::follow::trust(&GrpcChain::new(remote).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refusing plain http://"), "{err}");
+    assert_eq!(good.config().cluster, cluster);
 }

@@ -98,8 +98,8 @@ pub(crate) fn record_for_token(
         let r = pick_record(&chain, owner, Some(args.stake)).await?.record;
         let role = Role::from_code(r.role)
             .ok_or_else(|| anyhow!("stake record {} has unknown role {}", args.stake, r.role))?;
-        let table = chain.cluster().await?.cluster.slashed.id;
-        if r.status != consts::STATUS_ACTIVE || chain.is_slashed(table, args.stake).await? {
+        let table = chain.cluster().await?.value.cluster.slashed.id;
+        if r.status != consts::STATUS_ACTIVE || chain.is_slashed(table, args.stake).await?.value {
             bail!(
                 "stake record {} is not active ({}): the control plane would refuse any token for it",
                 args.stake,
@@ -169,7 +169,7 @@ async fn pick_record(
 ) -> Result<RecordObject> {
     let cluster = chain.config().cluster;
     if let Some(id) = stake {
-        let r = chain.stake_record(id).await?.ok_or_else(|| {
+        let r = chain.stake_record(id).await?.value.ok_or_else(|| {
             anyhow!("stake record {id} does not exist (withdrawn, or a wrong id)")
         })?;
         if r.record.owner != owner {
@@ -245,7 +245,7 @@ pub(crate) fn stake(global: &Global, args: StakeArgs) -> Result<()> {
             _ => {}
         }
         let chain = connect(&args.chain).await?;
-        let cluster = chain.cluster().await?.cluster;
+        let cluster = chain.cluster().await?.value.cluster;
         let minimum = cluster.min_stake(args.role.code()).unwrap_or(u64::MAX);
         if args.amount < minimum {
             bail!(
@@ -414,7 +414,13 @@ pub(crate) fn withdraw(global: &Global, args: RecordArgs) -> Result<()> {
         let id = done.record.object.id;
         let executed = match done.result {
             Err(ChainError::Aborted(a)) if a.known == Some(AbortCode::UnbondingNotElapsed) => {
-                let period = done.chain.cluster().await?.cluster.unbonding_period_ms;
+                let period = done
+                    .chain
+                    .cluster()
+                    .await?
+                    .value
+                    .cluster
+                    .unbonding_period_ms;
                 let at = done
                     .record
                     .record
@@ -476,7 +482,7 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
     block_on(async {
         let key = key(global)?;
         let chain = connect(&args.chain).await?;
-        let cluster = chain.cluster().await?.cluster;
+        let cluster = chain.cluster().await?.value.cluster;
         let records = chain.stake_records_of(key.address()).await?;
         let balance: u64 = chain
             .sui_coins(key.address())
@@ -500,7 +506,10 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
             let rec = &r.record;
             let slashed = rec.status == consts::STATUS_SLASHED
                 || (rec.cluster_id == cluster.id
-                    && chain.is_slashed(cluster.slashed.id, r.object.id).await?);
+                    && chain
+                        .is_slashed(cluster.slashed.id, r.object.id)
+                        .await?
+                        .value);
             let status = if slashed {
                 "slashed"
             } else {

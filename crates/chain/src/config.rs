@@ -99,6 +99,35 @@ impl ChainConfig {
         }
     }
 
+    /// Refuses a configuration the control plane must not trust: the chain id must be pinned
+    /// (every answer is checked against it), and the endpoint must be reached over TLS unless it
+    /// is on this machine (`http://` to a loopback address or `localhost`). Through plain HTTP to
+    /// another host, whoever sits on the path could answer with forged stake records.
+    pub fn check_for_control_plane(&self) -> Result<(), ChainError> {
+        if self.chain_id.as_deref().is_none_or(str::is_empty) {
+            return Err(ChainError::Config(format!(
+                "the chain configuration for {} pins no chain_id: the control plane checks every answer against it (get it from `GetServiceInfo` of a node you trust, or the network preset)",
+                self.rpc
+            )));
+        }
+        let uri: tonic::codegen::http::Uri = self
+            .rpc
+            .parse()
+            .map_err(|e| ChainError::Config(format!("invalid RPC URL {:?}: {e}", self.rpc)))?;
+        match uri.scheme_str() {
+            Some("https") => Ok(()),
+            Some("http") if uri.host().is_some_and(is_loopback_host) => Ok(()),
+            Some("http") => Err(ChainError::Config(format!(
+                "refusing plain http:// to {}: the control plane reads stake records from its RPC endpoint, so anyone on the path could forge them; use https://, or http:// only to a loopback address",
+                self.rpc
+            ))),
+            _ => Err(ChainError::Config(format!(
+                "invalid RPC URL {:?}: expected https:// (or http:// to a loopback address)",
+                self.rpc
+            ))),
+        }
+    }
+
     /// Reads a JSON config file.
     pub fn load(path: &Path) -> Result<ChainConfig, ChainError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -108,6 +137,15 @@ impl ChainConfig {
             ChainError::Config(format!("chain config {} is invalid: {e}", path.display()))
         })
     }
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1` (URI hosts keep IPv6 brackets).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -133,6 +171,50 @@ mod tests {
         assert_eq!(Network::Devnet.chain_id(), None);
         assert_eq!(Network::from_name("testnet"), Some(Network::Testnet));
         assert_eq!(Network::from_name("prod"), None);
+    }
+
+    #[test]
+    fn control_plane_needs_a_pinned_chain_and_tls_off_this_machine() {
+        let check = |rpc: &str, chain_id: Option<&str>| {
+            let mut c = ChainConfig::new(
+                rpc,
+                Address::from_static("0x1"),
+                Address::from_static("0x2"),
+                1,
+            );
+            c.chain_id = chain_id.map(str::to_owned);
+            c.check_for_control_plane().map_err(|e| e.to_string())
+        };
+        for ok in [
+            "https://fullnode.mainnet.sui.io",
+            "https://10.0.0.1:9000",
+            "http://127.0.0.1:9000",
+            "http://127.1.2.3:9000",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(check(ok, Some("abc")), Ok(()), "{ok}");
+        }
+        for (rpc, chain_id, why) in [
+            ("http://10.0.0.1:9000", Some("abc"), "plain http://"),
+            ("http://fullnode.example.com", Some("abc"), "plain http://"),
+            (
+                "http://127.0.0.1.example.com:9000",
+                Some("abc"),
+                "plain http://",
+            ),
+            ("ftp://127.0.0.1", Some("abc"), "expected https://"),
+            ("not a url", Some("abc"), "invalid RPC URL"),
+            ("https://fullnode.mainnet.sui.io", None, "pins no chain_id"),
+            (
+                "https://fullnode.mainnet.sui.io",
+                Some(""),
+                "pins no chain_id",
+            ),
+        ] {
+            let err = check(rpc, chain_id).expect_err(rpc);
+            assert!(err.contains(why), "{rpc}: {err}");
+        }
     }
 
     #[test]

@@ -51,8 +51,6 @@ pub enum ChainError {
     Sign(String),
     #[error("{0}")]
     Config(String),
-    #[error("follower cursor {path}: {reason}")]
-    Cursor { path: String, reason: String },
 }
 
 impl ChainError {

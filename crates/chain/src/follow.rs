@@ -1,16 +1,17 @@
-//! Following the chain from a persisted checkpoint cursor.
+//! Following the chain from its tip.
 //!
-//! [`Follower`] streams checkpoints with `sui_rpc`'s resumable `stream_checkpoints` (history
-//! replay through `ListCheckpoints`, then the live tail through `SubscribeCheckpoints`, gaps
-//! repaired), hands each checkpoint's relevant changes to a handler, and only then persists the
-//! checkpoint number. On restart it resumes at cursor + 1, and frames at or below the cursor are
-//! skipped, so no checkpoint is lost or handed over twice — except the one being handled when
-//! the process died, which is handed over again (handlers must be idempotent, as cache
-//! eviction is).
+//! [`Follower`] streams checkpoints with `sui_rpc`'s `stream_checkpoints`, starting at the chain
+//! tip on every (re)connect, and hands each checkpoint's relevant changes to a handler in order.
+//! It persists nothing: a reader that follows the chain to keep caches honest gains nothing from
+//! replaying what it missed while it was away, because a (re)connect ([`FollowEvent::Connected`])
+//! tells it to drop everything it cached anyway. So a restart after any downtime is streaming
+//! within one round trip, never behind the full node's retention window, and no checkpoint costs
+//! an fsync.
+//!
+//! Within one connection the stream must be gapless: a skipped checkpoint ends the connection
+//! (the next one starts at the tip again, after `Disconnected` and `Connected`).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -38,15 +39,20 @@ pub struct CheckpointChanges {
     pub events: Vec<PackageEvent>,
     /// The version each written object of `objects` has after this checkpoint.
     pub versions: std::collections::BTreeMap<Address, u64>,
+    /// Events of the package that could not be decoded (a newer package version, or a
+    /// misbehaving endpoint). Whatever they changed is unknown: a reader should drop everything
+    /// it cached.
+    pub undecodable: usize,
 }
 
 impl CheckpointChanges {
-    /// Extracts the changes from a checkpoint (read mask [`CHECKPOINT_MASK`]).
+    /// Extracts the changes from a checkpoint (read mask [`CHECKPOINT_MASK`]). An event of the
+    /// package that does not decode is logged and counted in `undecodable`, never fatal.
     pub fn from_checkpoint(
         package: &Package,
         sequence: u64,
         checkpoint: &proto::Checkpoint,
-    ) -> Result<CheckpointChanges, ChainError> {
+    ) -> CheckpointChanges {
         let mut out = CheckpointChanges {
             sequence,
             ..Default::default()
@@ -71,15 +77,28 @@ impl CheckpointChanges {
                 }
             }
             for ev in tx.events.iter().flat_map(|e| e.events.iter()) {
-                if let Some(event) = decode_event(package, ev)? {
-                    if let Some(record) = event.record_id() {
-                        out.objects.insert(record);
+                match decode_event(package, ev) {
+                    Ok(Some(event)) => {
+                        if let Some(record) = event.record_id() {
+                            out.objects.insert(record);
+                        }
+                        out.events.push(event);
                     }
-                    out.events.push(event);
+                    Ok(None) => {}
+                    Err(e) => {
+                        out.undecodable += 1;
+                        tracing::warn!(
+                            checkpoint = sequence,
+                            transaction = tx.digest.as_deref().unwrap_or("?"),
+                            event_type = ev.event_type.as_deref().unwrap_or("?"),
+                            error = %e,
+                            "undecodable event of the package; treating the checkpoint as an unknown change"
+                        );
+                    }
                 }
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -92,52 +111,6 @@ pub const CHECKPOINT_MASK: &[&str] = &[
     "transactions.effects.changed_objects.output_version",
     "transactions.events.events",
 ];
-
-/// The last fully handled checkpoint, in a small file written atomically.
-#[derive(Clone, Debug)]
-pub struct CursorFile {
-    path: PathBuf,
-}
-
-impl CursorFile {
-    pub fn new(path: impl Into<PathBuf>) -> CursorFile {
-        CursorFile { path: path.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn err(&self, reason: impl std::fmt::Display) -> ChainError {
-        ChainError::Cursor {
-            path: self.path.display().to_string(),
-            reason: reason.to_string(),
-        }
-    }
-
-    /// `Ok(None)` when no cursor was stored yet.
-    pub fn load(&self) -> Result<Option<u64>, ChainError> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|e| self.err(format!("not a checkpoint number: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.err(e)),
-        }
-    }
-
-    /// Replaces the cursor (temp file in the same directory, fsync, rename).
-    pub fn store(&self, sequence: u64) -> Result<(), ChainError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.err(e))?;
-        writeln!(tmp, "{sequence}").map_err(|e| self.err(e))?;
-        tmp.as_file().sync_all().map_err(|e| self.err(e))?;
-        tmp.persist(&self.path).map_err(|e| self.err(e.error))?;
-        Ok(())
-    }
-}
 
 /// Milliseconds since the first call in this process (a monotonic clock for freshness).
 fn monotonic_ms() -> u64 {
@@ -159,8 +132,11 @@ pub struct FollowerStatus {
     /// [`monotonic_ms`] of the last frame.
     last_frame_ms: AtomicU64,
     stale_after_ms: AtomicU64,
+    /// The highest checkpoint handed to the handler in this process.
     cursor: AtomicU64,
     has_cursor: AtomicBool,
+    /// Package events that could not be decoded, since start.
+    undecodable: AtomicU64,
 }
 
 impl Default for FollowerStatus {
@@ -173,6 +149,7 @@ impl Default for FollowerStatus {
             ),
             cursor: AtomicU64::new(0),
             has_cursor: AtomicBool::new(false),
+            undecodable: AtomicU64::new(0),
         }
     }
 }
@@ -187,7 +164,8 @@ impl FollowerStatus {
                 <= self.stale_after_ms.load(Ordering::Acquire)
     }
 
-    /// The last handled checkpoint.
+    /// The highest checkpoint handed to the handler in this process (never decreases). Every
+    /// change up to it has been handled, so an answer read at a lower height may miss one.
     pub fn cursor(&self) -> Option<u64> {
         self.has_cursor
             .load(Ordering::Acquire)
@@ -207,8 +185,16 @@ impl FollowerStatus {
         self.last_frame_ms.store(monotonic_ms(), Ordering::Release);
     }
 
-    fn set_cursor(&self, c: u64) {
-        self.cursor.store(c, Ordering::Release);
+    /// Package events that could not be decoded since start (each made the handler drop
+    /// everything).
+    pub fn undecodable_events(&self) -> u64 {
+        self.undecodable.load(Ordering::Relaxed)
+    }
+
+    /// Records that checkpoint `c` was handled. Public for readers driven by another source of
+    /// checkpoints (and tests), like [`FollowerStatus::set_streaming`].
+    pub fn set_cursor(&self, c: u64) {
+        self.cursor.fetch_max(c, Ordering::AcqRel);
         self.has_cursor.store(true, Ordering::Release);
     }
 }
@@ -233,21 +219,19 @@ pub enum FollowEvent {
     Disconnected(ChainError),
 }
 
-/// Follows checkpoints for one package from a persisted cursor.
+/// Follows checkpoints for one package, from the chain tip.
 pub struct Follower {
     client: sui_rpc::Client,
     package: Package,
-    cursor: CursorFile,
     status: Arc<FollowerStatus>,
     stale_after: Duration,
 }
 
 impl Follower {
-    pub fn new(client: sui_rpc::Client, package: Package, cursor: CursorFile) -> Follower {
+    pub fn new(client: sui_rpc::Client, package: Package) -> Follower {
         Follower {
             client,
             package,
-            cursor,
             status: Arc::default(),
             stale_after: DEFAULT_STALE_AFTER,
         }
@@ -277,21 +261,27 @@ impl Follower {
         }
     }
 
-    /// The chain's checkpoint height now (what "caught up" means for this connection).
+    /// The chain's checkpoint height now (what "caught up" means for this connection). An
+    /// endpoint that does not answer within the stale-after window counts as lost.
     async fn tip(&self) -> Result<u64, ChainError> {
-        let info = self
-            .client
-            .clone()
-            .ledger_client()
-            .get_service_info(sui_rpc::proto::sui::rpc::v2::GetServiceInfoRequest::default())
+        let mut ledger = self.client.clone().ledger_client();
+        let call =
+            ledger.get_service_info(sui_rpc::proto::sui::rpc::v2::GetServiceInfoRequest::default());
+        let info = tokio::time::timeout(self.stale_after, call)
             .await
+            .map_err(|_| {
+                self.lost(format!(
+                    "no answer to GetServiceInfo for {:?}",
+                    self.stale_after
+                ))
+            })?
             .map_err(|s| ChainError::rpc("GetServiceInfo", s))?
             .into_inner();
         Ok(info.checkpoint_height.unwrap_or(0))
     }
 
-    /// Runs until `handler` fails (its error is returned) or the task is dropped. Without a
-    /// stored cursor it starts at the chain tip (a new reader reads current state anyway).
+    /// Runs until `handler` fails (its error is returned) or the task is dropped; a lost stream
+    /// is reconnected with backoff, starting at the tip again.
     ///
     /// The status reports streaming only once the stream has caught up with the tip seen at
     /// (re)connect time, and stops as soon as it fails, goes silent for the stale-after window,
@@ -303,14 +293,10 @@ impl Follower {
         let _guard = NotStreamingOnDrop(self.status.clone());
         let mut backoff = Duration::from_millis(100);
         loop {
-            let stored = self.cursor.load()?;
-            if let Some(c) = stored {
-                self.status.set_cursor(c);
-            }
             let failure = match self.tip().await {
                 Err(e) => e,
                 Ok(tip) => {
-                    let (failure, delivered) = self.follow(stored, tip, &mut handler).await?;
+                    let (failure, delivered) = self.follow(tip, &mut handler).await?;
                     if delivered {
                         backoff = Duration::from_millis(100);
                     }
@@ -325,26 +311,18 @@ impl Follower {
         }
     }
 
-    /// One connection, from the cursor: `Ok((why it ended, whether any frame arrived))`, or the
-    /// handler's or the cursor file's error (fatal).
-    async fn follow<H>(
-        &self,
-        stored: Option<u64>,
-        tip: u64,
-        handler: &mut H,
-    ) -> Result<(ChainError, bool), ChainError>
+    /// One connection, from the tip: `Ok((why it ended, whether any frame arrived))`, or the
+    /// handler's error (fatal).
+    async fn follow<H>(&self, tip: u64, handler: &mut H) -> Result<(ChainError, bool), ChainError>
     where
         H: FnMut(FollowEvent) -> Result<(), ChainError>,
     {
         let mut request = CheckpointStreamRequest::default();
         request.read_mask = Some(FieldMask::from_paths(CHECKPOINT_MASK));
-        request.start = match stored {
-            Some(c) => CheckpointStreamStart::Checkpoint(c.saturating_add(1)),
-            None => CheckpointStreamStart::Tip,
-        };
+        request.start = CheckpointStreamStart::Tip;
         let stream = self.client.stream_checkpoints(request);
         pin_mut!(stream);
-        let mut last = stored;
+        let mut last: Option<u64> = None;
         let mut delivered = false;
         loop {
             // sui-rpc retries transient transport errors inside the stream, indefinitely: a
@@ -368,7 +346,7 @@ impl Follower {
             }
             self.status.touch();
             if last.is_some_and(|l| item.cursor <= l) {
-                continue; // already handled (replayed after a reconnect)
+                continue; // already handled (a replayed frame)
             }
             if let Some(l) = last
                 && (item.cursor != l + 1 || item.checkpoint.is_none())
@@ -388,10 +366,14 @@ impl Follower {
             }
             if let Some(checkpoint) = &item.checkpoint {
                 let changes =
-                    CheckpointChanges::from_checkpoint(&self.package, item.cursor, checkpoint)?;
+                    CheckpointChanges::from_checkpoint(&self.package, item.cursor, checkpoint);
+                if changes.undecodable > 0 {
+                    self.status
+                        .undecodable
+                        .fetch_add(changes.undecodable as u64, Ordering::Relaxed);
+                }
                 handler(FollowEvent::Checkpoint(changes))?;
             }
-            self.cursor.store(item.cursor)?;
             self.status.set_cursor(item.cursor);
             last = Some(item.cursor);
             if item.cursor >= tip {
@@ -405,18 +387,54 @@ impl Follower {
 mod tests {
     use super::*;
 
+    fn event(type_tag: &str, contents: &[u8]) -> proto::Event {
+        let mut ev = proto::Event::default();
+        ev.event_type = Some(type_tag.to_owned());
+        let mut bcs = proto::Bcs::default();
+        bcs.value = Some(contents.to_vec().into());
+        ev.contents = Some(bcs);
+        ev
+    }
+
+    fn checkpoint(events: Vec<proto::Event>) -> proto::Checkpoint {
+        let mut tx_events = proto::TransactionEvents::default();
+        tx_events.events = events;
+        let mut tx = proto::ExecutedTransaction::default();
+        tx.digest = Some("tx".into());
+        tx.events = Some(tx_events);
+        let mut c = proto::Checkpoint::default();
+        c.transactions = vec![tx];
+        c
+    }
+
+    /// An event of the package with an unknown name (a newer package version) or garbage
+    /// contents is counted, not fatal; the rest of the checkpoint is still read.
     #[test]
-    fn cursor_file_round_trips_and_rejects_garbage() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let c = CursorFile::new(dir.path().join("cursor"));
-        assert_eq!(c.load().expect("load"), None);
-        c.store(41).expect("store");
-        c.store(42).expect("store");
-        assert_eq!(c.load().expect("load"), Some(42));
-        let leftovers = std::fs::read_dir(dir.path()).expect("dir").count();
-        assert_eq!(leftovers, 1, "no temp files left behind");
-        std::fs::write(c.path(), "forty-two").expect("write");
-        let err = c.load().expect_err("garbage");
-        assert!(err.to_string().contains("not a checkpoint number"), "{err}");
+    fn undecodable_package_events_are_counted_not_fatal() {
+        let package = Package::new(Address::from_static("0xda"));
+        let record = Address::from_static("0x5eed");
+        let cluster = Address::from_static("0xc1");
+        let mut slashed = Vec::new();
+        slashed.extend_from_slice(cluster.as_bytes());
+        slashed.extend_from_slice(record.as_bytes());
+        let c = checkpoint(vec![
+            event(&format!("{}::cluster::SomethingNew", package.id), b"\x01"),
+            event(&format!("{}::cluster::Slashed", package.id), b"\x00"),
+            event("0x2::coin::CoinEvent", b""),
+            event(&format!("{}::cluster::Slashed", package.id), &slashed),
+        ]);
+        let changes = CheckpointChanges::from_checkpoint(&package, 7, &c);
+        assert_eq!(changes.undecodable, 2);
+        assert_eq!(changes.events.len(), 1, "{:?}", changes.events);
+        assert!(changes.objects.contains(&record));
+    }
+
+    #[test]
+    fn the_cursor_never_goes_back() {
+        let status = FollowerStatus::default();
+        assert_eq!(status.cursor(), None);
+        status.set_cursor(10);
+        status.set_cursor(7);
+        assert_eq!(status.cursor(), Some(10));
     }
 }

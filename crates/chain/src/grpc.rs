@@ -17,7 +17,8 @@ use sui_sdk_types::{Address, Digest, StructTag, Transaction, UserSignature};
 use crate::effects::Executed;
 use crate::tx::Gas;
 use crate::{
-    Chain, ChainConfig, ChainError, ChainInfo, ClusterObject, ObjectRef, RecordObject, SuiCoin,
+    AtCheckpoint, Chain, ChainConfig, ChainError, ChainInfo, ClusterObject, ObjectRef,
+    RecordObject, SuiCoin,
 };
 
 const OBJECT_MASK: &[&str] = &[
@@ -120,7 +121,27 @@ impl GrpcChain {
         Ok(info)
     }
 
-    async fn fetch(&self, id: Address) -> Result<Option<FetchedObject>, ChainError> {
+    /// What an answer's `x-sui-*` headers say: refuses an endpoint that reports another chain
+    /// than the configured `chain_id` (or none at all when one is configured), and returns the
+    /// checkpoint height the answer reflects.
+    fn answer_checkpoint(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Option<u64>, ChainError> {
+        use sui_rpc::client::ResponseExt;
+        if let Some(expected) = &self.config.chain_id {
+            let actual = metadata.chain_id().map(|d| d.to_string());
+            if actual.as_deref() != Some(expected.as_str()) {
+                return Err(ChainError::WrongChain {
+                    expected: expected.clone(),
+                    actual: actual.unwrap_or_else(|| "(no x-sui-chain-id header)".into()),
+                });
+            }
+        }
+        Ok(metadata.checkpoint_height())
+    }
+
+    async fn fetch(&self, id: Address) -> Result<AtCheckpoint<Option<FetchedObject>>, ChainError> {
         let request = GetObjectRequest::new(&id).with_read_mask(FieldMask::from_paths(OBJECT_MASK));
         let response = match self
             .client
@@ -129,11 +150,16 @@ impl GrpcChain {
             .get_object(request)
             .await
         {
-            Ok(r) => r.into_inner(),
-            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Ok(r) => r,
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                let checkpoint = self.answer_checkpoint(s.metadata())?;
+                return Ok(AtCheckpoint::new(None, checkpoint));
+            }
             Err(s) => return Err(self.status("GetObject", s)),
         };
+        let checkpoint = self.answer_checkpoint(response.metadata())?;
         let object = response
+            .into_inner()
             .object
             .ok_or_else(|| ChainError::decode(format!("object {id}"), "empty response"))?;
         let fetched = decode_object(&object)?;
@@ -143,7 +169,7 @@ impl GrpcChain {
                 format!("the endpoint answered with object {}", fetched.object.id),
             ));
         }
-        Ok(Some(fetched))
+        Ok(AtCheckpoint::new(Some(fetched), checkpoint))
     }
 
     /// The version at which shared object `id` became shared (a transaction input needs it).
@@ -151,6 +177,7 @@ impl GrpcChain {
         let o = self
             .fetch(id)
             .await?
+            .value
             .ok_or(ChainError::ObjectNotFound(id))?;
         match (o.owner.kind(), o.owner.version) {
             (OwnerKind::Shared, Some(v)) => Ok(v),
@@ -165,6 +192,7 @@ impl GrpcChain {
     pub async fn object_ref(&self, id: Address) -> Result<ObjectRef, ChainError> {
         self.fetch(id)
             .await?
+            .value
             .map(|o| o.object)
             .ok_or(ChainError::ObjectNotFound(id))
     }
@@ -361,19 +389,20 @@ impl Chain for GrpcChain {
             .map_err(|s| self.status("GetEpoch", s))
     }
 
-    async fn stake_record(&self, id: Address) -> Result<Option<RecordObject>, ChainError> {
-        match self.fetch(id).await? {
-            None => Ok(None),
-            Some(o) => self.decode_record(o).map(Some),
-        }
+    async fn stake_record(
+        &self,
+        id: Address,
+    ) -> Result<AtCheckpoint<Option<RecordObject>>, ChainError> {
+        let answer = self.fetch(id).await?;
+        let record = answer.value.map(|o| self.decode_record(o)).transpose()?;
+        Ok(AtCheckpoint::new(record, answer.checkpoint))
     }
 
-    async fn cluster(&self) -> Result<ClusterObject, ChainError> {
+    async fn cluster(&self) -> Result<AtCheckpoint<ClusterObject>, ChainError> {
         let id = self.config.cluster;
-        let o = self
-            .fetch(id)
-            .await?
-            .ok_or(ChainError::ObjectNotFound(id))?;
+        let answer = self.fetch(id).await?;
+        let checkpoint = answer.checkpoint;
+        let o = answer.value.ok_or(ChainError::ObjectNotFound(id))?;
         if o.ty != self.package.cluster_type() {
             return Err(ChainError::WrongType {
                 id,
@@ -389,20 +418,25 @@ impl Chain for GrpcChain {
         }
         let cluster = daas_chain_types::from_bcs(&o.contents)
             .map_err(|e| ChainError::decode(format!("cluster {id}"), e))?;
-        Ok(ClusterObject {
-            version: o.object.version,
-            cluster,
-        })
+        Ok(AtCheckpoint::new(
+            ClusterObject {
+                version: o.object.version,
+                cluster,
+            },
+            checkpoint,
+        ))
     }
 
     async fn is_slashed(
         &self,
         slashed_table: Address,
         record: Address,
-    ) -> Result<bool, ChainError> {
+    ) -> Result<AtCheckpoint<bool>, ChainError> {
         let entry = slashed_entry_id(slashed_table, record);
-        let Some(o) = self.fetch(entry).await? else {
-            return Ok(false);
+        let answer = self.fetch(entry).await?;
+        let checkpoint = answer.checkpoint;
+        let Some(o) = answer.value else {
+            return Ok(AtCheckpoint::new(false, checkpoint));
         };
         if o.ty != daas_chain_types::package::slashed_entry_type() {
             return Err(ChainError::WrongType {
@@ -421,7 +455,10 @@ impl Chain for GrpcChain {
                 "not owned by the cluster's slashed table",
             ));
         }
-        Ok(field.id == entry && field.name == record && field.value)
+        Ok(AtCheckpoint::new(
+            field.id == entry && field.name == record && field.value,
+            checkpoint,
+        ))
     }
 
     async fn sui_coins(&self, owner: Address) -> Result<Vec<SuiCoin>, ChainError> {

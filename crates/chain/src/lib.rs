@@ -7,8 +7,10 @@
 //!   explicit gas coins and gas price), so nothing is simulated or selected by a server.
 //! - [`effects`] decodes an executed transaction: status, Move aborts mapped to the package's
 //!   abort codes, changed objects, package events.
-//! - [`follow`] follows checkpoints from a persisted cursor (at-least-once delivery from the
-//!   stream, exactly-once processing by cursor).
+//! - [`follow`] follows checkpoints from the chain tip (at every connect), handing each
+//!   checkpoint's changes to a handler in order and reporting whether it is caught up.
+//! - Reads return [`AtCheckpoint`]: the answer plus the checkpoint height the endpoint reported
+//!   for it, so a reader can refuse answers older than what it has already seen.
 //!
 //! Layouts of the package's objects and events live in `daas-chain-types`.
 
@@ -28,6 +30,33 @@ use std::future::Future;
 
 use daas_chain_types::{Cluster, StakeRecord};
 use sui_sdk_types::{Address, Digest, Transaction, UserSignature};
+
+/// A chain answer together with the checkpoint height the endpoint reported with it
+/// (`x-sui-checkpoint-height`): the answer reflects every checkpoint up to that height. `None`
+/// when the endpoint sent no height; treat that as older than anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtCheckpoint<T> {
+    pub value: T,
+    pub checkpoint: Option<u64>,
+}
+
+impl<T> AtCheckpoint<T> {
+    pub fn new(value: T, checkpoint: Option<u64>) -> Self {
+        AtCheckpoint { value, checkpoint }
+    }
+
+    /// Whether the answer reflects checkpoint `height` (and every one before it).
+    pub fn reflects(&self, height: u64) -> bool {
+        self.checkpoint.is_some_and(|c| c >= height)
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> AtCheckpoint<U> {
+        AtCheckpoint {
+            value: f(self.value),
+            checkpoint: self.checkpoint,
+        }
+    }
+}
 
 /// A reference to an owned object at one version (what a transaction input needs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,22 +107,24 @@ pub trait Chain: Send + Sync {
     /// Reference gas price of the current epoch (MIST per gas unit).
     fn reference_gas_price(&self) -> impl Future<Output = Result<u64, ChainError>> + Send;
 
-    /// The stake record `id` of the configured package, `Ok(None)` if it does not exist (or was
+    /// The stake record `id` of the configured package, `None` if it does not exist (or was
     /// deleted). An object of any other type or owner is an error, never a record.
     fn stake_record(
         &self,
         id: Address,
-    ) -> impl Future<Output = Result<Option<RecordObject>, ChainError>> + Send;
+    ) -> impl Future<Output = Result<AtCheckpoint<Option<RecordObject>>, ChainError>> + Send;
 
     /// The configured cluster object.
-    fn cluster(&self) -> impl Future<Output = Result<ClusterObject, ChainError>> + Send;
+    fn cluster(
+        &self,
+    ) -> impl Future<Output = Result<AtCheckpoint<ClusterObject>, ChainError>> + Send;
 
     /// Whether `record` is in the cluster's slashed table `slashed_table`.
     fn is_slashed(
         &self,
         slashed_table: Address,
         record: Address,
-    ) -> impl Future<Output = Result<bool, ChainError>> + Send;
+    ) -> impl Future<Output = Result<AtCheckpoint<bool>, ChainError>> + Send;
 
     /// Every SUI coin `owner` owns.
     fn sui_coins(
@@ -126,17 +157,19 @@ impl<T: Chain> Chain for std::sync::Arc<T> {
     fn stake_record(
         &self,
         id: Address,
-    ) -> impl Future<Output = Result<Option<RecordObject>, ChainError>> + Send {
+    ) -> impl Future<Output = Result<AtCheckpoint<Option<RecordObject>>, ChainError>> + Send {
         (**self).stake_record(id)
     }
-    fn cluster(&self) -> impl Future<Output = Result<ClusterObject, ChainError>> + Send {
+    fn cluster(
+        &self,
+    ) -> impl Future<Output = Result<AtCheckpoint<ClusterObject>, ChainError>> + Send {
         (**self).cluster()
     }
     fn is_slashed(
         &self,
         slashed_table: Address,
         record: Address,
-    ) -> impl Future<Output = Result<bool, ChainError>> + Send {
+    ) -> impl Future<Output = Result<AtCheckpoint<bool>, ChainError>> + Send {
         (**self).is_slashed(slashed_table, record)
     }
     fn sui_coins(

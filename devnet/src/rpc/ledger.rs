@@ -75,7 +75,8 @@ impl proto::ledger_service_server::LedgerService for Rpc {
         let mask = read_mask::<proto::Object>(request.read_mask.as_ref(), OBJECT_DEFAULT_MASK)?;
         let ledger = self.node.read();
         let mut response = proto::GetObjectResponse::default();
-        response.object = Some(get_object(&ledger, &request, &mask)?);
+        response.object =
+            Some(get_object(&ledger, &request, &mask).map_err(|s| self.fail(&ledger, s))?);
         Ok(self.respond(&ledger, response))
     }
 

@@ -41,37 +41,47 @@ impl Rpc {
     /// Wraps `message` in a response carrying the `x-sui-*` chain headers, as Sui nodes send.
     fn respond<T>(&self, ledger: &Ledger, message: T) -> Response<T> {
         let mut response = Response::new(message);
-        let tip = ledger.latest_checkpoint();
-        let metadata = response.metadata_mut();
-        let mut put = |key: &'static str, value: String| {
-            if let Ok(v) = MetadataValue::try_from(value.as_str()) {
-                metadata.insert(key, v);
-            }
-        };
-        put(
-            sui_rpc::headers::X_SUI_CHAIN_ID,
-            ledger.chain_id().to_owned(),
-        );
-        put(sui_rpc::headers::X_SUI_CHAIN, CHAIN_NAME.to_owned());
-        put(sui_rpc::headers::X_SUI_EPOCH, "0".to_owned());
-        put(
-            sui_rpc::headers::X_SUI_CHECKPOINT_HEIGHT,
-            tip.summary.sequence_number.to_string(),
-        );
-        put(
-            sui_rpc::headers::X_SUI_TIMESTAMP_MS,
-            tip.summary.timestamp_ms.to_string(),
-        );
-        put(
-            sui_rpc::headers::X_SUI_LOWEST_AVAILABLE_CHECKPOINT,
-            "0".to_owned(),
-        );
-        put(
-            sui_rpc::headers::X_SUI_LOWEST_AVAILABLE_CHECKPOINT_OBJECTS,
-            "0".to_owned(),
-        );
+        add_chain_headers(ledger, response.metadata_mut());
         response
     }
+
+    /// `status` with the same `x-sui-*` headers: a Sui node adds them to every answer, errors
+    /// included, so a client can tell how current a `NotFound` is.
+    fn fail(&self, ledger: &Ledger, mut status: Status) -> Status {
+        add_chain_headers(ledger, status.metadata_mut());
+        status
+    }
+}
+
+fn add_chain_headers(ledger: &Ledger, metadata: &mut tonic::metadata::MetadataMap) {
+    let tip = ledger.latest_checkpoint();
+    let mut put = |key: &'static str, value: String| {
+        if let Ok(v) = MetadataValue::try_from(value.as_str()) {
+            metadata.insert(key, v);
+        }
+    };
+    put(
+        sui_rpc::headers::X_SUI_CHAIN_ID,
+        ledger.chain_id().to_owned(),
+    );
+    put(sui_rpc::headers::X_SUI_CHAIN, CHAIN_NAME.to_owned());
+    put(sui_rpc::headers::X_SUI_EPOCH, "0".to_owned());
+    put(
+        sui_rpc::headers::X_SUI_CHECKPOINT_HEIGHT,
+        tip.summary.sequence_number.to_string(),
+    );
+    put(
+        sui_rpc::headers::X_SUI_TIMESTAMP_MS,
+        tip.summary.timestamp_ms.to_string(),
+    );
+    put(
+        sui_rpc::headers::X_SUI_LOWEST_AVAILABLE_CHECKPOINT,
+        "0".to_owned(),
+    );
+    put(
+        sui_rpc::headers::X_SUI_LOWEST_AVAILABLE_CHECKPOINT_OBJECTS,
+        "0".to_owned(),
+    );
 }
 
 /// The request's read mask (or `default` when absent or empty), validated against `M`.

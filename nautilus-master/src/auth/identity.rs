@@ -21,6 +21,19 @@ pub struct Identity {
     pub extra: BTreeMap<String, Vec<String>>,
     pub address: Address,
     pub role: Role,
+    /// The stake record and token epoch the credential was checked against; `None` for
+    /// identities that are not Seal credentials (the master's own).
+    pub stake: Option<StakeBinding>,
+}
+
+/// What a Seal identity was bound to on chain when its token was checked: enough to check it
+/// again later (for sessions that outlive the request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StakeBinding {
+    pub id: Address,
+    pub token_epoch: u64,
+    /// Workers only.
+    pub node_name: Option<String>,
 }
 
 impl Identity {
@@ -32,6 +45,11 @@ impl Identity {
             extra: BTreeMap::from([(EXTRA_STAKE.to_owned(), vec![claims.stake.to_string()])]),
             address: claims.signer,
             role: claims.role,
+            stake: Some(StakeBinding {
+                id: claims.stake,
+                token_epoch: claims.token_epoch,
+                node_name: claims.node_name.as_ref().map(|n| n.as_str().to_owned()),
+            }),
         }
     }
 }

@@ -4,7 +4,15 @@
 //! K3s-DaaS credential. It performs the offline checks of `daas-seal`, then asks a
 //! [`StakeView`] for the stake record the token names and applies the on-chain rules. Verified
 //! tokens are cached (bounded LRU keyed by SHA-256 of the token, expiring with the token,
-//! evictable by stake id when the chain says the record changed).
+//! evictable by stake id or owner when the chain says something changed).
+//!
+//! Work before a verdict is metered: a token naming a stake the view knows does not exist is
+//! refused before its signature is checked, and each signer gets a budget of cold verifications
+//! (chain lookups and cache inserts) per second, so one staker minting token after token can
+//! neither flood the chain endpoint nor push other users' verdicts out of the cache.
+//!
+//! Live sessions ([`Sessions`]) are re-checked when the chain changes under them
+//! ([`SealAuthenticator::revalidate`]) and cancelled when they no longer pass.
 //!
 //! Architecture invariant: a token is accepted only if its signature verifies, the signing key's
 //! address owns the stake record, and the record is active, in this cluster, for this role, at
@@ -12,21 +20,27 @@
 
 mod cache;
 mod identity;
+mod sessions;
 mod stake;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use daas_seal::{
-    Address, ClaimsError, ParseError, SealToken, SignatureError, TimeRules, VerifyStage,
+    Address, ClaimsError, ParseError, Role, SealToken, SignatureError, TimeRules, VerifyStage,
 };
+use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use cache::CacheStats;
-pub use identity::{EXTRA_STAKE, GROUP_AUTHENTICATED, Identity, role_group};
+pub use identity::{EXTRA_STAKE, GROUP_AUTHENTICATED, Identity, StakeBinding, role_group};
+pub use sessions::{Scope, Session, Sessions};
 pub use stake::{InMemoryStakeView, StakeRecord, StakeStatus, StakeView, StakeViewError};
 
+use crate::ratelimit::{RateLimit, RateLimiter};
 use cache::TokenCache;
 
 /// Why a token was refused. Variants never contain the token.
@@ -55,6 +69,12 @@ pub enum AuthError {
     BelowMinimum { amount_mist: u64, minimum_mist: u64 },
     #[error("token epoch {token} was revoked (stake record is at epoch {record})")]
     Revoked { token: u64, record: u64 },
+    #[error(
+        "the admin role is reserved to the operator's allow-list, which does not name the token's signer"
+    )]
+    AdminNotAllowed,
+    #[error("too many new tokens from this signer; retry in {}s", .retry_after.as_secs().max(1))]
+    Throttled { retry_after: Duration },
     #[error("stake view unavailable")]
     StakeView(#[source] StakeViewError),
 }
@@ -78,6 +98,8 @@ impl AuthError {
             AuthError::NodeNameMismatch => "node_mismatch",
             AuthError::BelowMinimum { .. } => "below_minimum",
             AuthError::Revoked { .. } => "revoked",
+            AuthError::AdminNotAllowed => "admin_not_allowed",
+            AuthError::Throttled { .. } => "throttled",
             AuthError::StakeView(_) => "stake_view_unavailable",
         }
     }
@@ -85,6 +107,14 @@ impl AuthError {
     /// Whether the failure is the server's (retry later), not the credential's.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, AuthError::StakeView(_))
+    }
+
+    /// `Some(wait)` when the credential may be fine but its signer must slow down.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::Throttled { retry_after } => Some(*retry_after),
+            _ => None,
+        }
     }
 }
 
@@ -105,6 +135,17 @@ pub struct AuthConfig {
     pub time: TimeRules,
     /// Maximum cached tokens.
     pub cache_capacity: usize,
+    /// Cached tokens one stake may hold; a newer one replaces its oldest.
+    pub cache_per_stake: usize,
+    /// Cold verifications (a token not in the cache, with a valid signature: a chain lookup and
+    /// a cache insert) per signer address. Beyond it: [`AuthError::Throttled`].
+    pub cold_per_signer: RateLimit,
+    /// When set, the admin role is granted only to these addresses, whatever the chain says
+    /// (an operator's pin on top of the cluster's on-chain consent).
+    pub admin_allowlist: Option<BTreeSet<Address>>,
+    /// How long live sessions survive losing sight of the chain (its follower disconnected):
+    /// after that they are cancelled, since a revocation could no longer be seen.
+    pub session_grace: Duration,
 }
 
 impl AuthConfig {
@@ -113,26 +154,68 @@ impl AuthConfig {
             cluster,
             time: TimeRules::default(),
             cache_capacity: 65_536,
+            cache_per_stake: 16,
+            cold_per_signer: RateLimit::new(10.0, 20.0),
+            admin_allowlist: None,
+            session_grace: Duration::from_secs(30),
         }
     }
 }
 
 /// Authenticates Seal tokens against a [`StakeView`].
-#[derive(Debug)]
 pub struct SealAuthenticator<V> {
     config: AuthConfig,
     view: V,
     cache: TokenCache,
+    cold: RateLimiter<Address>,
+    sessions: Arc<Sessions>,
+    /// Bumped each time the chain is regained (see [`SealAuthenticator::chain_lost`]).
+    chain_epoch: AtomicU64,
+    /// Whether the chain is out of sight now (a session deadline is armed).
+    chain_out: std::sync::atomic::AtomicBool,
+}
+
+impl<V> std::fmt::Debug for SealAuthenticator<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealAuthenticator")
+            .field("cluster", &self.config.cluster)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<V: StakeView> SealAuthenticator<V> {
     pub fn new(config: AuthConfig, view: V) -> Self {
-        let cache = TokenCache::new(config.cache_capacity);
+        let cache = TokenCache::new(config.cache_capacity, config.cache_per_stake);
+        let cold = RateLimiter::new(config.cold_per_signer);
         SealAuthenticator {
             config,
             view,
             cache,
+            cold,
+            sessions: Arc::default(),
+            chain_epoch: AtomicU64::new(0),
+            chain_out: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The registry of live sessions opened with this authenticator's verdicts.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// The cached verdict for `token`, if any (no parsing, no I/O): the fast path a front door
+    /// tries before it spends anything on a cold verification.
+    pub fn cached(&self, token: &str) -> Option<Arc<Identity>> {
+        self.cached_at(token, unix_ms_now())
+    }
+
+    fn cached_at(&self, token: &str, now_ms: u64) -> Option<Arc<Identity>> {
+        if token.len() > daas_seal::MAX_TOKEN_LEN || !self.view.is_fresh() {
+            return None;
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.cache.get(&key, now_ms, &self.config.time)
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -173,49 +256,19 @@ impl<V: StakeView> SealAuthenticator<V> {
         // Read before the chain lookup: an eviction from here on voids this verdict for caching.
         let generation = self.cache.generation();
         let unverified = SealToken::parse(token)?;
+        unverified.check_claims(now_ms, &self.config.cluster, &self.config.time)?;
+        // A stake the view knows is absent: refused before any signature work.
+        if self.view.known_absent(&unverified.claims().stake) {
+            return Err(AuthError::UnknownStake);
+        }
         let verified = unverified.verify(now_ms, &self.config.cluster, &self.config.time)?;
         let claims = verified.claims();
-
-        let record = self
-            .view
-            .stake_record(claims.stake)
-            .await
-            .map_err(AuthError::StakeView)?
-            .ok_or(AuthError::UnknownStake)?;
-        if record.owner != claims.signer {
-            return Err(AuthError::NotStakeOwner);
+        // The signer is authentic from here on: meter its chain lookups and cache inserts.
+        if let Err(retry_after) = self.cold.check(&claims.signer, Instant::now()) {
+            return Err(AuthError::Throttled { retry_after });
         }
-        if record.cluster != self.config.cluster {
-            return Err(AuthError::WrongCluster);
-        }
-        if record.status != StakeStatus::Active {
-            return Err(AuthError::StakeInactive(record.status));
-        }
-        if record.role != claims.role {
-            return Err(AuthError::RoleMismatch);
-        }
-        if claims.node_name.as_ref().map(|n| n.as_str()) != record.node_name.as_deref() {
-            return Err(AuthError::NodeNameMismatch);
-        }
-        let minimum = self
-            .view
-            .minimum_stake(claims.role)
-            .await
-            .map_err(AuthError::StakeView)?;
-        if record.amount_mist < minimum {
-            return Err(AuthError::BelowMinimum {
-                amount_mist: record.amount_mist,
-                minimum_mist: minimum,
-            });
-        }
-        if record.token_epoch != claims.token_epoch {
-            return Err(AuthError::Revoked {
-                token: claims.token_epoch,
-                record: record.token_epoch,
-            });
-        }
-
         let identity = Arc::new(Identity::for_claims(claims));
+        self.check_stake(&identity).await?;
         if !fresh {
             return Ok(identity);
         }
@@ -229,10 +282,68 @@ impl<V: StakeView> SealAuthenticator<V> {
         Ok(identity)
     }
 
+    /// The on-chain half of the verdict: the record `identity` is bound to exists, is owned by
+    /// its address, is active in this cluster for its role (and node name), holds at least the
+    /// role minimum and is at its token epoch; an admin is on the operator's allow-list when one
+    /// is set. Used for new tokens and to re-check live sessions.
+    pub async fn check_stake(&self, identity: &Identity) -> Result<(), AuthError> {
+        let binding = identity.stake.as_ref().ok_or(AuthError::UnknownStake)?;
+        if identity.role == Role::Admin
+            && let Some(allowed) = &self.config.admin_allowlist
+            && !allowed.contains(&identity.address)
+        {
+            return Err(AuthError::AdminNotAllowed);
+        }
+        let record = self
+            .view
+            .stake_record(binding.id)
+            .await
+            .map_err(AuthError::StakeView)?
+            .ok_or(AuthError::UnknownStake)?;
+        if record.owner != identity.address {
+            return Err(AuthError::NotStakeOwner);
+        }
+        if record.cluster != self.config.cluster {
+            return Err(AuthError::WrongCluster);
+        }
+        if record.status != StakeStatus::Active {
+            return Err(AuthError::StakeInactive(record.status));
+        }
+        if record.role != identity.role {
+            return Err(AuthError::RoleMismatch);
+        }
+        if binding.node_name != record.node_name {
+            return Err(AuthError::NodeNameMismatch);
+        }
+        let minimum = self
+            .view
+            .minimum_stake(identity.role)
+            .await
+            .map_err(AuthError::StakeView)?;
+        if record.amount_mist < minimum {
+            return Err(AuthError::BelowMinimum {
+                amount_mist: record.amount_mist,
+                minimum_mist: minimum,
+            });
+        }
+        if record.token_epoch != binding.token_epoch {
+            return Err(AuthError::Revoked {
+                token: binding.token_epoch,
+                record: record.token_epoch,
+            });
+        }
+        Ok(())
+    }
+
     /// Drops every cached token of `stake`: call when the chain reports the record changed
     /// (unstake, revoke, slash, role or amount change). Returns how many entries were dropped.
     pub fn evict_stake(&self, stake: &Address) -> usize {
         self.cache.evict_stake(stake)
+    }
+
+    /// Drops every cached token of every stake `owner` holds (a grant of the owner changed).
+    pub fn evict_owner(&self, owner: &Address) -> usize {
+        self.cache.evict_owner(owner)
     }
 
     /// Drops every cached token: call when a cluster-wide rule changes (role minimums, cluster
@@ -243,6 +354,93 @@ impl<V: StakeView> SealAuthenticator<V> {
 
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+}
+
+/// How often a session re-check that could not reach the chain is retried, and the pause
+/// before the first retry (doubled each time): about 6 s in all, then the session ends.
+const RECHECK_ATTEMPTS: u32 = 6;
+const RECHECK_BACKOFF: Duration = Duration::from_millis(200);
+
+impl<V: StakeView + 'static> SealAuthenticator<V> {
+    /// Re-checks the live sessions in `scope` against the chain, now, and cancels those whose
+    /// credential no longer passes [`SealAuthenticator::check_stake`]. Call after evicting what
+    /// the change touched (the re-check reads through the view). A re-check that cannot reach
+    /// the chain is retried for a few seconds, then the session is cancelled too: a session
+    /// nobody can vouch for does not stay open.
+    pub fn revalidate(self: &Arc<Self>, scope: Scope) {
+        let affected = self.sessions.affected(scope);
+        if affected.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let checks = affected.into_iter().flat_map(|(stake, a)| {
+                a.identities
+                    .into_iter()
+                    .map(move |identity| (stake, identity))
+            });
+            futures_util::stream::iter(checks)
+                .for_each_concurrent(16, |(stake, identity)| {
+                    let this = this.clone();
+                    async move {
+                        let verdict = this.recheck(&identity).await;
+                        if let Err(e) = verdict {
+                            let n = this
+                                .sessions
+                                .cancel(Scope::Stake(stake), |i| i.stake == identity.stake && i.role == identity.role);
+                            if n > 0 {
+                                tracing::info!(target: "audit", user = %identity.username, stake = %stake, sessions = n, reason = e.reason(), "live sessions ended: the credential no longer passes");
+                            }
+                        }
+                    }
+                })
+                .await;
+        });
+    }
+
+    async fn recheck(&self, identity: &Identity) -> Result<(), AuthError> {
+        let mut backoff = RECHECK_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.check_stake(identity).await {
+                Err(e) if e.is_unavailable() && attempt < RECHECK_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The chain follower lost its stream: revocations can no longer be seen. Unless
+    /// [`SealAuthenticator::chain_regained`] is called within the configured session grace,
+    /// every live session is cancelled then.
+    pub fn chain_lost(self: &Arc<Self>) {
+        if self.chain_out.swap(true, Ordering::AcqRel) {
+            return; // already counting down since the first loss
+        }
+        let epoch = self.chain_epoch.load(Ordering::Acquire);
+        let this = self.clone();
+        let grace = self.config.session_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if this.chain_epoch.load(Ordering::Acquire) == epoch {
+                let n = this.sessions.cancel(Scope::All, |_| true);
+                if n > 0 {
+                    tracing::warn!(target: "audit", sessions = n, ?grace, "live sessions ended: the chain has been out of sight longer than the session grace");
+                }
+            }
+        });
+    }
+
+    /// The follower streams again: stop any pending [`SealAuthenticator::chain_lost`] deadline
+    /// and re-check every live session against the chain as it is now.
+    pub fn chain_regained(self: &Arc<Self>) {
+        self.chain_epoch.fetch_add(1, Ordering::AcqRel);
+        self.chain_out.store(false, Ordering::Release);
+        self.revalidate(Scope::All);
     }
 }
 

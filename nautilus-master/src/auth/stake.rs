@@ -60,6 +60,13 @@ pub trait StakeView: Send + Sync {
     fn minimum_stake(&self, role: Role)
     -> impl Future<Output = Result<u64, StakeViewError>> + Send;
 
+    /// Whether the view knows, without any I/O, that no record `id` exists (a cached negative
+    /// answer of a fresh view). A token naming such an id is refused before its signature is
+    /// checked.
+    fn known_absent(&self, _id: &Address) -> bool {
+        false
+    }
+
     /// Whether the view is current enough to authenticate (readiness). A view that follows a
     /// chain reports false when it has fallen behind; an authoritative local view is always
     /// fresh.
@@ -161,6 +168,10 @@ impl<T: StakeView> StakeView for std::sync::Arc<T> {
         role: Role,
     ) -> impl Future<Output = Result<u64, StakeViewError>> + Send {
         (**self).minimum_stake(role)
+    }
+
+    fn known_absent(&self, id: &Address) -> bool {
+        (**self).known_absent(id)
     }
 
     fn is_fresh(&self) -> bool {

@@ -4,21 +4,34 @@
 //! - A record is read with one `GetObject` (type, owner and layout checked by `daas-chain`),
 //!   plus one read of the cluster's slashed-table entry for it; the cluster object (role
 //!   minimums, slashed table id) is read once and re-read when it changes.
+//! - **Every answer must be as new as what the follower has handled.** Each read carries the
+//!   checkpoint height the endpoint reported (`x-sui-checkpoint-height`); an answer below the
+//!   follower's cursor may miss a change the follower already evicted for (a lagging replica
+//!   behind a load balancer), so it is retried and, if still behind, refused as unavailable —
+//!   never used, never cached. Object versions are checked against what the follower saw
+//!   written, for records and the cluster alike.
+//! - **Slashes are sticky.** A record named by a `Slashed` event is slashed for this view from
+//!   then on, whatever any replica answers, until the record is withdrawn (deleted).
 //! - Reads are cached only while the follower ([`follow`]) is streaming: every checkpoint evicts
 //!   the records and tokens it touches (unstake, revoke, slash, withdraw, add-stake), a cluster
-//!   change drops the cluster snapshot and every cached token, and a lost stream drops
-//!   everything and turns caching off until the stream is back. Revocation is therefore
-//!   visible within one checkpoint.
+//!   write drops the cluster snapshot, and a lost stream drops everything and turns caching off
+//!   until the stream is back. Revocation is therefore visible within one checkpoint.
+//! - Records that do not exist are cached apart from the records that do, in a small cache of
+//!   their own, so tokens naming random ids cannot push real records out.
 //! - When the follower is down the view still answers (straight from the chain) but reports
 //!   itself not fresh, so readiness fails and the authenticator stops caching verdicts.
 
 pub mod follow;
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use daas_chain::follow::FollowerStatus;
-use daas_chain::{Chain, ChainError};
+use daas_chain::{AtCheckpoint, Chain, ChainError};
 use daas_chain_types::consts;
 use daas_seal::{Address, Role};
 use lru::LruCache;
@@ -38,13 +51,17 @@ struct ClusterSnapshot {
 pub struct ChainStakeView<C> {
     chain: C,
     cluster: Address,
-    records: Mutex<LruCache<Address, Option<StakeRecord>>>,
+    records: Mutex<LruCache<Address, StakeRecord>>,
+    /// Ids the chain says hold no record (kept apart, see the module docs).
+    absent: Mutex<LruCache<Address, ()>>,
     snapshot: RwLock<Option<ClusterSnapshot>>,
     /// Bumped by every eviction: a read that started before one must not be cached.
     generation: AtomicU64,
-    /// The newest version the follower has seen written for each evicted record: a read that
-    /// returns an older version (a lagging RPC backend) is stale and refused.
+    /// The newest version the follower has seen written for each changed object (records and
+    /// the cluster): a read that returns an older version (a lagging RPC backend) is stale.
     floors: Mutex<LruCache<Address, u64>>,
+    /// Records named by `Slashed` events: slashed whatever a replica says.
+    slashed: Mutex<HashSet<Address>>,
     follower: Option<Arc<FollowerStatus>>,
 }
 
@@ -58,19 +75,36 @@ impl<C> std::fmt::Debug for ChainStakeView<C> {
 
 /// Cached records (hits avoid two object reads each).
 pub const DEFAULT_RECORD_CACHE: usize = 16_384;
+/// Cached "no such record" answers.
+pub const DEFAULT_ABSENT_CACHE: usize = 4_096;
+/// How often a read that came back older than the follower's cursor is tried again.
+const STALE_RETRIES: u32 = 3;
+/// Pause before the first retry of a stale read (doubled each time).
+const STALE_BACKOFF: Duration = Duration::from_millis(20);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a single cache operation: a panic cannot leave it half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lru<K: std::hash::Hash + Eq, V>(capacity: usize) -> Mutex<LruCache<K, V>> {
+    Mutex::new(LruCache::new(
+        NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+    ))
+}
 
 impl<C: Chain> ChainStakeView<C> {
     /// A view of `cluster`'s records. Without a follower status it never caches.
     pub fn new(chain: C, cluster: Address, follower: Option<Arc<FollowerStatus>>) -> Self {
-        let capacity = std::num::NonZeroUsize::new(DEFAULT_RECORD_CACHE)
-            .unwrap_or(std::num::NonZeroUsize::MIN);
         ChainStakeView {
             chain,
             cluster,
-            records: Mutex::new(LruCache::new(capacity)),
+            records: lru(DEFAULT_RECORD_CACHE),
+            absent: lru(DEFAULT_ABSENT_CACHE),
             snapshot: RwLock::new(None),
             generation: AtomicU64::new(0),
-            floors: Mutex::new(LruCache::new(capacity)),
+            floors: lru(DEFAULT_RECORD_CACHE),
+            slashed: Mutex::new(HashSet::new()),
             follower,
         }
     }
@@ -83,11 +117,16 @@ impl<C: Chain> ChainStakeView<C> {
         self.follower.as_ref().is_some_and(|f| f.is_streaming())
     }
 
+    /// The checkpoint every answer must reflect: the follower's cursor.
+    fn height_floor(&self) -> Option<u64> {
+        self.follower.as_ref().and_then(|f| f.cursor())
+    }
+
     /// Forgets record `id` (the follower saw it change), and remembers that reads older than
     /// `version` (its version after the change, when known) are stale.
     pub fn evict_at(&self, id: &Address, version: Option<u64>) {
         if let Some(v) = version {
-            let mut floors = self.floors.lock().unwrap_or_else(|p| p.into_inner());
+            let mut floors = lock(&self.floors);
             let floor = floors.get(id).copied().unwrap_or(0).max(v);
             floors.put(*id, floor);
         }
@@ -97,10 +136,8 @@ impl<C: Chain> ChainStakeView<C> {
     /// Forgets record `id` (the follower saw it change).
     pub fn evict(&self, id: &Address) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop(id);
+        lock(&self.records).pop(id);
+        lock(&self.absent).pop(id);
     }
 
     /// Forgets the cluster snapshot (role minimums, slashed table).
@@ -109,14 +146,67 @@ impl<C: Chain> ChainStakeView<C> {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    /// Forgets everything.
+    /// Forgets everything cached (not the sticky slashes: they stay true).
     pub fn evict_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.records).clear();
+        lock(&self.absent).clear();
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The follower saw `record` slashed: it is slashed for this view from now on.
+    pub fn mark_slashed(&self, record: Address) {
+        lock(&self.slashed).insert(record);
+        self.evict(&record);
+    }
+
+    /// The follower saw `record` withdrawn (deleted): its sticky slash is no longer needed.
+    pub fn forget_record(&self, record: &Address) {
+        lock(&self.slashed).remove(record);
+        self.evict(record);
+    }
+
+    /// Runs `read` until its answer reflects the follower's cursor (a few tries, for a load
+    /// balancer that sent it to a lagging replica), else fails: an answer older than a change
+    /// the follower already handled must not decide anything.
+    async fn current<T, F, Fut>(&self, what: &str, read: F) -> Result<T, ReadError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<AtCheckpoint<T>, ChainError>>,
+    {
+        let mut backoff = STALE_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            let answer = read().await.map_err(ReadError::Chain)?;
+            let Some(floor) = self.height_floor() else {
+                return Ok(answer.value);
+            };
+            if answer.reflects(floor) {
+                return Ok(answer.value);
+            }
+            attempt += 1;
+            if attempt > STALE_RETRIES {
+                return Err(ReadError::Stale(format!(
+                    "the RPC endpoint answered for {what} at checkpoint {}, behind checkpoint {floor} the follower has handled (a lagging replica?)",
+                    answer
+                        .checkpoint
+                        .map_or_else(|| "(none reported)".to_owned(), |c| c.to_string())
+                )));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
+    }
+
+    /// Refuses an object version older than the one the follower saw written.
+    fn check_version(&self, id: &Address, version: u64, what: &str) -> Result<(), StakeViewError> {
+        let floor = lock(&self.floors).peek(id).copied();
+        match floor {
+            Some(f) if version < f => Err(StakeViewError(format!(
+                "the RPC endpoint returned {what} {id} at version {version}, older than version {f} the follower has seen (a lagging backend?)"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn snapshot(&self) -> Result<ClusterSnapshot, StakeViewError> {
@@ -124,18 +214,22 @@ impl<C: Chain> ChainStakeView<C> {
             return Ok(s);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let c = self.chain.cluster().await.map_err(view_error)?.cluster;
-        if c.id != self.cluster {
+        let c = self
+            .current("the cluster", || self.chain.cluster())
+            .await
+            .map_err(StakeViewError::from)?;
+        if c.cluster.id != self.cluster {
             return Err(StakeViewError(format!(
                 "configured cluster {} but the chain client reads {}",
-                self.cluster, c.id
+                self.cluster, c.cluster.id
             )));
         }
+        self.check_version(&self.cluster, c.version, "cluster")?;
         let s = ClusterSnapshot {
-            min_worker: c.min_stake_worker,
-            min_user: c.min_stake_user,
-            min_admin: c.min_stake_admin,
-            slashed_table: c.slashed.id,
+            min_worker: c.cluster.min_stake_worker,
+            min_user: c.cluster.min_stake_user,
+            min_admin: c.cluster.min_stake_admin,
+            slashed_table: c.cluster.slashed.id,
         };
         if self.caching() && self.generation.load(Ordering::Acquire) == generation {
             *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(s);
@@ -144,29 +238,20 @@ impl<C: Chain> ChainStakeView<C> {
     }
 
     async fn read_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
-        let found = match self.chain.stake_record(id).await {
+        let found = match self
+            .current("a stake record", || self.chain.stake_record(id))
+            .await
+        {
             Ok(Some(found)) => found,
             Ok(None) => return Ok(None),
             // Not a stake record of this package (another type, or not address-owned): the
             // token names no stake — a credential failure, not an outage.
-            Err(ChainError::WrongType { .. } | ChainError::NotAddressOwned { .. }) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(view_error(e)),
+            Err(ReadError::Chain(
+                ChainError::WrongType { .. } | ChainError::NotAddressOwned { .. },
+            )) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        let floor = self
-            .floors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .peek(&id)
-            .copied();
-        if floor.is_some_and(|f| found.object.version < f) {
-            return Err(StakeViewError(format!(
-                "the RPC endpoint returned stake record {id} at version {}, older than version {} the follower has seen (a lagging backend?)",
-                found.object.version,
-                floor.unwrap_or_default()
-            )));
-        }
+        self.check_version(&id, found.object.version, "stake record")?;
         let r = found.record;
         let role = Role::from_code(r.role).ok_or_else(|| {
             StakeViewError(format!("stake record {id} has unknown role {}", r.role))
@@ -181,11 +266,18 @@ impl<C: Chain> ChainStakeView<C> {
                 )));
             }
         };
+        if lock(&self.slashed).contains(&id) {
+            status = StakeStatus::Slashed;
+        }
         // Slashing marks the record in the cluster's table; the record itself changes only when
         // its owner settles. Records of other clusters are refused by the authenticator anyway.
         if status != StakeStatus::Slashed && r.cluster_id == self.cluster {
             let table = self.snapshot().await?.slashed_table;
-            if self.chain.is_slashed(table, id).await.map_err(view_error)? {
+            if self
+                .current("a slashed-table entry", || self.chain.is_slashed(table, id))
+                .await
+                .map_err(StakeViewError::from)?
+            {
                 status = StakeStatus::Slashed;
             }
         }
@@ -202,30 +294,49 @@ impl<C: Chain> ChainStakeView<C> {
     }
 }
 
-fn view_error(e: ChainError) -> StakeViewError {
-    StakeViewError(e.to_string())
+/// A read that failed, or came back older than the follower's cursor.
+#[derive(Debug)]
+enum ReadError {
+    Chain(ChainError),
+    Stale(String),
+}
+
+impl From<ReadError> for StakeViewError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Chain(e) => StakeViewError(e.to_string()),
+            ReadError::Stale(why) => StakeViewError(why),
+        }
+    }
 }
 
 impl<C: Chain> StakeView for ChainStakeView<C> {
     async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
-        if self.caching()
-            && let Some(hit) = self
-                .records
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&id)
-        {
-            return Ok(hit.clone());
+        if self.caching() {
+            if let Some(hit) = lock(&self.records).get(&id) {
+                return Ok(Some(hit.clone()));
+            }
+            if lock(&self.absent).get(&id).is_some() {
+                return Ok(None);
+            }
         }
         let generation = self.generation.load(Ordering::Acquire);
         let record = self.read_record(id).await?;
         if self.caching() && self.generation.load(Ordering::Acquire) == generation {
-            self.records
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .put(id, record.clone());
+            match &record {
+                Some(r) => {
+                    lock(&self.records).put(id, r.clone());
+                }
+                None => {
+                    lock(&self.absent).put(id, ());
+                }
+            }
         }
         Ok(record)
+    }
+
+    fn known_absent(&self, id: &Address) -> bool {
+        self.caching() && lock(&self.absent).peek(id).is_some()
     }
 
     async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {

@@ -5,11 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use daas_chain::effects::Executed;
 use daas_chain::follow::FollowerStatus;
-use daas_chain::{ChainInfo, ClusterObject, ObjectRef, RecordObject, SuiCoin};
+use daas_chain::{AtCheckpoint, ChainInfo, ClusterObject, ObjectRef, RecordObject, SuiCoin};
 use daas_chain_types::{Cluster, StakeRecord as MoveRecord, Table, consts};
 use sui_sdk_types::{Digest, Transaction, UserSignature};
 
@@ -32,16 +32,27 @@ struct StandIn {
     version: Mutex<u64>,
     /// Answer record reads as "not a StakeRecord of this package".
     wrong_type: Mutex<bool>,
+    /// Checkpoint height reported with every answer (the tip of the replica that answers).
+    height: AtomicU64,
+    /// A lagging replica answering slashed-table reads: its height and its slashed set.
+    lagging_slashed: Mutex<Option<(u64, HashSet<Address>)>>,
+    /// A lagging replica answering cluster reads: its height and its `min_stake_user`.
+    lagging_cluster: Mutex<Option<(u64, u64)>>,
+    /// Version reported for the cluster object.
+    cluster_version: Mutex<u64>,
+    /// Owner of records written by `put` (default `OWNER`).
+    owner: Mutex<Option<Address>>,
 }
 
 impl StandIn {
     fn put(&self, id: Address, status: u8, epoch: u64) {
+        let owner = self.owner.lock().unwrap().unwrap_or(OWNER);
         self.records.lock().unwrap().insert(
             id,
             MoveRecord {
                 id,
                 cluster_id: CLUSTER,
-                owner: OWNER,
+                owner,
                 role: consts::ROLE_USER,
                 node_name: String::new(),
                 balance: 600_000_000,
@@ -54,6 +65,12 @@ impl StandIn {
     }
 }
 
+impl StandIn {
+    fn height(&self) -> u64 {
+        self.height.load(Ordering::SeqCst)
+    }
+}
+
 impl Chain for StandIn {
     async fn info(&self) -> Result<ChainInfo, ChainError> {
         unreachable!("not used by the view")
@@ -61,7 +78,10 @@ impl Chain for StandIn {
     async fn reference_gas_price(&self) -> Result<u64, ChainError> {
         unreachable!("not used by the view")
     }
-    async fn stake_record(&self, id: Address) -> Result<Option<RecordObject>, ChainError> {
+    async fn stake_record(
+        &self,
+        id: Address,
+    ) -> Result<AtCheckpoint<Option<RecordObject>>, ChainError> {
         self.record_reads.fetch_add(1, Ordering::SeqCst);
         if let Some(f) = self.during_read.lock().unwrap().take() {
             f();
@@ -73,25 +93,31 @@ impl Chain for StandIn {
                 actual: "0x2::coin::Coin<0x2::sui::SUI>".into(),
             });
         }
-        Ok(self.records.lock().unwrap().get(&id).map(|r| RecordObject {
+        let record = self.records.lock().unwrap().get(&id).map(|r| RecordObject {
             object: ObjectRef {
                 id,
                 version: (*self.version.lock().unwrap()).max(1),
                 digest: Digest::ZERO,
             },
             record: r.clone(),
-        }))
+        });
+        Ok(AtCheckpoint::new(record, Some(self.height())))
     }
-    async fn cluster(&self) -> Result<ClusterObject, ChainError> {
+    async fn cluster(&self) -> Result<AtCheckpoint<ClusterObject>, ChainError> {
         self.cluster_reads.fetch_add(1, Ordering::SeqCst);
-        Ok(ClusterObject {
-            version: 1,
+        let (height, min_user) = self
+            .lagging_cluster
+            .lock()
+            .unwrap()
+            .unwrap_or((self.height(), *self.min_user.lock().unwrap()));
+        let cluster = ClusterObject {
+            version: (*self.cluster_version.lock().unwrap()).max(1),
             cluster: Cluster {
                 id: CLUSTER,
                 version: 1,
                 name: "c".into(),
                 min_stake_worker: 1,
-                min_stake_user: *self.min_user.lock().unwrap(),
+                min_stake_user: min_user,
                 min_stake_admin: 3,
                 unbonding_period_ms: 0,
                 expected_pcr0: vec![],
@@ -102,14 +128,25 @@ impl Chain for StandIn {
                 treasury: 0,
                 slashed: Table { id: TABLE, size: 0 },
             },
-        })
+        };
+        Ok(AtCheckpoint::new(cluster, Some(height)))
     }
-    async fn is_slashed(&self, table: Address, record: Address) -> Result<bool, ChainError> {
+    async fn is_slashed(
+        &self,
+        table: Address,
+        record: Address,
+    ) -> Result<AtCheckpoint<bool>, ChainError> {
         assert_eq!(
             table, TABLE,
             "the view must read the cluster's slashed table"
         );
-        Ok(self.slashed.lock().unwrap().contains(&record))
+        if let Some((height, slashed)) = &*self.lagging_slashed.lock().unwrap() {
+            return Ok(AtCheckpoint::new(slashed.contains(&record), Some(*height)));
+        }
+        Ok(AtCheckpoint::new(
+            self.slashed.lock().unwrap().contains(&record),
+            Some(self.height()),
+        ))
     }
     async fn sui_coins(&self, _: Address) -> Result<Vec<SuiCoin>, ChainError> {
         unreachable!("not used by the view")
@@ -267,4 +304,134 @@ async fn a_read_older_than_the_followers_version_is_refused() {
     assert!(err.0.contains("older than version 7"), "{err}");
     *chain.version.lock().unwrap() = 7;
     assert!(v.stake_record(R).await.unwrap().is_some());
+}
+
+// ------------------------------------------------------------------------------------------------
+// H1: answers older than what the follower has handled (lagging replicas behind a load balancer).
+
+/// The follower handled checkpoint 10, which slashed R. A replica at checkpoint 9 still says R is
+/// not slashed. Its answer must never become an Active verdict — neither for this request nor
+/// cached for later ones.
+#[tokio::test]
+async fn a_lagging_replica_cannot_undo_a_slash_the_follower_saw() {
+    use crate::auth::{AuthConfig, AuthError, SealAuthenticator};
+    use daas_seal::{Claims, mint};
+    use daas_wallet::{Scheme, WalletKey};
+
+    let (chain, v, status) = view(true);
+    let key = WalletKey::generate(Scheme::Ed25519);
+    *chain.owner.lock().unwrap() = Some(key.address());
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    chain.height.store(10, Ordering::SeqCst);
+    chain.slashed.lock().unwrap().insert(R);
+    *chain.lagging_slashed.lock().unwrap() = Some((9, HashSet::new()));
+    status.set_cursor(10);
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), Arc::new(v));
+    let now = crate::auth::unix_ms_now();
+    let claims = Claims::builder(CLUSTER, key.address(), R, Role::User)
+        .lifetime(now, 600_000)
+        .random_nonce()
+        .build()
+        .unwrap();
+    let token = mint(key.keypair(), claims).unwrap().into_string();
+
+    let err = auth.authenticate(&token).await.unwrap_err();
+    assert!(
+        err.is_unavailable(),
+        "stale answer refused, not believed: {err}"
+    );
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    // The lag clears: the same token is now refused as slashed (no stale verdict was cached).
+    *chain.lagging_slashed.lock().unwrap() = None;
+    assert_eq!(
+        auth.authenticate(&token).await.unwrap_err(),
+        AuthError::StakeInactive(StakeStatus::Slashed)
+    );
+}
+
+/// Once the follower has seen `Slashed{R}`, R is slashed for the view whatever replica answers,
+/// even one at a height above the cursor that has not applied it (or has since rolled back).
+#[tokio::test]
+async fn a_slash_named_by_an_event_is_sticky_until_the_record_is_withdrawn() {
+    let (chain, v, status) = view(true);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    chain.height.store(10, Ordering::SeqCst);
+    status.set_cursor(10);
+    v.mark_slashed(R);
+    assert_eq!(
+        v.stake_record(R).await.unwrap().unwrap().status,
+        StakeStatus::Slashed
+    );
+    v.evict_all();
+    assert_eq!(
+        v.stake_record(R).await.unwrap().unwrap().status,
+        StakeStatus::Slashed,
+        "evict_all keeps sticky slashes"
+    );
+    v.forget_record(&R);
+    assert_eq!(
+        v.stake_record(R).await.unwrap().unwrap().status,
+        StakeStatus::Active
+    );
+}
+
+/// Role minimums were raised at checkpoint 10; a replica at checkpoint 9 (or one serving an older
+/// version of the cluster object) must not hand out the old minimum.
+#[tokio::test]
+async fn a_stale_cluster_snapshot_is_refused_by_height_and_by_version() {
+    let (chain, v, status) = view(true);
+    chain.height.store(10, Ordering::SeqCst);
+    *chain.min_user.lock().unwrap() = 50;
+    *chain.lagging_cluster.lock().unwrap() = Some((9, 2));
+    status.set_cursor(10);
+    let err = v.minimum_stake(Role::User).await.unwrap_err();
+    assert!(err.0.contains("behind checkpoint 10"), "{err}");
+    *chain.lagging_cluster.lock().unwrap() = None;
+    assert_eq!(v.minimum_stake(Role::User).await.unwrap(), 50);
+
+    // By version: the follower saw the cluster written at version 7; an endpoint serves 5.
+    *chain.cluster_version.lock().unwrap() = 5;
+    v.evict_at(&CLUSTER, Some(7));
+    v.evict_cluster();
+    let err = v.minimum_stake(Role::User).await.unwrap_err();
+    assert!(err.0.contains("older than version 7"), "{err}");
+}
+
+/// A record that does not exist yet on a lagging replica is not cached as absent.
+#[tokio::test]
+async fn absent_answers_below_the_cursor_are_not_believed() {
+    let (chain, v, status) = view(true);
+    chain.height.store(9, Ordering::SeqCst);
+    status.set_cursor(10);
+    assert!(v.stake_record(R).await.is_err());
+    assert!(!v.known_absent(&R));
+    chain.height.store(10, Ordering::SeqCst);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    assert!(v.stake_record(R).await.unwrap().is_some());
+}
+
+/// Ids that hold no record are cached apart: a flood of them does not push real records out,
+/// and a known-absent id is answered without a read.
+#[tokio::test]
+async fn absent_ids_do_not_push_records_out() {
+    let (chain, v, _) = view(true);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    v.stake_record(R).await.unwrap();
+    for i in 0..(DEFAULT_RECORD_CACHE as u64 + 10) {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&i.to_be_bytes());
+        b[31] = 0xee;
+        assert_eq!(v.stake_record(Address::new(b)).await.unwrap(), None);
+    }
+    let reads = chain.record_reads.load(Ordering::SeqCst);
+    v.stake_record(R).await.unwrap();
+    assert_eq!(
+        chain.record_reads.load(Ordering::SeqCst),
+        reads,
+        "R still cached"
+    );
+    let mut last = [0u8; 32];
+    last[..8].copy_from_slice(&(DEFAULT_RECORD_CACHE as u64 + 9).to_be_bytes());
+    last[31] = 0xee;
+    assert!(v.known_absent(&Address::new(last)));
 }

@@ -231,6 +231,7 @@ mod tests {
             extra: BTreeMap::from([("k3s-daas.io/stake-id".into(), vec!["0xdef".into()])]),
             address: Address::ZERO,
             role: Role::User,
+            stake: None,
         }
     }
 

@@ -15,7 +15,6 @@
 mod admin;
 mod headers;
 mod metrics;
-mod ratelimit;
 pub mod rbac;
 mod server;
 mod status;
@@ -37,9 +36,9 @@ use tracing::{info, warn};
 
 use crate::auth::{Identity, SealAuthenticator, StakeView};
 
+pub use crate::ratelimit::RateLimit;
 pub use admin::{ReadyCheck, serve_admin};
 pub use metrics::Metrics;
-pub use ratelimit::RateLimit;
 pub use server::{ServeLimits, serve_proxy};
 pub use tls::{ServerCert, TlsError, UpstreamTls};
 pub use upstream::UpstreamConfig;
@@ -93,7 +92,7 @@ pub struct Proxy<V> {
     auth: Arc<SealAuthenticator<V>>,
     upstream: Option<Arc<Upstream<Incoming>>>,
     rbac: Option<rbac::Rbac>,
-    limiter: ratelimit::RateLimiter,
+    limiter: crate::ratelimit::RateLimiter,
     streams: StreamLimits,
     metrics: Arc<Metrics>,
 }
@@ -109,7 +108,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             None => None,
         };
         Ok(Arc::new(Proxy {
-            limiter: ratelimit::RateLimiter::new(config.rate_limit),
+            limiter: crate::ratelimit::RateLimiter::new(config.rate_limit),
             streams: StreamLimits::new(config.max_streams, config.max_streams_per_identity),
             metrics: Arc::new(Metrics::new()),
             config,

@@ -401,6 +401,7 @@ fn master_identity() -> Identity {
         extra: BTreeMap::new(),
         address: Address::ZERO,
         role: Role::Admin,
+        stake: None,
     }
 }
 

@@ -55,6 +55,18 @@ impl DevnetProcess {
         self.config.admin_cap.unwrap()
     }
 
+    /// Freezes (`true`, SIGSTOP) or thaws (SIGCONT) the process: to its clients, a frozen
+    /// devnet looks like a network partition (connections stay open, nothing answers).
+    pub fn freeze(&self, frozen: bool) {
+        use nix::sys::signal::Signal;
+        let signal = if frozen {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        self.process.as_ref().unwrap().signal(signal).unwrap();
+    }
+
     /// SIGTERM and wait.
     pub fn stop(mut self) {
         let status = self.process.take().unwrap().stop().unwrap();

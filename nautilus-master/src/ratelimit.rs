@@ -1,9 +1,12 @@
-//! Per-identity request rate limit: a token bucket per username in a bounded LRU.
+//! Token-bucket rate limits keyed by anything hashable: per identity (the proxy's request
+//! limit), per source address (work done before authentication), per signer (cold token
+//! verifications).
 //!
-//! An identity that is evicted from the LRU starts again with a full bucket; the capacity is
-//! far above the number of concurrently active identities a cluster has, so eviction only
-//! happens under a flood of distinct identities (each of which needed a valid stake).
+//! Buckets live in a bounded LRU. A key that is evicted starts again with a full bucket; the
+//! capacity is far above the number of keys active at once, so eviction only happens under a
+//! flood of distinct keys — which the limits in front of each limiter make expensive.
 
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,7 +14,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 /// Rate-limit settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimit {
     /// Sustained requests per second per identity (0 disables the limit).
     pub per_second: f64,
@@ -19,14 +22,24 @@ pub struct RateLimit {
     pub burst: f64,
 }
 
+impl RateLimit {
+    /// `per_second` sustained, `burst` at once.
+    pub const fn new(per_second: f64, burst: f64) -> Self {
+        RateLimit { per_second, burst }
+    }
+
+    /// No limit.
+    pub const fn unlimited() -> Self {
+        RateLimit::new(0.0, 0.0)
+    }
+}
+
 impl Default for RateLimit {
-    /// kubectl's discovery burst on a cold cache is ~40 requests; controllers behind the proxy
-    /// are not expected (they use service accounts inside the cluster).
+    /// The proxy's per-identity request limit. kubectl's discovery burst on a cold cache is
+    /// ~40 requests; controllers behind the proxy are not expected (they use service accounts
+    /// inside the cluster).
     fn default() -> Self {
-        RateLimit {
-            per_second: 100.0,
-            burst: 200.0,
-        }
+        RateLimit::new(100.0, 200.0)
     }
 }
 
@@ -36,12 +49,13 @@ struct Bucket {
     at: Instant,
 }
 
-pub(crate) struct RateLimiter {
+/// Buckets per key, at most 65,536 keys.
+pub(crate) struct RateLimiter<K = String> {
     limit: RateLimit,
-    buckets: Mutex<LruCache<String, Bucket>>,
+    buckets: Mutex<LruCache<K, Bucket>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// A limiter for `limit`; a non-finite or negative rate disables limiting, a burst below
     /// one request becomes one.
     pub(crate) fn new(limit: RateLimit) -> Self {
@@ -65,9 +79,13 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request from `identity`'s bucket at `now`: `Ok` or `Err(wait)` until the next
+    /// Takes one request from `key`'s bucket at `now`: `Ok` or `Err(wait)` until the next
     /// request would be allowed.
-    pub(crate) fn check(&self, identity: &str, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let RateLimit { per_second, burst } = self.limit;
         if per_second <= 0.0 {
             return Ok(());
@@ -76,19 +94,16 @@ impl RateLimiter {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let bucket = match buckets.get_mut(identity) {
-            Some(b) => b,
-            None => {
-                buckets.put(
-                    identity.to_owned(),
-                    Bucket {
-                        tokens: burst,
-                        at: now,
-                    },
-                );
-                buckets.get_mut(identity).ok_or(Duration::from_secs(1))?
-            }
-        };
+        if !buckets.contains(key) {
+            buckets.put(
+                key.to_owned(),
+                Bucket {
+                    tokens: burst,
+                    at: now,
+                },
+            );
+        }
+        let bucket = buckets.get_mut(key).ok_or(Duration::from_secs(1))?;
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
         bucket.at = now;
@@ -108,7 +123,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill_per_identity() {
-        let limiter = RateLimiter::new(RateLimit {
+        let limiter: RateLimiter = RateLimiter::new(RateLimit {
             per_second: 10.0,
             burst: 3.0,
         });
@@ -135,7 +150,7 @@ mod tests {
             (-5.0, f64::INFINITY),
             (1.0, f64::NAN),
         ] {
-            let limiter = RateLimiter::new(RateLimit {
+            let limiter: RateLimiter = RateLimiter::new(RateLimit {
                 per_second: rate,
                 burst,
             });
@@ -147,7 +162,7 @@ mod tests {
 
     #[test]
     fn zero_rate_disables() {
-        let limiter = RateLimiter::new(RateLimit {
+        let limiter: RateLimiter = RateLimiter::new(RateLimit {
             per_second: 0.0,
             burst: 0.0,
         });
