@@ -231,9 +231,17 @@ pub async fn serve(
             return Err(e).context("refusing to serve in front of this API server");
         }
         Err(e) => {
-            warn!(error = %e, "RBAC bootstrap failed; role bindings are missing until the next start");
+            warn!(error = %e, "the API server's settings could not be checked yet; requests get 503 until a retry succeeds");
         }
     }
+    tasks.spawn({
+        let proxy = proxy.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            proxy.maintain(stop).await;
+            Ok(())
+        }
+    });
     let scheme = if opts.insecure_dev_http {
         warn!(
             "--insecure-dev-http: serving kubectl traffic WITHOUT TLS; tokens cross the network in cleartext"

@@ -1138,3 +1138,415 @@ fn kubectl_get_raw_through_the_proxy() {
         "401 not forwarded"
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Security review findings (docs/security.md): each of these failed on the code before the fix.
+
+/// Opens `POST …/exec` as an HTTP/1.1 upgrade with `token`; returns the spliced stream.
+async fn open_exec(
+    s: &Setup,
+    token: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = client_config(&s.proxy.ca_pem, None, &[b"http/1.1"]);
+    let mut tls = tls_connect(s.proxy.addr, config).await.unwrap();
+    let head = format!(
+        "POST /api/v1/namespaces/x/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\n\
+         Host: {}\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\n\
+         Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
+         Content-Length: 0\r\n\r\n",
+        s.proxy.addr
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    while !resp.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 1, "closed before the response head");
+        resp.push(b[0]);
+    }
+    assert!(
+        resp.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    tls
+}
+
+/// H2: revoking a credential ends the sessions it opened — watches (HTTP/1.1 and HTTP/2) and
+/// upgraded exec tunnels — not only its new requests. Another identity's sessions stay open.
+#[test]
+fn revocation_ends_open_watches_and_exec_tunnels() {
+    let s = Setup::new();
+    let (victim, token) = s.user();
+    let (_, other_token) = s.user();
+    s.rt.block_on(async {
+        let watch_url = format!("{}{CONFIGMAPS}?watch=true", s.proxy.url);
+        let config = proxy_client_config(&s.proxy);
+        let h1 = Conn::connect(s.proxy.addr, config.clone(), false).await;
+        let h2 = Conn::connect(s.proxy.addr, config, true).await;
+        let mut watches = Vec::new();
+        for (conn, t) in [(&h1, &token), (&h2, &token), (&h2, &other_token)] {
+            let resp = conn.send(get(watch_url.clone(), t)).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            watches.push(resp.into_body());
+        }
+        let mut exec = open_exec(&s, &token).await;
+        eventually("three upstream watches", Duration::from_secs(5), || {
+            s.upstream.open_watches() == 3
+        })
+        .await;
+        assert_eq!(metric(&s.proxy, "daas_proxy_open_sessions"), 4.0);
+        let event = r#"{"type":"ADDED","object":{"kind":"ConfigMap","metadata":{"name":"a"}}}"#;
+        s.upstream.push_event(event);
+        for w in &mut watches {
+            assert_eq!(next_line(w).await.trim_end(), event);
+        }
+        exec.write_all(b"ping").await.unwrap();
+        let mut echo = [0u8; 4];
+        exec.read_exact(&mut echo).await.unwrap();
+
+        let revoked_at = Instant::now();
+        s.proxy.revoke(&victim);
+        for w in &mut watches[..2] {
+            let end = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match w.frame().await {
+                        Some(Ok(_)) => continue,
+                        Some(Err(_)) | None => return,
+                    }
+                }
+            })
+            .await;
+            assert!(end.is_ok(), "the revoked watch is still open");
+        }
+        let mut buf = [0u8; 16];
+        let closed = tokio::time::timeout(Duration::from_secs(5), exec.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0) | Err(_))),
+            "the revoked exec tunnel is still open: {closed:?}"
+        );
+        let took = revoked_at.elapsed();
+        eventually(
+            "the proxy to close the revoked upstream watches",
+            Duration::from_secs(5),
+            || s.upstream.open_watches() == 1,
+        )
+        .await;
+        // The other identity's watch is untouched.
+        s.upstream.push_event(event);
+        assert_eq!(next_line(&mut watches[2]).await.trim_end(), event);
+        eventually("the session gauge", Duration::from_secs(5), || {
+            metric(&s.proxy, "daas_proxy_open_sessions") == 1.0
+        })
+        .await;
+        println!("revoked sessions ended {took:?} after the revocation");
+    });
+}
+
+/// H7: tokens from a key with no stake, each naming a random stake id, cost at most the
+/// per-address budget of lookups; the rest is refused before any signature or chain work.
+#[test]
+fn an_unauthenticated_flood_does_not_reach_the_stake_view() {
+    let s = Setup::new();
+    let stranger = support::proxy::add_staker(&s.proxy.view, random_address(), Role::User);
+    let lookups_before = s.proxy.view.lookups();
+    let conn = s.connect(true);
+    let mut codes = std::collections::BTreeMap::new();
+    s.rt.block_on(async {
+        for _ in 0..1000 {
+            let forged = Staker {
+                key: stranger.key.clone(),
+                stake: random_address(),
+                role: Role::User,
+                node: None,
+            };
+            let token = forged.token(s.proxy.cluster, 0);
+            let (code, _, _) = conn.get(&s.proxy.url, CONFIGMAPS, Some(&token)).await;
+            *codes.entry(code.as_u16()).or_insert(0u32) += 1;
+        }
+    });
+    let lookups = s.proxy.view.lookups() - lookups_before;
+    // 40 at once, then 20/s for the few seconds the loop takes.
+    assert!(
+        lookups <= 200,
+        "{lookups} lookups for 1000 forged tokens: {codes:?}"
+    );
+    assert!(codes.get(&429).copied().unwrap_or(0) >= 700, "{codes:?}");
+    assert_eq!(codes.get(&200), None, "{codes:?}");
+    assert!(s.upstream.recorded().is_empty(), "nothing forwarded");
+}
+
+/// H7: one staker minting token after token can neither push another user's verdict out of the
+/// cache nor make the proxy verify more than its budget.
+#[test]
+fn one_staker_cannot_flush_everyone_elses_cached_verdicts() {
+    let upstream = Upstream::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ProxyConfig {
+        upstream: Some(upstream.config()),
+        bootstrap_rbac: false,
+        // Isolate the per-signer budget and per-stake cap from the per-address limit.
+        pre_auth_per_ip: RateLimit::unlimited(),
+        rate_limit: RateLimit::unlimited(),
+        ..ProxyConfig::default()
+    };
+    let proxy = RunningProxy::start_opts(
+        &tmp.path().join("tls"),
+        config,
+        support::proxy::Options {
+            auth: Box::new(|c| nautilus_master::auth::AuthConfig {
+                cache_capacity: 64,
+                ..c
+            }),
+            ..support::proxy::Options::default()
+        },
+    );
+    let rt = client_runtime();
+    let config = proxy_client_config(&proxy);
+    let addr = proxy.addr;
+    let conn = rt.block_on(async move { Conn::connect(addr, config, true).await });
+    let alice = proxy.staker(Role::User);
+    let alice_token = alice.token(proxy.cluster, 0);
+    let flooder = proxy.staker(Role::User);
+    let mut throttled = 0;
+    rt.block_on(async {
+        let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&alice_token)).await;
+        assert_eq!(code, 200);
+        for _ in 0..300 {
+            let t = flooder.token(proxy.cluster, 0);
+            let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&t)).await;
+            if code == 429 {
+                throttled += 1;
+            }
+        }
+    });
+    assert!(
+        throttled >= 200,
+        "the flooder was throttled {throttled} times of 300"
+    );
+    let lookups = proxy.view.lookups();
+    rt.block_on(async {
+        let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&alice_token)).await;
+        assert_eq!(code, 200);
+    });
+    assert_eq!(
+        proxy.view.lookups(),
+        lookups,
+        "alice's verdict was still cached (no lookup)"
+    );
+    assert!(proxy.proxy.authenticator().cache_stats().entries <= 1 + 16);
+}
+
+/// H8: a tenant that leaves large responses unread on HTTP/2 does not stall another tenant on
+/// the shared upstream connection.
+#[test]
+fn a_stalled_reader_does_not_stall_other_tenants() {
+    // One upstream connection for everybody: the worst case for sharing.
+    let s = Setup::with(
+        |c| ProxyConfig {
+            upstream_connections: 1,
+            ..c
+        },
+        ServeLimits::default(),
+    );
+    let (_, slow_token) = s.user();
+    let (_, fast_token) = s.user();
+    let big = format!("{}{CONFIGMAPS}/big?bytes={}", s.proxy.url, 3 * 1024 * 1024);
+    let slow = {
+        let config = proxy_client_config(&s.proxy);
+        let addr = s.proxy.addr;
+        s.rt.block_on(async move { Conn::connect_h2_window(addr, config, 0).await })
+    };
+    let fast = s.connect(true);
+    s.rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let resp = slow.send(get(big.clone(), &slow_token)).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            held.push(resp); // never read
+        }
+        // Give the proxy time to fill what it can.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let small = tokio::time::timeout(
+            Duration::from_secs(2),
+            fast.get(
+                &s.proxy.url,
+                &format!("{CONFIGMAPS}/big?bytes=1000"),
+                Some(&fast_token),
+            ),
+        )
+        .await;
+        let (code, _, body) =
+            small.expect("the other tenant's small GET stalled behind unread data");
+        assert_eq!((code, body.len()), (StatusCode::OK, 1000));
+        println!("small GET next to 9 MiB unread: {:?}", started.elapsed());
+        drop(held);
+    });
+}
+
+/// M2: connections that sit idle are closed, so a client holding many cannot lock others out;
+/// and one address cannot take more than its share of connections.
+#[test]
+fn idle_connections_are_closed_and_capped_per_address() {
+    let limits = ServeLimits {
+        max_connections: 8,
+        max_connections_per_ip: 6,
+        idle_timeout: Duration::from_millis(800),
+        ..ServeLimits::default()
+    };
+    let s = Setup::with(|c| c, limits);
+    let (_, token) = s.user();
+    s.rt.block_on(async {
+        // Six from 127.0.0.1 (its cap), each with one request, then idle and kept open.
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            let c = Conn::connect(s.proxy.addr, proxy_client_config(&s.proxy), true).await;
+            let (code, _, _) = c.get(&s.proxy.url, "/version", None).await;
+            assert_eq!(code, 401);
+            held.push(c);
+        }
+        // A seventh from the same address is refused at accept.
+        let config = proxy_client_config(&s.proxy);
+        let refused = tls_connect(s.proxy.addr, config.clone()).await;
+        let refused = match refused {
+            Err(_) => true,
+            Ok(mut tls) => matches!(
+                tokio::time::timeout(Duration::from_secs(2), tls.read(&mut [0u8; 1])).await,
+                Ok(Ok(0) | Err(_))
+            ),
+        };
+        assert!(refused, "a seventh connection from one address was kept");
+        // Another address still gets in (127.0.0.2 is loopback too).
+        let other = connect_from([127, 0, 0, 2], s.proxy.addr, config.clone(), &s.proxy.url).await;
+        assert_eq!(other, StatusCode::UNAUTHORIZED);
+        // Once idle, the held connections are closed and their slots free.
+        let started = Instant::now();
+        loop {
+            let c = Conn::try_connect(s.proxy.addr, config.clone(), true).await;
+            if let Some(c) = c
+                && let Ok(Ok(resp)) = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    c.send(get(format!("{}{CONFIGMAPS}", s.proxy.url), &token)),
+                )
+                .await
+            {
+                assert_eq!(resp.status(), 200);
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "idle connections were never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(held);
+    });
+}
+
+/// Connects from `local` (a loopback alias) and sends one unauthenticated GET.
+async fn connect_from(
+    local: [u8; 4],
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    base: &str,
+) -> StatusCode {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((local, 0))).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let conn = Conn::handshake(tcp, config, true).await;
+    conn.get(base, "/version", None).await.0
+}
+
+/// M3: the proxy forwards nothing until it has verified that the API server reads identity only
+/// from headers it strips — not while the check cannot complete, and not once it finds the
+/// settings unsafe; it notices when they change.
+#[test]
+fn nothing_is_forwarded_until_the_request_header_settings_are_verified() {
+    let upstream = Upstream::start();
+    upstream.set_request_headers(support::upstream::RequestHeaderConfig::Unavailable);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = ProxyConfig {
+        upstream: Some(upstream.config()),
+        header_check_interval: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let proxy = RunningProxy::start_opts(
+        &tmp.path().join("tls"),
+        config,
+        support::proxy::Options {
+            require_bootstrap: false,
+            ..support::proxy::Options::default()
+        },
+    );
+    let rt = client_runtime();
+    let admin = proxy.staker(Role::Admin);
+    let token = admin.token(proxy.cluster, 0);
+    let client_config = proxy_client_config(&proxy);
+    let addr = proxy.addr;
+    let conn = rt.block_on(async move { Conn::connect(addr, client_config, true).await });
+    let forwarded = |u: &Upstream| {
+        u.recorded()
+            .iter()
+            .filter(|r| r.path_and_query.starts_with(CONFIGMAPS))
+            .count()
+    };
+    rt.block_on(async {
+        // Unavailable for a while, then unsafe: 503 all along, nothing forwarded.
+        for phase in [
+            support::upstream::RequestHeaderConfig::Unavailable,
+            support::upstream::RequestHeaderConfig::Unsafe,
+        ] {
+            upstream.set_request_headers(phase);
+            let until = Instant::now() + Duration::from_millis(1500);
+            while Instant::now() < until {
+                let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&token)).await;
+                assert_eq!(code, 503, "{phase:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        assert_eq!(forwarded(&upstream), 0);
+        upstream.set_request_headers(support::upstream::RequestHeaderConfig::Safe);
+        eventually(
+            "the settings to be verified",
+            Duration::from_secs(15),
+            || proxy.proxy.request_headers_verified(),
+        )
+        .await;
+        let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&token)).await;
+        assert_eq!(code, 200);
+        // Restarted with unsafe settings: noticed at the next check, forwarding stops.
+        upstream.set_request_headers(support::upstream::RequestHeaderConfig::Unsafe);
+        eventually("the change to be noticed", Duration::from_secs(5), || {
+            !proxy.proxy.request_headers_verified()
+        })
+        .await;
+        let (code, _, _) = conn.get(&proxy.url, CONFIGMAPS, Some(&token)).await;
+        assert_eq!(code, 503);
+    });
+    assert_eq!(forwarded(&upstream), 1);
+}
+
+/// L6: a refused token's answer says what the holder can check offline, and nothing the chain
+/// told the proxy about the record (epochs, amounts).
+#[test]
+fn refusals_do_not_echo_chain_details() {
+    let s = Setup::new();
+    let (staker, token) = s.user();
+    s.proxy.revoke(&staker);
+    let conn = s.connect(true);
+    let (code, _, body) =
+        s.rt.block_on(conn.get(&s.proxy.url, CONFIGMAPS, Some(&token)));
+    assert_eq!(code, 401);
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains("epoch"), "{text}");
+    assert!(text.contains("does not authorize it"), "{text}");
+    let expired = staker.token_at(s.proxy.cluster, 1, unix_ms_now() - 7_200_000, 3_600_000);
+    let (code, _, body) =
+        s.rt.block_on(conn.get(&s.proxy.url, CONFIGMAPS, Some(&expired)));
+    assert_eq!(code, 401);
+    assert!(String::from_utf8_lossy(&body).contains("expired"));
+}

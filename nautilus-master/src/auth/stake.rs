@@ -67,6 +67,12 @@ pub trait StakeView: Send + Sync {
         false
     }
 
+    /// Events of the package the view's chain follower could not decode since start (`None`
+    /// for a view without a follower).
+    fn undecodable_events(&self) -> Option<u64> {
+        None
+    }
+
     /// Whether the view is current enough to authenticate (readiness). A view that follows a
     /// chain reports false when it has fallen behind; an authoritative local view is always
     /// fresh.
@@ -75,11 +81,12 @@ pub trait StakeView: Send + Sync {
     }
 }
 
-/// Records held in memory. For tests and `nautilus-master dev`; not backed by any chain.
+/// Records held in memory. For tests and benchmarks; not backed by any chain.
 #[derive(Debug)]
 pub struct InMemoryStakeView {
     records: RwLock<HashMap<Address, StakeRecord>>,
     minimums: RwLock<HashMap<Role, u64>>,
+    lookups: std::sync::atomic::AtomicU64,
 }
 
 impl Default for InMemoryStakeView {
@@ -92,11 +99,17 @@ impl Default for InMemoryStakeView {
                 (Role::User, 500_000_000),
                 (Role::Admin, 10_000_000_000),
             ])),
+            lookups: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
 
 impl InMemoryStakeView {
+    /// Record lookups so far (what a chain-backed view would send to its endpoint).
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn upsert(&self, record: StakeRecord) {
         self.records
             .write()
@@ -137,6 +150,8 @@ impl InMemoryStakeView {
 
 impl StakeView for InMemoryStakeView {
     async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self
             .records
             .read()
@@ -172,6 +187,10 @@ impl<T: StakeView> StakeView for std::sync::Arc<T> {
 
     fn known_absent(&self, id: &Address) -> bool {
         (**self).known_absent(id)
+    }
+
+    fn undecodable_events(&self) -> Option<u64> {
+        (**self).undecodable_events()
     }
 
     fn is_fresh(&self) -> bool {

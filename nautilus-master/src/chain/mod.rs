@@ -351,6 +351,10 @@ impl<C: Chain> StakeView for ChainStakeView<C> {
     fn is_fresh(&self) -> bool {
         self.caching()
     }
+
+    fn undecodable_events(&self) -> Option<u64> {
+        self.follower.as_ref().map(|f| f.undecodable_events())
+    }
 }
 
 #[cfg(test)]

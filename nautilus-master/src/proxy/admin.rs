@@ -31,7 +31,11 @@ pub async fn serve_admin<V: StakeView + 'static>(
                 "/readyz" => readyz(&proxy, &checks).await,
                 "/metrics" => status::with_body(
                     StatusCode::OK,
-                    proxy.metrics().encode(proxy.authenticator().cache_stats()),
+                    proxy.metrics().encode(super::metrics::Scrape {
+                        cache: proxy.authenticator().cache_stats(),
+                        sessions: proxy.authenticator().sessions().len(),
+                        undecodable_events: proxy.authenticator().view().undecodable_events(),
+                    }),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),
                 _ => status::with_body(StatusCode::NOT_FOUND, "not found\n", "text/plain"),
@@ -64,6 +68,7 @@ async fn readyz<V: StakeView + 'static>(
         None => check("upstream (none configured)", false),
     }
     check("stake-view", proxy.authenticator().view().is_fresh());
+    check("request-headers", proxy.request_headers_verified());
     for (name, f) in checks {
         check(name, f());
     }

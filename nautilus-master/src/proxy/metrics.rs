@@ -19,6 +19,14 @@ pub(crate) struct AuthnLabels {
     pub(crate) reason: &'static str,
 }
 
+/// Values read at scrape time.
+pub(crate) struct Scrape {
+    pub(crate) cache: crate::auth::CacheStats,
+    pub(crate) sessions: usize,
+    /// From the chain follower, when there is one.
+    pub(crate) undecodable_events: Option<u64>,
+}
+
 /// All proxy metrics; cheap to update from any task.
 pub struct Metrics {
     pub(crate) requests: Family<RequestLabels, Counter>,
@@ -30,6 +38,9 @@ pub struct Metrics {
     pub(crate) authn_cache_hits: Gauge,
     pub(crate) authn_cache_misses: Gauge,
     pub(crate) authn_cache_entries: Gauge,
+    pub(crate) audit_suppressed: Counter,
+    pub(crate) open_sessions: Gauge,
+    pub(crate) chain_undecodable_events: Gauge,
 }
 
 impl Metrics {
@@ -45,17 +56,23 @@ impl Metrics {
             authn_cache_hits: Gauge::default(),
             authn_cache_misses: Gauge::default(),
             authn_cache_entries: Gauge::default(),
+            audit_suppressed: Counter::default(),
+            open_sessions: Gauge::default(),
+            chain_undecodable_events: Gauge::default(),
         }
     }
 
-    /// Renders the text exposition format. The token-cache gauges are read from `cache` here,
+    /// Renders the text exposition format. The token-cache and session gauges are read here,
     /// at scrape time, rather than on every request.
-    pub(crate) fn encode(&self, cache: crate::auth::CacheStats) -> String {
+    pub(crate) fn encode(&self, at_scrape: Scrape) -> String {
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let cache = at_scrape.cache;
         self.authn_cache_hits.set(gauge(cache.hits));
         self.authn_cache_misses.set(gauge(cache.misses));
         self.authn_cache_entries
             .set(gauge(u64::try_from(cache.entries).unwrap_or(u64::MAX)));
+        self.open_sessions
+            .set(gauge(u64::try_from(at_scrape.sessions).unwrap_or(u64::MAX)));
         let mut registry = Registry::with_prefix("daas_proxy");
         registry.register(
             "requests",
@@ -102,6 +119,24 @@ impl Metrics {
             "Tokens currently cached",
             self.authn_cache_entries.clone(),
         );
+        registry.register(
+            "audit_suppressed",
+            "Audit records of refused requests not written (sampling under a flood)",
+            self.audit_suppressed.clone(),
+        );
+        registry.register(
+            "open_sessions",
+            "Long-running requests registered for revocation (watches, logs -f, upgrades)",
+            self.open_sessions.clone(),
+        );
+        if let Some(n) = at_scrape.undecodable_events {
+            self.chain_undecodable_events.set(gauge(n));
+            registry.register(
+                "chain_undecodable_events",
+                "Package events the chain follower could not decode since start (each dropped every cached verdict)",
+                self.chain_undecodable_events.clone(),
+            );
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

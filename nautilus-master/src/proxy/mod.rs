@@ -13,6 +13,7 @@
 //! (health and metrics), `server` (accept loops, limits, graceful shutdown).
 
 mod admin;
+mod audit;
 mod headers;
 mod metrics;
 pub mod rbac;
@@ -22,8 +23,12 @@ pub mod tls;
 mod upstream;
 pub mod webhook;
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,7 +39,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tracing::{info, warn};
 
-use crate::auth::{Identity, SealAuthenticator, StakeView};
+use crate::auth::{AuthError, Identity, SealAuthenticator, Session, StakeView};
 
 pub use crate::ratelimit::RateLimit;
 pub use admin::{ReadyCheck, serve_admin};
@@ -57,7 +62,14 @@ pub struct ProxyConfig {
     pub upstream: Option<UpstreamConfig>,
     /// What to tell callers when no upstream is configured.
     pub no_upstream_hint: String,
+    /// Requests per identity (after authentication).
     pub rate_limit: RateLimit,
+    /// Cold authentications (a token not in the verdict cache: a signature check and perhaps a
+    /// chain lookup) per client address, before any of that work is done. Cached tokens are not
+    /// counted.
+    pub pre_auth_per_ip: RateLimit,
+    /// Cold authentications in progress at once, over all clients; beyond it: 503.
+    pub max_cold_authentications: usize,
     /// Time allowed for the API server's response headers (bodies, e.g. watches, are not
     /// limited). Above kube-apiserver's own 60 s request timeout.
     pub response_header_timeout: Duration,
@@ -65,11 +77,21 @@ pub struct ProxyConfig {
     /// bindings) and on each user's first request (their namespace). Off only in tests and
     /// benchmarks against stand-ins.
     pub bootstrap_rbac: bool,
+    /// How often the API server's request-header settings are checked again (they are
+    /// checked before the first request is forwarded and whenever a check failed).
+    pub header_check_interval: Duration,
     /// Concurrent long-running requests (watches, `logs -f`, exec/attach/port-forward) per
     /// identity; beyond it: 429. Each holds an upstream connection.
     pub max_streams_per_identity: usize,
     /// The same, across all identities.
     pub max_streams: usize,
+    /// Concurrent other requests per identity: more wait (up to `response_header_timeout`)
+    /// for one to finish. Bounds what one identity can leave unread on a shared upstream
+    /// connection (see `upstream_connections`).
+    pub max_requests_per_identity: usize,
+    /// Upstream HTTP/2 connections that requests other than long-running ones share, assigned
+    /// by identity: a tenant that stalls its connection stalls only the tenants that share it.
+    pub upstream_connections: usize,
 }
 
 impl Default for ProxyConfig {
@@ -78,12 +100,28 @@ impl Default for ProxyConfig {
             upstream: None,
             no_upstream_hint: "no Kubernetes API server is configured behind this proxy".into(),
             rate_limit: RateLimit::default(),
+            pre_auth_per_ip: RateLimit::new(20.0, 40.0),
+            max_cold_authentications: 256,
             response_header_timeout: Duration::from_secs(75),
             bootstrap_rbac: true,
+            header_check_interval: Duration::from_secs(30),
             max_streams_per_identity: 250,
             max_streams: 10_000,
+            max_requests_per_identity: 16,
+            upstream_connections: 4,
         }
     }
+}
+
+/// What the last check of the API server's request-header settings found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum HeaderSafety {
+    /// Not checked yet, or the last check could not complete: nothing is forwarded.
+    Unknown = 0,
+    Safe = 1,
+    /// The API server reads identity from headers a client could send: nothing is forwarded.
+    Unsafe = 2,
 }
 
 /// The proxy: authenticator, upstream clients, limiter, metrics. Shared by all connections.
@@ -93,7 +131,14 @@ pub struct Proxy<V> {
     upstream: Option<Arc<Upstream<Incoming>>>,
     rbac: Option<rbac::Rbac>,
     limiter: crate::ratelimit::RateLimiter,
+    pre_auth: crate::ratelimit::RateLimiter<IpAddr>,
+    cold_slots: Arc<tokio::sync::Semaphore>,
     streams: StreamLimits,
+    requests: PerIdentity,
+    header_safety: AtomicU8,
+    /// Whether the cluster-wide role bindings were applied.
+    bootstrapped: AtomicBool,
+    denials: audit::Sampler,
     metrics: Arc<Metrics>,
 }
 
@@ -102,14 +147,33 @@ impl<V: StakeView + 'static> Proxy<V> {
         config: ProxyConfig,
         auth: Arc<SealAuthenticator<V>>,
     ) -> Result<Arc<Self>, TlsError> {
-        let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
+        let upstream = config
+            .upstream
+            .as_ref()
+            .map(|u| Upstream::new(u, config.upstream_connections))
+            .transpose()?;
         let rbac = match &config.upstream {
             Some(up) => Some(rbac::Rbac::new(up)?),
             None => None,
         };
+        // Without the master's own API access there is nothing to check the settings with:
+        // only tests and benchmarks against stand-ins run that way.
+        let safety = if rbac.is_some() && config.bootstrap_rbac {
+            HeaderSafety::Unknown
+        } else {
+            HeaderSafety::Safe
+        };
         Ok(Arc::new(Proxy {
             limiter: crate::ratelimit::RateLimiter::new(config.rate_limit),
+            pre_auth: crate::ratelimit::RateLimiter::new(config.pre_auth_per_ip),
+            cold_slots: Arc::new(tokio::sync::Semaphore::new(
+                config.max_cold_authentications.max(1),
+            )),
             streams: StreamLimits::new(config.max_streams, config.max_streams_per_identity),
+            requests: PerIdentity::new(config.max_requests_per_identity),
+            header_safety: AtomicU8::new(safety as u8),
+            bootstrapped: AtomicBool::new(false),
+            denials: audit::Sampler::new(20),
             metrics: Arc::new(Metrics::new()),
             config,
             auth,
@@ -131,16 +195,112 @@ impl<V: StakeView + 'static> Proxy<V> {
         self.rbac.as_ref()
     }
 
-    /// Checks the upstream's request-header settings (refusing an API server that reads
-    /// identity from headers the proxy does not strip), then creates the cluster-wide role
-    /// bindings (idempotent). No-op without an upstream or with `bootstrap_rbac` off.
+    fn header_safety(&self) -> HeaderSafety {
+        match self.header_safety.load(Ordering::Acquire) {
+            1 => HeaderSafety::Safe,
+            2 => HeaderSafety::Unsafe,
+            _ => HeaderSafety::Unknown,
+        }
+    }
+
+    /// Whether the API server's request-header settings were last found safe (always true
+    /// without RBAC bootstrap, i.e. against stand-ins).
+    pub fn request_headers_verified(&self) -> bool {
+        self.header_safety() == HeaderSafety::Safe
+    }
+
+    /// Checks the upstream's request-header settings once (refusing an API server that reads
+    /// identity from headers the proxy does not strip) and records the outcome: nothing is
+    /// forwarded until a check has succeeded. No-op without RBAC bootstrap.
+    pub async fn check_request_headers(&self) -> Result<(), rbac::RbacError> {
+        let Some(rbac) = self.rbac.as_ref().filter(|_| self.config.bootstrap_rbac) else {
+            return Ok(());
+        };
+        let outcome = rbac.check_request_headers().await;
+        let safety = match &outcome {
+            Ok(()) => HeaderSafety::Safe,
+            Err(rbac::RbacError::UnsafeRequestHeaders(_)) => HeaderSafety::Unsafe,
+            Err(_) => HeaderSafety::Unknown,
+        };
+        let before = self.header_safety.swap(safety as u8, Ordering::AcqRel);
+        if before != safety as u8 {
+            match &outcome {
+                Ok(()) => info!("API server request-header settings verified; forwarding"),
+                Err(e) => {
+                    warn!(error = %e, "API server request-header settings not verified; forwarding stopped")
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Checks the request-header settings (see [`Proxy::check_request_headers`]), then creates
+    /// the cluster-wide role bindings (idempotent). No-op without an upstream or with
+    /// `bootstrap_rbac` off.
     pub async fn bootstrap(&self) -> Result<(), rbac::RbacError> {
         match (&self.rbac, self.config.bootstrap_rbac) {
             (Some(rbac), true) => {
-                rbac.check_request_headers().await?;
-                rbac.bootstrap().await
+                self.check_request_headers().await?;
+                rbac.bootstrap().await?;
+                self.bootstrapped.store(true, Ordering::Release);
+                Ok(())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Keeps the front door's view of the API server current until `shutdown`: checks the
+    /// request-header settings every second (doubling to 10 s) while they are not verified and
+    /// then every `header_check_interval` — so an API server restarted with other settings is
+    /// caught and a check that failed at start is retried instead of being ignored — and
+    /// finishes the role-binding bootstrap if it has not succeeded yet.
+    pub async fn maintain(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let Some(rbac) = self.rbac.as_ref().filter(|_| self.config.bootstrap_rbac) else {
+            // Nothing to maintain; still a task that runs until shutdown like the others.
+            shutdown.await;
+            return;
+        };
+        tokio::pin!(shutdown);
+        let (mut check_retry, mut bootstrap_retry) =
+            (Duration::from_secs(1), Duration::from_secs(1));
+        let now = tokio::time::Instant::now();
+        let (mut next_check, mut next_bootstrap) = (now + check_retry, now + bootstrap_retry);
+        loop {
+            let bootstrapped = self.bootstrapped.load(Ordering::Acquire);
+            let wake = if bootstrapped {
+                next_check
+            } else {
+                next_check.min(next_bootstrap)
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= next_check {
+                next_check = if self.check_request_headers().await.is_ok() {
+                    check_retry = Duration::from_secs(1);
+                    now + self.config.header_check_interval
+                } else {
+                    let wait = check_retry;
+                    check_retry = (check_retry * 2).min(Duration::from_secs(10));
+                    now + wait.min(
+                        self.config
+                            .header_check_interval
+                            .max(Duration::from_millis(100)),
+                    )
+                };
+            }
+            if !bootstrapped && now >= next_bootstrap && self.request_headers_verified() {
+                match rbac.bootstrap().await {
+                    Ok(()) => self.bootstrapped.store(true, Ordering::Release),
+                    Err(e) => {
+                        warn!(error = %e, retry_in = ?bootstrap_retry, "RBAC bootstrap failed; retrying");
+                        next_bootstrap = now + bootstrap_retry;
+                        bootstrap_retry = (bootstrap_retry * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
         }
     }
 
@@ -193,8 +353,7 @@ impl<V: StakeView + 'static> Proxy<V> {
         let token = match bearer_token(req.headers()) {
             Ok(t) => t,
             Err(e) => {
-                self.record_authn("denied", e.reason());
-                audit(None, verb, &path, remote, "denied", e.reason());
+                self.deny(verb, &path, remote, "denied", e.reason());
                 return status::response(
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized",
@@ -202,33 +361,20 @@ impl<V: StakeView + 'static> Proxy<V> {
                 );
             }
         };
-        let identity = match self.auth.authenticate(token).await {
-            Ok(identity) => identity,
-            Err(e) if e.is_unavailable() => {
-                self.record_authn("error", e.reason());
-                audit(None, verb, &path, remote, "error", e.reason());
-                warn!(error = %e, "stake view unavailable");
-                return status::response_with(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "the stake view is unavailable; retry shortly",
-                    Some(1),
-                );
-            }
-            Err(e) => {
-                self.record_authn("denied", e.reason());
-                audit(None, verb, &path, remote, "denied", e.reason());
-                return status::response(
-                    StatusCode::UNAUTHORIZED,
-                    "Unauthorized",
-                    &format!("Unauthorized: {e}"),
-                );
-            }
+        let identity = match self.auth.cached(token) {
+            Some(identity) => identity,
+            None => match self.authenticate_cold(token, remote, verb, &path).await {
+                Ok(identity) => identity,
+                Err(resp) => return resp,
+            },
         };
         self.record_authn("allowed", "ok");
 
-        if let Err(wait) = self.limiter.check(&identity.username, Instant::now()) {
-            audit(Some(&identity), verb, &path, remote, "rate_limited", "rate");
+        if let Err(wait) = self
+            .limiter
+            .check(identity.username.as_str(), Instant::now())
+        {
+            audit::record(Some(&identity), verb, &path, remote, "rate_limited", "rate");
             let secs = wait.as_secs().max(1);
             return status::response_with(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -240,7 +386,7 @@ impl<V: StakeView + 'static> Proxy<V> {
                 Some(secs),
             );
         }
-        audit(Some(&identity), verb, &path, remote, "allowed", "ok");
+        audit::record(Some(&identity), verb, &path, remote, "allowed", "ok");
 
         let Some(upstream) = self.upstream.clone() else {
             return status::response(
@@ -249,6 +395,24 @@ impl<V: StakeView + 'static> Proxy<V> {
                 &self.config.no_upstream_hint,
             );
         };
+        match self.header_safety() {
+            HeaderSafety::Safe => {}
+            HeaderSafety::Unknown => {
+                return status::response_with(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the API server's request-header settings have not been verified yet; retry shortly",
+                    Some(2),
+                );
+            }
+            HeaderSafety::Unsafe => {
+                return status::response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the API server behind this proxy reads identity from headers clients could set; the operator must fix its --requestheader-* settings",
+                );
+            }
+        }
         if self.config.bootstrap_rbac
             && let Some(rbac) = &self.rbac
             && let Err(e) = rbac.ensure_user(&identity).await
@@ -261,21 +425,105 @@ impl<V: StakeView + 'static> Proxy<V> {
                 Some(2),
             );
         }
-        self.forward(upstream, req, &identity, verb, remote).await
+        self.forward(upstream, req, identity, verb, remote).await
+    }
+
+    /// A token the verdict cache does not know: metered per client address and in total before
+    /// any signature or chain work, then verified.
+    async fn authenticate_cold(
+        &self,
+        token: &str,
+        remote: SocketAddr,
+        verb: &'static str,
+        path: &str,
+    ) -> Result<Arc<Identity>, Response<ProxyBody>> {
+        if let Err(wait) = self.pre_auth.check(&remote.ip(), Instant::now()) {
+            self.deny(verb, path, remote, "throttled", "pre_auth");
+            let secs = wait.as_secs().max(1);
+            return Err(status::response_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!("too many new tokens from {}; retry in {secs}s", remote.ip()),
+                Some(secs),
+            ));
+        }
+        let Ok(_slot) = self.cold_slots.clone().try_acquire_owned() else {
+            self.deny(verb, path, remote, "error", "busy");
+            return Err(status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "too many tokens are being verified right now; retry shortly",
+                Some(1),
+            ));
+        };
+        match self.auth.authenticate(token).await {
+            Ok(identity) => Ok(identity),
+            Err(e) if e.is_unavailable() => {
+                self.deny(verb, path, remote, "error", e.reason());
+                warn!(error = %e, "stake view unavailable");
+                Err(status::response_with(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the stake view is unavailable; retry shortly",
+                    Some(1),
+                ))
+            }
+            Err(e) => {
+                self.deny(verb, path, remote, "denied", e.reason());
+                if let Some(wait) = e.retry_after() {
+                    let secs = wait.as_secs().max(1);
+                    return Err(status::response_with(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        &format!("Unauthorized for now: {e}"),
+                        Some(secs),
+                    ));
+                }
+                Err(status::response(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    &format!("Unauthorized: {}", client_reason(&e)),
+                ))
+            }
+        }
+    }
+
+    /// Counts a refused request and writes its audit line, sampled: a flood of refusals must
+    /// not turn into a flood of log lines.
+    fn deny(
+        &self,
+        verb: &str,
+        path: &str,
+        remote: SocketAddr,
+        result: &'static str,
+        reason: &'static str,
+    ) {
+        self.record_authn(result, reason);
+        match self.denials.admit() {
+            audit::Admit::Log { suppressed } => {
+                if suppressed > 0 {
+                    info!(target: "audit", suppressed, "authn denials not logged in the last second");
+                }
+                audit::record(None, verb, path, remote, result, reason);
+            }
+            audit::Admit::Suppress => {
+                self.metrics.audit_suppressed.inc();
+            }
+        }
     }
 
     async fn forward(
         &self,
         upstream: Arc<Upstream<Incoming>>,
         mut req: Request<Incoming>,
-        identity: &Identity,
+        identity: Arc<Identity>,
         verb: &'static str,
         remote: SocketAddr,
     ) -> Response<ProxyBody> {
         let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        prepare_upstream(&mut parts.headers, identity, upgrade, remote.ip());
+        prepare_upstream(&mut parts.headers, &identity, upgrade, remote.ip());
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = match upstream.uri(pq) {
             Ok(u) => u,
@@ -291,32 +539,52 @@ impl<V: StakeView + 'static> Proxy<V> {
         // a second one, and kube-apiserver allows 100 streams per connection, so 100 open
         // watches would otherwise stall every other request.
         let long_running = upgrade || is_long_running(verb, out.uri().query());
-        // Each long-running request holds an upstream connection (and descriptors) for as long
-        // as it lasts: bounded per identity and in total.
-        let permits = if long_running {
-            match self.streams.acquire(&identity.username) {
-                Some(p) => Some(p),
-                None => {
+        let hold = if long_running {
+            // Each long-running request holds an upstream connection (and descriptors) for as
+            // long as it lasts: bounded per identity and in total. It is also a session: it
+            // ends when the credential that opened it is revoked.
+            let Some(permits) = self.streams.acquire(&identity.username) else {
+                return status::response_with(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    &format!(
+                        "too many open watches, log streams and exec sessions for {} (limit {} each, {} in total)",
+                        identity.username,
+                        self.config.max_streams_per_identity,
+                        self.config.max_streams
+                    ),
+                    Some(5),
+                );
+            };
+            Hold::Stream {
+                _permits: permits,
+                session: self.auth.sessions().open(identity.clone()),
+            }
+        } else {
+            match tokio::time::timeout(
+                self.config.response_header_timeout,
+                self.requests.acquire(&identity.username),
+            )
+            .await
+            {
+                Ok(slot) => Hold::Request { _slot: slot },
+                Err(_) => {
                     return status::response_with(
                         StatusCode::TOO_MANY_REQUESTS,
                         "TooManyRequests",
                         &format!(
-                            "too many open watches, log streams and exec sessions for {} (limit {} each, {} in total)",
-                            identity.username,
-                            self.config.max_streams_per_identity,
-                            self.config.max_streams
+                            "{} has had {} requests in progress for too long",
+                            identity.username, self.config.max_requests_per_identity
                         ),
                         Some(5),
                     );
                 }
             }
-        } else {
-            None
         };
         let client = if long_running {
             &upstream.http1
         } else {
-            &upstream.pooled
+            upstream.pooled_for(&identity.username)
         };
         let started = Instant::now();
         let result =
@@ -347,19 +615,13 @@ impl<V: StakeView + 'static> Proxy<V> {
             if let Some(client_upgrade) = client_upgrade {
                 let upstream_upgrade = hyper::upgrade::on(&mut resp);
                 let gauge = self.metrics.open_upgrades.clone();
-                tokio::spawn(async move {
-                    let _permits = permits;
-                    match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                        Ok((client, upstream)) => {
-                            gauge.inc();
-                            let mut client = TokioIo::new(client);
-                            let mut upstream = TokioIo::new(upstream);
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                            gauge.dec();
-                        }
-                        Err(e) => warn!(error = %e, "upgrade failed"),
-                    }
-                });
+                tokio::spawn(splice(
+                    client_upgrade,
+                    upstream_upgrade,
+                    hold,
+                    gauge,
+                    identity,
+                ));
                 return resp.map(|_| empty());
             }
             return status::response(
@@ -370,26 +632,13 @@ impl<V: StakeView + 'static> Proxy<V> {
         }
 
         strip_hop_by_hop(resp.headers_mut(), false);
-        if long_running {
-            let gauge = (verb == "watch").then(|| {
-                let g = self.metrics.open_watches.clone();
-                g.inc();
-                g
-            });
-            let guard = StreamGuard {
-                gauge,
-                _permits: permits,
-            };
-            return resp.map(move |body| {
-                body.map_frame(move |f| {
-                    let _ = &guard;
-                    f
-                })
-                .map_err(BoxError::from)
-                .boxed_unsync()
-            });
-        }
-        resp.map(|body| body.map_err(BoxError::from).boxed_unsync())
+        let gauge = (verb == "watch").then(|| {
+            let g = self.metrics.open_watches.clone();
+            g.inc();
+            g
+        });
+        let guard = StreamGuard { gauge, _hold: hold };
+        resp.map(move |body| Revocable::new(body, guard).boxed_unsync())
     }
 
     fn record_authn(&self, result: &'static str, reason: &'static str) {
@@ -398,6 +647,47 @@ impl<V: StakeView + 'static> Proxy<V> {
             .get_or_create(&AuthnLabels { result, reason })
             .inc();
     }
+}
+
+/// What a client may learn about a refused token: the offline facts it can check itself
+/// (format, time, audience, signature) by name; anything read from the chain only as "not
+/// authorized" — the exact reason (epochs, amounts, minimums) goes to the audit log, so
+/// probing the chain through the proxy costs more than reading it.
+fn client_reason(e: &AuthError) -> String {
+    match e {
+        AuthError::Parse(_) | AuthError::Claims(_) | AuthError::Signature(_) => e.to_string(),
+        _ => "the stake record named by the token does not authorize it (revoked, unstaked, slashed, below the minimum, or not the signer's)".to_owned(),
+    }
+}
+
+/// Splices an upgraded client connection (exec, attach, port-forward) with the API server's,
+/// until either side closes or the session's credential is revoked.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    hold: Hold,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+    identity: Arc<Identity>,
+) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(e) => {
+            warn!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    gauge.inc();
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let revoked = hold.cancelled();
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+        () = revoked => {
+            info!(target: "audit", user = %identity.username, "upgraded session closed: its credential was revoked");
+        }
+    }
+    gauge.dec();
+    drop(hold);
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.
@@ -412,11 +702,35 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Rides on a long-running response body: releases the stream permits and decrements the
-/// watch gauge when the body is dropped (client gone or stream ended).
+/// What a forwarded request holds until its response is done: a long-running request its
+/// stream permits and live session, any other its per-identity request slot.
+enum Hold {
+    Stream {
+        _permits: StreamPermits,
+        session: Option<Session>,
+    },
+    Request {
+        _slot: tokio::sync::OwnedSemaphorePermit,
+    },
+}
+
+impl Hold {
+    /// Resolves when the session's credential was revoked (never for plain requests).
+    fn cancelled(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        match self {
+            Hold::Stream {
+                session: Some(s), ..
+            } => Box::pin(s.cancelled()),
+            _ => Box::pin(std::future::pending()),
+        }
+    }
+}
+
+/// Rides on a response body: releases what the request holds and decrements the watch gauge
+/// when the body is dropped (client gone or stream ended).
 struct StreamGuard {
     gauge: Option<prometheus_client::metrics::gauge::Gauge>,
-    _permits: Option<StreamPermits>,
+    _hold: Hold,
 }
 
 impl Drop for StreamGuard {
@@ -424,6 +738,61 @@ impl Drop for StreamGuard {
         if let Some(g) = &self.gauge {
             g.dec();
         }
+    }
+}
+
+/// A response body that ends with an error as soon as the session holding it is revoked
+/// (watches and followed logs end within one checkpoint of the revocation).
+struct Revocable {
+    inner: Incoming,
+    revoked: Pin<Box<dyn Future<Output = ()> + Send>>,
+    guard: Option<StreamGuard>,
+}
+
+impl Revocable {
+    fn new(inner: Incoming, guard: StreamGuard) -> Self {
+        Revocable {
+            inner,
+            revoked: guard._hold.cancelled(),
+            guard: Some(guard),
+        }
+    }
+}
+
+impl hyper::body::Body for Revocable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.guard.is_none() {
+            return Poll::Ready(None);
+        }
+        if this.revoked.as_mut().poll(cx).is_ready() {
+            this.guard = None;
+            return Poll::Ready(Some(Err(
+                "the credential of this session was revoked".into()
+            )));
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.guard = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(BoxError::from))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.guard.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -471,32 +840,52 @@ impl StreamLimits {
     }
 }
 
+/// A fixed number of concurrent slots per identity (requests other than long-running ones).
+struct PerIdentity {
+    per_identity: std::sync::Mutex<lru::LruCache<String, Arc<tokio::sync::Semaphore>>>,
+    max: usize,
+}
+
+impl PerIdentity {
+    fn new(max: usize) -> Self {
+        PerIdentity {
+            per_identity: std::sync::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(65_536).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            max: max.max(1),
+        }
+    }
+
+    /// Waits for one of `identity`'s slots.
+    async fn acquire(&self, identity: &str) -> tokio::sync::OwnedSemaphorePermit {
+        let mine = {
+            let mut map = self
+                .per_identity
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(s) = map.get(identity) {
+                s.clone()
+            } else {
+                let s = Arc::new(tokio::sync::Semaphore::new(self.max));
+                map.put(identity.to_owned(), s.clone());
+                s
+            }
+        };
+        match mine.acquire_owned().await {
+            Ok(p) => p,
+            // The semaphore is never closed; should it be, do not block the request.
+            Err(_) => Arc::new(tokio::sync::Semaphore::new(1))
+                .acquire_owned()
+                .await
+                .expect("a fresh semaphore is open"),
+        }
+    }
+}
+
 pub(crate) fn empty() -> ProxyBody {
     http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed_unsync()
-}
-
-/// One structured audit record per authentication decision. Never the token.
-fn audit(
-    identity: Option<&Identity>,
-    verb: &str,
-    path: &str,
-    remote: SocketAddr,
-    result: &str,
-    reason: &str,
-) {
-    info!(
-        target: "audit",
-        user = identity.map_or("-", |i| i.username.as_str()),
-        role = identity.map_or("-", |i| i.role.as_str()),
-        verb,
-        path,
-        remote = %remote,
-        result,
-        reason,
-        "authn"
-    );
 }
 
 /// Whether a request may stay open indefinitely: watches and followed logs.

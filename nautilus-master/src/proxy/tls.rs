@@ -32,6 +32,10 @@ pub enum TlsError {
     NoCertificate { path: PathBuf },
     #[error("{path}: not a PEM private key")]
     BadKey { path: PathBuf },
+    #[error(
+        "{path}: private key readable by group or others (mode {mode:o}); run `chmod 600` on it"
+    )]
+    KeyMode { path: PathBuf, mode: u32 },
     #[error("{what}: {source}")]
     Pem {
         what: String,
@@ -246,7 +250,20 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Reads the serving key, refusing one that group or others can read: a key someone else
+/// may have copied is not a key to serve with.
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(io_err(path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyMode {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
     PrivateKeyDer::from_pem_file(path).map_err(|_| TlsError::BadKey {
         path: path.to_owned(),
     })
@@ -299,6 +316,23 @@ mod tests {
         fs::write(dir.path().join("tls.key"), "garbage").unwrap();
         let err = ServerCert::load_or_generate(dir.path(), &sans).unwrap_err();
         assert!(matches!(err, TlsError::BadKey { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sans = vec!["localhost".to_owned()];
+        ServerCert::load_or_generate(dir.path(), &sans).unwrap();
+        let key = dir.path().join("tls.key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ServerCert::load_or_generate(dir.path(), &sans).unwrap_err();
+        assert!(
+            matches!(err, TlsError::KeyMode { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        ServerCert::load_or_generate(dir.path(), &sans).unwrap();
     }
 
     #[test]

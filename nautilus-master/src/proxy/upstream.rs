@@ -1,9 +1,17 @@
 //! The connection to the Kubernetes API server: TLS verified against the cluster CA, the
 //! front-proxy client certificate presented, HTTP/2 when the server offers it.
 //!
-//! Two pooled clients share one configuration: one offers `h2` and `http/1.1` (everything
-//! except upgrades), one offers only `http/1.1` (exec/attach/port-forward upgrades, which
-//! Kubernetes serves over HTTP/1.1 only).
+//! Pooled clients share one configuration: a few that offer `h2` and `http/1.1` (everything
+//! except long-running requests; each identity always uses the same one, so a tenant that leaves
+//! responses unread stalls at most the tenants sharing its connection), and one that offers only
+//! `http/1.1` (watches, followed logs and exec/attach/port-forward upgrades, which Kubernetes
+//! serves over HTTP/1.1 only, each on a connection of its own).
+//!
+//! HTTP/2 flow control: unread response data holds connection window until it is read. Each
+//! stream may hold at most [`STREAM_WINDOW`]; the connection window is [`CONNECTION_WINDOW`], far
+//! more than one identity can hold with its capped concurrent requests (see
+//! `ProxyConfig::max_requests_per_identity`), so one stalled reader cannot close the window
+//! for everybody.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -145,6 +153,11 @@ impl hyper::rt::Write for UpstreamConn {
     }
 }
 
+/// HTTP/2 receive window of each upstream stream.
+pub(crate) const STREAM_WINDOW: u32 = 1024 * 1024;
+/// HTTP/2 receive window of each upstream connection.
+pub(crate) const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
+
 /// Builds a pooled client over [`TlsConnect`] for request bodies of type `B`.
 pub(crate) fn client<B>(connect: TlsConnect, http2: bool) -> Client<TlsConnect, B>
 where
@@ -161,6 +174,8 @@ where
         .set_host(true);
     if http2 {
         builder
+            .http2_initial_stream_window_size(STREAM_WINDOW)
+            .http2_initial_connection_window_size(CONNECTION_WINDOW)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_timeout(Duration::from_secs(20))
             .http2_keep_alive_while_idle(false);
@@ -168,10 +183,10 @@ where
     builder.build(connect)
 }
 
-/// The two clients, built once.
+/// The clients, built once.
 pub(crate) struct Upstream<B> {
     pub(crate) base: Uri,
-    pub(crate) pooled: Client<TlsConnect, B>,
+    pooled: Vec<Client<TlsConnect, B>>,
     pub(crate) http1: Client<TlsConnect, B>,
 }
 
@@ -181,12 +196,25 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    pub(crate) fn new(config: &UpstreamConfig) -> Result<Arc<Self>, TlsError> {
+    /// `shards` pooled HTTP/2-capable clients (at least one) plus the HTTP/1.1 one.
+    pub(crate) fn new(config: &UpstreamConfig, shards: usize) -> Result<Arc<Self>, TlsError> {
+        let connect = TlsConnect::new(config, &[ALPN_H2, ALPN_HTTP11])?;
         Ok(Arc::new(Upstream {
             base: config.url.clone(),
-            pooled: client(TlsConnect::new(config, &[ALPN_H2, ALPN_HTTP11])?, true),
+            pooled: (0..shards.max(1))
+                .map(|_| client(connect.clone(), true))
+                .collect(),
             http1: client(TlsConnect::new(config, &[ALPN_HTTP11])?, false),
         }))
+    }
+
+    /// The pooled client `identity` always uses.
+    pub(crate) fn pooled_for(&self, identity: &str) -> &Client<TlsConnect, B> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // A fixed hasher: the same identity maps to the same connection for the process.
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(identity);
+        let i = usize::try_from(h % self.pooled.len() as u64).unwrap_or(0);
+        &self.pooled[i]
     }
 
     /// `base` with the path and query of `path_and_query`.

@@ -105,12 +105,47 @@ pub struct RunningProxy {
     stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
+/// How a [`RunningProxy`] starts, beyond its [`ProxyConfig`].
+pub struct Options {
+    pub limits: ServeLimits,
+    /// Adjusts the authenticator's settings (the cluster id is filled in).
+    pub auth: Box<dyn FnOnce(AuthConfig) -> AuthConfig>,
+    /// Whether a failing `Proxy::bootstrap` fails the start (it may be meant to fail).
+    pub require_bootstrap: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            limits: ServeLimits::default(),
+            auth: Box::new(|c| c),
+            require_bootstrap: true,
+        }
+    }
+}
+
 impl RunningProxy {
     pub fn start(tls_dir: &Path, config: ProxyConfig) -> Self {
         Self::start_with(tls_dir, config, ServeLimits::default())
     }
 
     pub fn start_with(tls_dir: &Path, config: ProxyConfig, limits: ServeLimits) -> Self {
+        Self::start_opts(
+            tls_dir,
+            config,
+            Options {
+                limits,
+                ..Options::default()
+            },
+        )
+    }
+
+    pub fn start_opts(tls_dir: &Path, config: ProxyConfig, options: Options) -> Self {
+        let Options {
+            limits,
+            auth: tune,
+            require_bootstrap,
+        } = options;
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("DAAS_LOG")
@@ -126,7 +161,10 @@ impl RunningProxy {
         let cluster = random_address();
         let view: View = Arc::new(InMemoryStakeView::default());
         let auth = Arc::new(SealAuthenticator::new(
-            AuthConfig::new(cluster),
+            AuthConfig {
+                cluster,
+                ..tune(AuthConfig::new(cluster))
+            },
             view.clone(),
         ));
         let cert = ServerCert::load_or_generate(
@@ -136,7 +174,10 @@ impl RunningProxy {
         .unwrap();
         let server_tls = cert.server_config().unwrap();
         let proxy = runtime.block_on(async { Proxy::new(config, auth.clone()).unwrap() });
-        runtime.block_on(proxy.bootstrap()).unwrap();
+        let bootstrapped = runtime.block_on(proxy.bootstrap());
+        if require_bootstrap {
+            bootstrapped.unwrap();
+        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -158,6 +199,7 @@ impl RunningProxy {
                 wait(stopped.clone()),
             ));
             tokio::spawn(serve_webhook(auth, w, server_tls, wait(stopped.clone())));
+            tokio::spawn(proxy.clone().maintain(wait(stopped.clone())));
             tokio::spawn(serve_admin(proxy.clone(), Vec::new(), a, wait(stopped)));
             addrs
         });
@@ -180,10 +222,14 @@ impl RunningProxy {
         add_staker(&self.view, self.cluster, role)
     }
 
-    /// Bumps the record's token epoch (as `revoke_tokens` on chain) and evicts its tokens.
+    /// Bumps the record's token epoch (as `revoke_tokens` on chain), then does what the chain
+    /// follower does for such a change: evicts its tokens and re-checks its live sessions.
     pub fn revoke(&self, staker: &Staker) {
         self.view.update(&staker.stake, |r| r.token_epoch += 1);
-        self.proxy.authenticator().evict_stake(&staker.stake);
+        let auth = self.proxy.authenticator();
+        auth.evict_stake(&staker.stake);
+        let _enter = self.runtime.enter();
+        auth.revalidate(nautilus_master::auth::Scope::Stake(staker.stake));
     }
 
     /// Writes a kubeconfig for `token` pinned to the proxy's CA.

@@ -141,7 +141,19 @@ impl Ca {
     }
 }
 
+/// What the stand-in publishes in `kube-system/extension-apiserver-authentication`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestHeaderConfig {
+    /// 503, as an API server that is still starting.
+    Unavailable,
+    /// `X-Remote-*` names only.
+    Safe,
+    /// Groups also read from `X-Forwarded-Groups`, which clients can send.
+    Unsafe,
+}
+
 struct State {
+    request_headers: Mutex<RequestHeaderConfig>,
     requests: Arc<Mutex<Vec<Recorded>>>,
     recording: AtomicBool,
     events: broadcast::Sender<Bytes>,
@@ -214,6 +226,7 @@ impl Upstream {
 
         let requests = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
+            request_headers: Mutex::new(RequestHeaderConfig::Safe),
             requests: requests.clone(),
             recording: AtomicBool::new(true),
             events: broadcast::channel(1024).0,
@@ -274,6 +287,11 @@ impl Upstream {
         let mut line = json.trim_end().to_owned();
         line.push('\n');
         self.state.events.send(Bytes::from(line)).unwrap_or(0)
+    }
+
+    /// Sets what the request-header ConfigMap says from now on.
+    pub fn set_request_headers(&self, config: RequestHeaderConfig) {
+        *self.state.request_headers.lock().unwrap() = config;
     }
 
     /// Watch responses currently streaming.
@@ -372,6 +390,38 @@ async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body>
             r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1:6443"}]}"#,
         ),
         (&Method::GET, ["healthz" | "livez" | "readyz"]) => text(StatusCode::OK, "ok"),
+        (
+            &Method::GET,
+            [
+                "api",
+                "v1",
+                "namespaces",
+                "kube-system",
+                "configmaps",
+                "extension-apiserver-authentication",
+            ],
+        ) => {
+            let groups = match *state.request_headers.lock().unwrap() {
+                RequestHeaderConfig::Unavailable => {
+                    return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
+                }
+                RequestHeaderConfig::Safe => r#"[\"X-Remote-Group\"]"#,
+                RequestHeaderConfig::Unsafe => r#"[\"X-Remote-Group\",\"X-Forwarded-Groups\"]"#,
+            };
+            json(
+                StatusCode::OK,
+                &format!(
+                    r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"extension-apiserver-authentication","namespace":"kube-system"}},"data":{{"requestheader-username-headers":"[\"X-Remote-User\"]","requestheader-group-headers":"{groups}","requestheader-extra-headers-prefix":"[\"X-Remote-Extra-\"]"}}}}"#
+                ),
+            )
+        }
+        (&Method::GET, ["api", "v1", "namespaces", _, "configmaps", "big"]) => {
+            // `bytes=N` bytes of body, for flow-control tests.
+            let n: usize = query(&req, "bytes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1024);
+            Response::new(full(vec![b'x'; n]))
+        }
         (&Method::GET, ["api", "v1", "namespaces", ns, "configmaps"]) => {
             let watch = matches!(query(&req, "watch").as_deref(), Some("true" | "1"));
             if watch {
@@ -596,13 +646,60 @@ pub enum Conn {
 impl Conn {
     /// Connects with ALPN `h2` (`http2`) or `http/1.1` and checks the server agreed.
     pub async fn connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>, http2: bool) -> Self {
+        Self::try_connect(addr, config, http2)
+            .await
+            .expect("connect to the proxy")
+    }
+
+    /// [`Conn::connect`], `None` when the server closes the connection instead.
+    pub async fn try_connect(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        http2: bool,
+    ) -> Option<Self> {
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        Self::try_handshake(tcp, config, http2, None).await
+    }
+
+    /// TLS and HTTP over an already connected `tcp`.
+    pub async fn handshake(tcp: TcpStream, config: Arc<rustls::ClientConfig>, http2: bool) -> Self {
+        Self::try_handshake(tcp, config, http2, None)
+            .await
+            .expect("handshake with the proxy")
+    }
+
+    /// HTTP/2 with an initial stream window of `window` bytes: a client that reads nothing of
+    /// a response body (window 0) leaves it all on the server's side.
+    pub async fn connect_h2_window(
+        addr: SocketAddr,
+        config: Arc<rustls::ClientConfig>,
+        window: u32,
+    ) -> Self {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::try_handshake(tcp, config, true, Some(window))
+            .await
+            .expect("connect to the proxy")
+    }
+
+    async fn try_handshake(
+        tcp: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        http2: bool,
+        window: Option<u32>,
+    ) -> Option<Self> {
+        tcp.set_nodelay(true).ok()?;
+        let addr = tcp.peer_addr().ok()?;
         let mut config = (*config).clone();
         config.alpn_protocols = vec![if http2 {
             b"h2".to_vec()
         } else {
             b"http/1.1".to_vec()
         }];
-        let tls = tls_connect(addr, Arc::new(config)).await.unwrap();
+        let name = ServerName::IpAddress(addr.ip().into());
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .ok()?;
         let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         if http2 {
             assert_eq!(
@@ -610,18 +707,19 @@ impl Conn {
                 Some(&b"h2"[..]),
                 "server did not agree to h2"
             );
-            let (send, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                    .await
-                    .unwrap();
+            let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+            if let Some(w) = window {
+                builder.initial_stream_window_size(w);
+            }
+            let (send, conn) = builder.handshake(TokioIo::new(tls)).await.ok()?;
             tokio::spawn(conn);
-            Conn::H2(send)
+            Some(Conn::H2(send))
         } else {
             let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
-                .unwrap();
+                .ok()?;
             tokio::spawn(conn.with_upgrades());
-            Conn::H1(Arc::new(tokio::sync::Mutex::new(send)))
+            Some(Conn::H1(Arc::new(tokio::sync::Mutex::new(send))))
         }
     }
 
