@@ -71,6 +71,8 @@ pub struct ProxyConfig {
     pub max_streams_per_identity: usize,
     /// The same, across all identities.
     pub max_streams: usize,
+    /// What the master creates for RBAC and tenants (with `bootstrap_rbac`).
+    pub rbac: rbac::RbacPolicy,
 }
 
 impl Default for ProxyConfig {
@@ -83,6 +85,7 @@ impl Default for ProxyConfig {
             bootstrap_rbac: true,
             max_streams_per_identity: 250,
             max_streams: 10_000,
+            rbac: rbac::RbacPolicy::default(),
         }
     }
 }
@@ -105,7 +108,7 @@ impl<V: StakeView + 'static> Proxy<V> {
     ) -> Result<Arc<Self>, TlsError> {
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
         let rbac = match &config.upstream {
-            Some(up) => Some(rbac::Rbac::new(up)?),
+            Some(up) => Some(rbac::Rbac::new(up, config.rbac.clone())?),
             None => None,
         };
         Ok(Arc::new(Proxy {
@@ -254,13 +257,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             && let Some(rbac) = &self.rbac
             && let Err(e) = rbac.ensure_user(&identity).await
         {
-            warn!(user = %identity.username, error = %e, "could not prepare the user's namespace");
-            return status::response_with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "could not prepare your namespace; retry shortly",
-                Some(2),
-            );
+            return e.response();
         }
         self.forward(upstream, req, &identity, verb, remote).await
     }

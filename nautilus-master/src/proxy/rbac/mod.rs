@@ -1,54 +1,97 @@
-//! The master's own API access: role-group bindings, per-user namespaces, upstream readiness.
+//! The master's own API access: cluster-wide defaults, per-user namespaces, upstream readiness.
 //!
 //! Requests go through the same verified TLS connection as proxied traffic, as the identity
-//! `k3s-daas:nautilus-master` in `system:masters` (request-header authentication). Cluster-wide
-//! objects are written with server-side apply under the field manager `k3s-daas` (repeating it
-//! is harmless); per-user objects are created only when absent, so an operator's edits stand.
+//! `k3s-daas:nautilus-master` in `system:masters` (request-header authentication). Every object
+//! the master writes is created only when absent and never updated afterwards, so an operator's
+//! edits stand across restarts; a cluster-wide object that differs from the default is logged
+//! at start (info) and left as it is.
 //!
-//! Defaults (see `docs/proxy.md`):
-//! - group `k3s-daas:admin` → ClusterRole `cluster-admin` (ClusterRoleBinding `k3s-daas:admin`);
+//! Defaults (see `docs/proxy.md`, "RBAC and tenants"):
+//! - group `k3s-daas:admin` → ClusterRole `cluster-admin` (ClusterRoleBinding `k3s-daas:admin`),
+//!   unless [`RbacPolicy::admin_binding`] is off;
+//! - the Service exposure policy (`admission`): no `externalIPs` except for cluster admins, no
+//!   LoadBalancer or NodePort Services for tenants;
 //! - each `k3s-daas:user` identity gets a namespace of its own (`u-` + the first 40 hex digits
-//!   of its address), annotated with its owner, labelled Pod Security `baseline`, and a RoleBinding
-//!   `k3s-daas:owner` there to ClusterRole `k3s-daas:namespace-owner` — workloads, config,
-//!   secrets, services, jobs, exec/logs/port-forward, but no RBAC, quotas or namespaces; nothing
-//!   cluster-wide. The rules are spelled out here rather than borrowed from the aggregated
-//!   `edit` role, whose rules depend on a controller having run;
+//!   of its address), annotated with its owner and labelled with a Pod Security level, holding
+//!   a ResourceQuota, a LimitRange, a default NetworkPolicy ([`tenant`]) and a RoleBinding
+//!   `k3s-daas:owner` to ClusterRole `k3s-daas:namespace-owner` (`cluster`). A namespace of
+//!   that name that names another owner is never adopted. Setup runs once per user, never
+//!   behind another user's (`onboarding`);
 //! - `k3s-daas:worker` gets nothing through the proxy (nodes use K3s's own node credentials).
+//!
+//! Modules: `cluster` (the owner role and admin binding), `admission` (the Service policy),
+//! [`tenant`] (the per-namespace policy and objects), `onboarding` (per-user setup, backoff).
+
+mod admission;
+mod cluster;
+mod onboarding;
+pub mod tenant;
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject,
-};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use lru::LruCache;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use thiserror::Error;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use super::headers::add_identity;
 use super::tls::{ALPN_H2, ALPN_HTTP11, TlsError};
 use super::upstream::{BoxError, TlsConnect, UpstreamConfig, client};
+use super::{ProxyBody, status};
 use crate::auth::Identity;
 use daas_seal::{Address, Role};
 
+pub use admission::SERVICE_POLICY;
+pub use cluster::ADMIN_BINDING;
+pub use tenant::{TenantPolicy, TenantPolicyError};
+
 /// Username the master uses for its own API calls.
 pub const MASTER_USER: &str = "k3s-daas:nautilus-master";
-const FIELD_MANAGER: &str = "k3s-daas";
 /// Annotation naming the Sui address that owns a user namespace.
 pub const OWNER_ANNOTATION: &str = "k3s-daas.io/owner";
+/// ClusterRole bound (in their namespace) to each user.
+pub const OWNER_ROLE: &str = "k3s-daas:namespace-owner";
+/// Label on everything the master creates.
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "k3s-daas");
+
+/// What the master creates for RBAC and tenancy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RbacPolicy {
+    /// Create ClusterRoleBinding `k3s-daas:admin` (group `k3s-daas:admin` → `cluster-admin`)
+    /// when absent. Off: admin-role tokens authenticate but the master grants them nothing.
+    pub admin_binding: bool,
+    /// What each user namespace gets.
+    pub tenant: TenantPolicy,
+}
+
+impl Default for RbacPolicy {
+    fn default() -> Self {
+        RbacPolicy {
+            admin_binding: true,
+            tenant: TenantPolicy::default(),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum RbacError {
@@ -62,10 +105,79 @@ pub enum RbacError {
          X-Remote-User/X-Remote-Group/X-Remote-Extra-/X-Remote-Uid only"
     )]
     UnsafeRequestHeaders(Vec<String>),
+    /// The API server refused an object the tenant policy describes (checked at start with a
+    /// dry run).
+    #[error("the API server refuses the tenant policy's {kind}: {source}")]
+    TenantPolicyRejected {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    /// The user's namespace exists but its owner annotation names someone else (or nobody).
+    #[error("namespace {namespace} exists and is not owned by this user")]
+    NamespaceOwnedByOther { namespace: String },
+    #[error("namespace {namespace} is being deleted")]
+    NamespaceTerminating { namespace: String },
+    /// A setup attempt failed (the cause is remembered for the backoff).
+    #[error("setting up the user's namespace failed: {0}")]
+    Failed(#[source] Arc<RbacError>),
+    /// The last attempt failed less than its backoff ago.
+    #[error("setting up the user's namespace failed recently (retry in {retry_in:?}): {last}")]
+    Backoff {
+        retry_in: Duration,
+        #[source]
+        last: Arc<RbacError>,
+    },
+}
+
+impl RbacError {
+    /// The cause, through [`RbacError::Failed`] and [`RbacError::Backoff`].
+    fn cause(&self) -> &RbacError {
+        match self {
+            RbacError::Failed(last) | RbacError::Backoff { last, .. } => last.cause(),
+            other => other,
+        }
+    }
+
+    /// The answer to a user whose namespace could not be prepared: 403 when it belongs to
+    /// someone else (retrying will not help), otherwise 503 with `Retry-After`.
+    pub(crate) fn response(&self) -> Response<ProxyBody> {
+        let retry = match self {
+            RbacError::Backoff { retry_in, .. } => retry_in.as_millis().div_ceil(1000),
+            _ => onboarding::FIRST_BACKOFF.as_millis().div_ceil(1000),
+        };
+        let retry = u64::try_from(retry).unwrap_or(u64::MAX).max(1);
+        match self.cause() {
+            RbacError::NamespaceOwnedByOther { namespace } => status::response(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                &format!(
+                    "namespace {namespace} already exists and is not yours (its \
+                     {OWNER_ANNOTATION} annotation names another owner); a cluster operator \
+                     must delete it or correct the annotation"
+                ),
+            ),
+            RbacError::NamespaceTerminating { namespace } => status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &format!("your namespace {namespace} is being deleted; retry once it is gone"),
+                Some(retry),
+            ),
+            _ => status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "could not prepare your namespace; retry shortly",
+                Some(retry),
+            ),
+        }
+    }
 }
 
 /// Longest a user's first-request setup may take.
-const ENSURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const ENSURE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the setup waits for the new binding to take effect, and for the quota controller
+/// to count the new namespace.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `Ok` for a create that succeeded or found the object already there.
 fn create_if_absent<T>(result: Result<T, kube::Error>) -> Result<(), RbacError> {
@@ -76,6 +188,41 @@ fn create_if_absent<T>(result: Result<T, kube::Error>) -> Result<(), RbacError> 
     }
 }
 
+/// Creates a cluster-wide default unless an object of that name exists. An existing one is
+/// left as it is (logged at info when `same` says it differs from the default).
+async fn create_or_keep<K>(
+    api: &Api<K>,
+    desired: &K,
+    same: impl Fn(&K) -> bool,
+) -> Result<(), kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let kind = K::kind(&());
+    let name = desired.meta().name.clone().unwrap_or_default();
+    match api.create(&PostParams::default(), desired).await {
+        Ok(_) => {
+            info!(%kind, %name, "created the default");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.is_already_exists() => {
+            let current = api.get(&name).await?;
+            if same(&current) {
+                debug!(%kind, %name, "present, as the default");
+            } else {
+                info!(
+                    %kind,
+                    %name,
+                    "present and different from the default: left as it is (delete it to get \
+                     the default back at the next start)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The namespace a `user`-role identity owns.
 pub fn user_namespace(address: &Address) -> String {
     let hex = address.to_string();
@@ -83,15 +230,15 @@ pub fn user_namespace(address: &Address) -> String {
     format!("u-{}", &hex[..hex.len().min(40)])
 }
 
-/// The master's API client and the set of users whose namespace already exists.
+/// The master's API client, its policy, and the users' first-time setups.
 pub struct Rbac {
     client: kube::Client,
-    ensured: Mutex<LruCache<String, ()>>,
-    first_time: tokio::sync::Mutex<()>,
+    policy: RbacPolicy,
+    onboarding: onboarding::Onboarding,
 }
 
 impl Rbac {
-    pub(crate) fn new(config: &UpstreamConfig) -> Result<Self, TlsError> {
+    pub(crate) fn new(config: &UpstreamConfig, policy: RbacPolicy) -> Result<Self, TlsError> {
         let connect = TlsConnect::new(config, &[ALPN_H2, ALPN_HTTP11])?;
         let service = MasterService {
             base: config.url.clone(),
@@ -100,10 +247,8 @@ impl Rbac {
         };
         Ok(Rbac {
             client: kube::Client::new(service, "default"),
-            ensured: Mutex::new(LruCache::new(
-                NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
-            )),
-            first_time: tokio::sync::Mutex::new(()),
+            policy,
+            onboarding: onboarding::Onboarding::new(ENSURE_TIMEOUT),
         })
     }
 
@@ -139,101 +284,219 @@ impl Rbac {
         }
     }
 
-    /// Applies the cluster-wide binding of the admin group and the namespace-owner role.
+    /// Creates the cluster-wide defaults that are absent (the namespace-owner role, the admin
+    /// binding, the Service exposure policy), and has the API server check the tenant policy's
+    /// objects with a dry run, so a bad override fails here rather than at each user's first
+    /// request.
     pub async fn bootstrap(&self) -> Result<(), RbacError> {
         let roles: Api<ClusterRole> = Api::all(self.client.clone());
-        roles
-            .patch(OWNER_ROLE, &apply(), &Patch::Apply(&namespace_owner_role()))
-            .await?;
-        let binding = ClusterRoleBinding {
-            metadata: meta("k3s-daas:admin", None),
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "ClusterRole".into(),
-                name: "cluster-admin".into(),
-            },
-            subjects: Some(vec![Subject {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "Group".into(),
-                name: crate::auth::role_group(Role::Admin),
-                namespace: None,
-            }]),
-        };
-        let api: Api<ClusterRoleBinding> = Api::all(self.client.clone());
-        api.patch("k3s-daas:admin", &apply(), &Patch::Apply(&binding))
-            .await?;
-        info!("RBAC bootstrap: group k3s-daas:admin bound to cluster-admin; {OWNER_ROLE} applied");
+        create_or_keep(&roles, &cluster::namespace_owner_role(), cluster::same_role).await?;
+        let bindings: Api<ClusterRoleBinding> = Api::all(self.client.clone());
+        if self.policy.admin_binding {
+            create_or_keep(&bindings, &cluster::admin_binding(), cluster::same_binding).await?;
+        } else if bindings.get_opt(ADMIN_BINDING).await?.is_some() {
+            warn!(
+                name = ADMIN_BINDING,
+                "the admin binding is not to be created, but one exists: admin-role tokens keep \
+                 whatever it grants until an operator deletes it"
+            );
+        }
+        self.bootstrap_admission().await?;
+        self.dry_run_tenant_objects().await?;
+        info!(
+            admin_binding = self.policy.admin_binding,
+            "RBAC bootstrap done"
+        );
         Ok(())
     }
 
-    /// Makes sure a `user` identity's namespace and owner binding exist (checked once per
-    /// process per user). They are created only when absent: an operator's later change (a
-    /// stricter Pod Security level, a removed subject to suspend a user) is never reverted.
-    /// First-time setups run one at a time, so concurrent first requests do the work once.
-    /// Other roles: nothing to do.
+    async fn bootstrap_admission(&self) -> Result<(), RbacError> {
+        let policies: Api<ValidatingAdmissionPolicy> = Api::all(self.client.clone());
+        match create_or_keep(
+            &policies,
+            &admission::service_policy(),
+            admission::same_policy,
+        )
+        .await
+        {
+            Ok(()) => {}
+            // Not served (Kubernetes < 1.30, or the API turned off): nothing to create.
+            Err(kube::Error::Api(s)) if s.is_not_found() => {
+                warn!(
+                    policy = SERVICE_POLICY,
+                    "this API server has no admissionregistration.k8s.io/v1 \
+                     ValidatingAdmissionPolicy: Service externalIPs are refused only if it runs \
+                     the DenyServiceExternalIPs admission plugin (docs/proxy.md)"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(self.client.clone());
+        create_or_keep(
+            &bindings,
+            &admission::service_policy_binding(),
+            admission::same_binding,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn dry_run_tenant_objects(&self) -> Result<(), RbacError> {
+        let ns = "default";
+        let tenant = &self.policy.tenant;
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let rejected = |kind| move |source| RbacError::TenantPolicyRejected { kind, source };
+        let api: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
+        api.create(&dry, &tenant::resource_quota(ns, &tenant.quota))
+            .await
+            .map_err(rejected("ResourceQuota"))?;
+        let api: Api<LimitRange> = Api::namespaced(self.client.clone(), ns);
+        api.create(&dry, &tenant::limit_range(ns, &tenant.limit_range))
+            .await
+            .map_err(rejected("LimitRange"))?;
+        if tenant.network_policy {
+            let api: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+            api.create(&dry, &tenant::network_policy(ns))
+                .await
+                .map_err(rejected("NetworkPolicy"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure a `user` identity's namespace and its objects exist (once per process per
+    /// user; see `onboarding` for concurrency and backoff). Objects are created only when
+    /// absent: an operator's later change (a stricter Pod Security level, a larger quota, a
+    /// removed subject to suspend a user) is never reverted. Other roles: nothing to do.
     pub async fn ensure_user(&self, identity: &Identity) -> Result<(), RbacError> {
         if identity.role != Role::User {
             return Ok(());
         }
-        if self.lock().get(&identity.username).is_some() {
-            return Ok(());
+        let result = self
+            .onboarding
+            .ensure(&identity.username, || self.set_up_user(identity))
+            .await;
+        match &result {
+            Err(RbacError::Failed(cause)) => {
+                warn!(user = %identity.username, error = %cause, "could not prepare the user's namespace");
+            }
+            Err(e @ RbacError::Backoff { .. }) => {
+                debug!(user = %identity.username, error = %e, "user setup backing off");
+            }
+            _ => {}
         }
-        let _one_at_a_time = self.first_time.lock().await;
-        if self.lock().get(&identity.username).is_some() {
-            return Ok(());
-        }
-        tokio::time::timeout(ENSURE_TIMEOUT, self.create_user_namespace(identity))
-            .await
-            .map_err(|_| RbacError::Timeout)??;
-        self.lock().put(identity.username.clone(), ());
-        Ok(())
+        result
     }
 
-    async fn create_user_namespace(&self, identity: &Identity) -> Result<(), RbacError> {
+    async fn set_up_user(&self, identity: &Identity) -> Result<(), RbacError> {
         let ns = user_namespace(&identity.address);
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(ns.clone()),
-                // Label values stop at 63 bytes: the full address is an annotation.
-                annotations: Some(BTreeMap::from([(
-                    OWNER_ANNOTATION.to_owned(),
-                    identity.address.to_string(),
-                )])),
-                labels: Some(BTreeMap::from([
-                    (
-                        "pod-security.kubernetes.io/enforce".to_owned(),
-                        "baseline".to_owned(),
-                    ),
-                    (
-                        "app.kubernetes.io/managed-by".to_owned(),
-                        "k3s-daas".to_owned(),
-                    ),
-                ])),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        create_if_absent(namespaces.create(&PostParams::default(), &namespace).await)?;
-        let binding = RoleBinding {
-            metadata: meta("k3s-daas:owner", Some(&ns)),
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "ClusterRole".into(),
-                name: OWNER_ROLE.into(),
-            },
-            subjects: Some(vec![Subject {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "User".into(),
-                name: identity.username.clone(),
-                namespace: None,
-            }]),
-        };
+        let tenant = &self.policy.tenant;
+        self.ensure_namespace(&ns, &identity.address.to_string())
+            .await?;
+        // Limits before rights: the owner's binding comes last.
+        let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), &ns);
+        let quota = tenant::resource_quota(&ns, &tenant.quota);
+        create_if_absent(quotas.create(&PostParams::default(), &quota).await)?;
+        let limits: Api<LimitRange> = Api::namespaced(self.client.clone(), &ns);
+        let limit_range = tenant::limit_range(&ns, &tenant.limit_range);
+        create_if_absent(limits.create(&PostParams::default(), &limit_range).await)?;
+        if tenant.network_policy {
+            let policies: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), &ns);
+            let policy = tenant::network_policy(&ns);
+            create_if_absent(policies.create(&PostParams::default(), &policy).await)?;
+        }
         let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), &ns);
+        let binding = tenant::owner_binding(&ns, &identity.username);
         create_if_absent(bindings.create(&PostParams::default(), &binding).await)?;
+        self.wait_quota_counted(&ns).await?;
         self.wait_effective(identity, &ns).await?;
         info!(user = %identity.username, namespace = %ns, "user namespace ready");
         Ok(())
+    }
+
+    /// Creates the namespace, or adopts an existing one only if its owner annotation is
+    /// `owner`. An adopted namespace without a Pod Security `enforce` label gets the policy's;
+    /// one with a label keeps it (an operator's choice, even `privileged`).
+    async fn ensure_namespace(&self, ns: &str, owner: &str) -> Result<(), RbacError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let desired = tenant::namespace(ns, owner, &self.policy.tenant);
+        match namespaces.create(&PostParams::default(), &desired).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+        let existing = namespaces.get(ns).await?;
+        let annotated = existing
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(OWNER_ANNOTATION));
+        if annotated.map(String::as_str) != Some(owner) {
+            warn!(
+                target: "audit",
+                namespace = %ns,
+                owner = %owner,
+                annotated_owner = annotated.map_or("-", String::as_str),
+                "refusing to adopt an existing namespace that names another owner"
+            );
+            return Err(RbacError::NamespaceOwnedByOther {
+                namespace: ns.to_owned(),
+            });
+        }
+        let terminating = existing.metadata.deletion_timestamp.is_some()
+            || existing.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+        if terminating {
+            return Err(RbacError::NamespaceTerminating {
+                namespace: ns.to_owned(),
+            });
+        }
+        let want = self.policy.tenant.pod_security.as_str();
+        match existing
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(tenant::PSA_ENFORCE_LABEL))
+        {
+            None => {
+                warn!(namespace = %ns, level = want, "adopted namespace had no Pod Security level; adding it");
+                let patch = serde_json::json!({
+                    "metadata": {"labels": {tenant::PSA_ENFORCE_LABEL: want}}
+                });
+                namespaces
+                    .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Some(level) if level != want => {
+                info!(namespace = %ns, %level, "namespace keeps its own Pod Security level");
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Waits (up to 5 s) until the quota controller has counted the namespace's usage: until
+    /// then the API server refuses every create the quota covers ("status unknown for quota").
+    async fn wait_quota_counted(&self, ns: &str) -> Result<(), RbacError> {
+        let api: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let Some(quota) = api.get_opt(tenant::QUOTA_NAME).await? else {
+                return Ok(());
+            };
+            let hard = quota.spec.and_then(|s| s.hard).unwrap_or_default();
+            let used = quota.status.and_then(|s| s.used).unwrap_or_default();
+            if hard.keys().all(|k| used.contains_key(k)) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(namespace = %ns, "quota usage not counted after 5 s (is the controller manager running?); continuing");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (up to 5 s) until the API server's authorizer sees the new binding, so the user's
@@ -254,24 +517,17 @@ impl Rbac {
             ..SubjectAccessReview::default()
         };
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
             let answer = api.create(&PostParams::default(), &review).await?;
             if answer.status.is_some_and(|s| s.allowed) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(namespace = %ns, "binding not yet effective after 5 s; continuing");
+                warn!(namespace = %ns, "binding not yet effective after 5 s; continuing");
                 return Ok(());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, ()>> {
-        match self.ensured.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -299,92 +555,13 @@ fn unsafe_request_headers(data: &BTreeMap<String, String>) -> Vec<String> {
     out
 }
 
-/// ClusterRole bound (per namespace) to each user in their own namespace.
-pub const OWNER_ROLE: &str = "k3s-daas:namespace-owner";
-
-fn namespace_owner_role() -> ClusterRole {
-    let all = [
-        "get",
-        "list",
-        "watch",
-        "create",
-        "update",
-        "patch",
-        "delete",
-        "deletecollection",
-    ];
-    let read = ["get", "list", "watch"];
-    let rule = |group: &str, resources: &[&str], verbs: &[&str]| PolicyRule {
-        api_groups: Some(vec![group.to_owned()]),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        ..PolicyRule::default()
-    };
-    ClusterRole {
-        metadata: meta(OWNER_ROLE, None),
-        rules: Some(vec![
-            rule(
-                "",
-                &[
-                    "pods",
-                    "services",
-                    "configmaps",
-                    "secrets",
-                    "persistentvolumeclaims",
-                    "serviceaccounts",
-                    "replicationcontrollers",
-                ],
-                &all,
-            ),
-            // Read-only: writable Endpoints let a tenant point a Service anywhere
-            // (CVE-2021-25740; upstream dropped it from `edit` in 1.22).
-            rule("", &["endpoints"], &read),
-            rule(
-                "",
-                &[
-                    "pods/exec",
-                    "pods/attach",
-                    "pods/portforward",
-                    "pods/eviction",
-                ],
-                &["get", "create"],
-            ),
-            rule("", &["pods/log", "pods/status", "events"], &read),
-            rule(
-                "apps",
-                &[
-                    "deployments",
-                    "statefulsets",
-                    "daemonsets",
-                    "replicasets",
-                    "deployments/scale",
-                    "statefulsets/scale",
-                    "replicasets/scale",
-                ],
-                &all,
-            ),
-            rule("batch", &["jobs", "cronjobs"], &all),
-            rule("autoscaling", &["horizontalpodautoscalers"], &all),
-            rule("networking.k8s.io", &["ingresses", "networkpolicies"], &all),
-            rule("policy", &["poddisruptionbudgets"], &all),
-            rule("discovery.k8s.io", &["endpointslices"], &read),
-            rule("events.k8s.io", &["events"], &read),
-        ]),
-        aggregation_rule: None,
-    }
-}
-
-fn apply() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force()
-}
-
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: namespace.map(str::to_owned),
         labels: Some(BTreeMap::from([(
-            "app.kubernetes.io/managed-by".to_owned(),
-            "k3s-daas".to_owned(),
+            MANAGED_BY.0.to_owned(),
+            MANAGED_BY.1.to_owned(),
         )])),
         ..ObjectMeta::default()
     }
@@ -443,7 +620,111 @@ impl tower_service::Service<Request<kube::client::Body>> for MasterService {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use http_body_util::BodyExt;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+
     use super::*;
+
+    /// Kinds the namespace owner may create, as `(API group, resource)`: each one needs a count in
+    /// the namespace quota (`tenant::TenantQuota`), or the owner could fill the datastore.
+    fn creatable(role: &ClusterRole) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for rule in role.rules.iter().flatten() {
+            let creates = rule.verbs.iter().any(|v| v == "create" || v == "*");
+            if !creates {
+                continue;
+            }
+            for group in rule.api_groups.iter().flatten() {
+                for resource in rule.resources.iter().flatten() {
+                    out.push((group.clone(), resource.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Architecture invariant: every kind a tenant may create is counted by the namespace
+    /// quota, so what a tenant can store is bounded.
+    #[test]
+    fn every_kind_the_owner_may_create_is_counted_by_the_quota() {
+        let hard = tenant::TenantQuota::default().hard();
+        let kinds = creatable(&cluster::namespace_owner_role());
+        assert!(kinds.len() > 10, "{kinds:?}");
+        for (group, resource) in kinds {
+            if resource.contains('/') {
+                continue; // subresources: exec, attach, scale… create no object
+            }
+            let counted = if group.is_empty() {
+                hard.contains_key(&resource) || hard.contains_key(&format!("count/{resource}"))
+            } else {
+                hard.contains_key(&format!("count/{resource}.{group}"))
+            };
+            assert!(
+                counted,
+                "{group}/{resource} is creatable but not in the quota"
+            );
+        }
+    }
+
+    async fn answer(e: RbacError) -> (u16, Option<String>, serde_json::Value) {
+        let resp = e.response();
+        let code = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (code, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn setup_failures_answer_as_kubernetes_status() {
+        let conflict = Arc::new(RbacError::NamespaceOwnedByOther {
+            namespace: "u-ab".into(),
+        });
+        for e in [
+            RbacError::Failed(conflict.clone()),
+            RbacError::Backoff {
+                retry_in: Duration::from_secs(30),
+                last: conflict,
+            },
+        ] {
+            let (code, retry, body) = answer(e).await;
+            assert_eq!((code, retry), (403, None));
+            assert_eq!(body["reason"], "Forbidden");
+            let msg = body["message"].as_str().unwrap();
+            assert!(msg.contains("u-ab") && msg.contains("not yours"), "{msg}");
+        }
+        let (code, retry, body) = answer(RbacError::Backoff {
+            retry_in: Duration::from_millis(2500),
+            last: Arc::new(RbacError::NamespaceTerminating {
+                namespace: "u-cd".into(),
+            }),
+        })
+        .await;
+        assert_eq!((code, retry.as_deref()), (503, Some("3")));
+        assert!(body["message"].as_str().unwrap().contains("being deleted"));
+        let (code, retry, _) = answer(RbacError::Failed(Arc::new(RbacError::Timeout))).await;
+        assert_eq!((code, retry.as_deref()), (503, Some("1")));
+    }
+
+    #[test]
+    fn default_objects_compare_equal_to_themselves() {
+        assert!(cluster::same_role(&cluster::namespace_owner_role()));
+        assert!(cluster::same_binding(&cluster::admin_binding()));
+        assert!(admission::same_policy(&admission::service_policy()));
+        assert!(admission::same_binding(&admission::service_policy_binding()));
+        let mut edited = cluster::admin_binding();
+        edited.subjects = None;
+        assert!(!cluster::same_binding(&edited));
+        let mut edited = ClusterRole {
+            rules: cluster::namespace_owner_role().rules,
+            ..ClusterRole::default()
+        };
+        edited.rules.as_mut().unwrap().remove(0);
+        assert!(!cluster::same_role(&edited));
+    }
 
     #[test]
     fn request_header_settings_outside_x_remote_are_flagged() {
