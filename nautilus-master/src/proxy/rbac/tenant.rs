@@ -571,6 +571,30 @@ mod tests {
         }
     }
 
+    /// The complete defaults in `docs/proxy.md` are the code's.
+    #[test]
+    fn documented_defaults_are_the_defaults() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/proxy.md"))
+            .unwrap();
+        let block = doc
+            .split("<!-- tenant-policy-defaults -->\n```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n```").next())
+            .expect("the marked JSON block in docs/proxy.md");
+        let documented: serde_json::Value = serde_json::from_str(block).unwrap();
+        let quota = documented["quota"].as_object().unwrap();
+        assert_eq!(quota.len(), TenantQuota::default().hard().len());
+        assert_eq!(
+            documented["limitRange"].as_object().unwrap().len(),
+            7,
+            "every limit documented"
+        );
+        assert_eq!(
+            TenantPolicy::from_json(block).unwrap(),
+            TenantPolicy::default()
+        );
+    }
+
     #[test]
     fn the_quota_names_every_kind() {
         let hard = TenantQuota::default().hard();
