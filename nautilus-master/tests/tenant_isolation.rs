@@ -22,8 +22,8 @@ use std::process::{Command, Output, Stdio};
 
 use daas_seal::Role;
 use nautilus_master::k3s::ADMISSION_PLUGINS;
-use nautilus_master::proxy::ProxyConfig;
-use nautilus_master::proxy::rbac::{RbacPolicy, TenantPolicy, user_namespace};
+use nautilus_master::proxy::rbac::{RbacError, RbacPolicy, TenantPolicy, user_namespace};
+use nautilus_master::proxy::{Proxy, ProxyConfig};
 use support::proxy::{RunningProxy, Staker, peer_upstream};
 use support::upstream::{Conn, client_config};
 use support::{ApiServerOnShim, peer, run_ok};
@@ -499,4 +499,32 @@ fn namespace_setup_edge_cases() {
         .output()
         .unwrap();
     assert!(text(&o).contains("forbidden"), "{}", text(&o));
+
+    // A tenant policy the API server refuses (a default limit above the maximum) fails the
+    // bootstrap, before anyone is served.
+    let tenant =
+        TenantPolicy::from_json(r#"{"limitRange": {"container.default.cpu": "3"}}"#).unwrap();
+    let config = ProxyConfig {
+        upstream: Some(peer_upstream(&c.api.url(), &c.api.pki())),
+        rbac: RbacPolicy {
+            tenant,
+            ..RbacPolicy::default()
+        },
+        ..ProxyConfig::default()
+    };
+    let auth = proxy.proxy.authenticator().clone();
+    let err = proxy.runtime.block_on(async {
+        let bad = Proxy::new(config, auth).unwrap();
+        bad.bootstrap().await.unwrap_err()
+    });
+    assert!(
+        matches!(
+            err,
+            RbacError::TenantPolicyRejected {
+                kind: "LimitRange",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

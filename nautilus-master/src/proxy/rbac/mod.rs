@@ -349,7 +349,16 @@ impl Rbac {
             dry_run: true,
             ..PostParams::default()
         };
-        let rejected = |kind| move |source| RbacError::TenantPolicyRejected { kind, source };
+        // Only a refusal of the objects themselves is the policy's fault; anything else (an
+        // unreachable or overloaded API server) is an ordinary API error.
+        let rejected = |kind| {
+            move |source: kube::Error| match &source {
+                kube::Error::Api(s) if s.is_invalid() || s.code == 400 => {
+                    RbacError::TenantPolicyRejected { kind, source }
+                }
+                _ => RbacError::Kube(source),
+            }
+        };
         let api: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
         api.create(&dry, &tenant::resource_quota(ns, &tenant.quota))
             .await
