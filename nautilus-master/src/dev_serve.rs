@@ -53,6 +53,8 @@ pub struct DevServeOptions {
     pub upstream: UpstreamChoice,
     /// Serve :8080 without TLS (warned about; never outside development).
     pub insecure_dev_http: bool,
+    /// Role bindings and what each user namespace gets.
+    pub rbac: crate::proxy::rbac::RbacPolicy,
 }
 
 /// What is running, for the banner.
@@ -220,13 +222,17 @@ pub async fn serve(
         } else {
             hint
         },
+        rbac: opts.rbac.clone(),
         ..ProxyConfig::default()
     };
     let has_upstream = config.upstream.is_some();
     let proxy = Proxy::new(config, auth.clone())?;
     match proxy.bootstrap().await {
         Ok(()) => {}
-        Err(e @ crate::proxy::rbac::RbacError::UnsafeRequestHeaders(_)) => {
+        Err(
+            e @ (crate::proxy::rbac::RbacError::UnsafeRequestHeaders(_)
+            | crate::proxy::rbac::RbacError::TenantPolicyRejected { .. }),
+        ) => {
             let _ = stop_tx.send(true);
             return Err(e).context("refusing to serve in front of this API server");
         }

@@ -75,6 +75,14 @@ struct DevArgs {
     /// Serve kubectl over plain HTTP. Development only: tokens travel in cleartext.
     #[arg(long)]
     insecure_dev_http: bool,
+    /// JSON file of overrides for what each user namespace gets (Pod Security level,
+    /// ResourceQuota, LimitRange, default NetworkPolicy); see docs/proxy.md.
+    #[arg(long, env = "DAAS_TENANT_POLICY")]
+    tenant_policy: Option<PathBuf>,
+    /// Do not create ClusterRoleBinding k3s-daas:admin (admin-role tokens then get no rights
+    /// from the master; an existing binding is left alone).
+    #[arg(long, env = "DAAS_NO_ADMIN_BINDING")]
+    no_admin_binding: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +150,20 @@ fn run(cli: Cli) -> Result<()> {
 
 async fn dev(args: DevArgs) -> Result<()> {
     use nautilus_master::dev_serve::{DevServeOptions, UpstreamChoice, serve};
+    use nautilus_master::proxy::rbac::{RbacPolicy, TenantPolicy};
+    // Configuration first: a bad policy file fails before anything starts.
+    let tenant = match &args.tenant_policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            TenantPolicy::from_json(&text).with_context(|| path.display().to_string())?
+        }
+        None => TenantPolicy::default(),
+    };
+    let rbac = RbacPolicy {
+        admin_binding: !args.no_admin_binding,
+        tenant,
+    };
     let shutdown = shutdown_signal()?;
     nautilus_master::dev::prepare(&args.data_dir)?;
     let chain = nautilus_master::dev_chain::DevChain::start(
@@ -182,6 +204,7 @@ async fn dev(args: DevArgs) -> Result<()> {
         etcd_listen: args.etcd_listen,
         upstream,
         insecure_dev_http: args.insecure_dev_http,
+        rbac,
     };
     let data_dir = args.data_dir;
     let served = serve(opts, &chain, shutdown, |running| {

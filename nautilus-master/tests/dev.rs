@@ -220,9 +220,13 @@ fn dev_in_front_of_a_real_kube_apiserver() {
     let api = ApiServerOnShim::start(&peer_dir, tmp.path(), &[]);
     let pki = api.pki();
     let arg = |p: &str| pki.join(p).display().to_string();
+    let policy = tmp.path().join("tenant-policy.json");
+    std::fs::write(&policy, r#"{"quota": {"count/configmaps": 7}}"#).unwrap();
     let dev = Dev::start(
         &tmp.path().join("d"),
         &[
+            "--tenant-policy".into(),
+            policy.display().to_string(),
             "--upstream".into(),
             api.url(),
             "--upstream-ca".into(),
@@ -265,9 +269,42 @@ fn dev_in_front_of_a_real_kube_apiserver() {
         "hello",
         "--from-literal=a=b",
     ]));
+    // The user's namespace got the quota of --tenant-policy.
+    let quota = run_ok(
+        Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&api.admin_kubeconfig)
+            .args(["-n", &ns, "get", "resourcequota", "k3s-daas-quota"])
+            .args(["-o", "jsonpath={.spec.hard.count/configmaps}"]),
+    );
+    assert_eq!(quota, "7");
     let ready = dev.admin_get("/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     dev.stop();
+}
+
+/// A tenant policy file with a typo stops `dev` before it creates or opens anything.
+#[test]
+fn dev_refuses_a_bad_tenant_policy_before_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.json");
+    std::fs::write(&policy, r#"{"quota": {"count/secret": 3}}"#).unwrap();
+    let data = tmp.path().join("d");
+    let out = dev_command(&data)
+        .arg("--tenant-policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("policy.json") && err.contains("unknown field `count/secret`"),
+        "{err}"
+    );
+    assert!(
+        !data.exists(),
+        "dev started before checking its configuration"
+    );
 }
 
 /// SIGTERM while k3s is still starting stops dev and its k3s child promptly. The child is a

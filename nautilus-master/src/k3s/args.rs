@@ -17,6 +17,13 @@ pub const DEFAULT_HTTPS_PORT: u16 = 6443;
 /// control plane runs without an agent (`--disable-agent`), so none of them would work anyway.
 pub const DEFAULT_DISABLE: &[&str] = &["traefik", "servicelb", "metrics-server"];
 
+/// kube-apiserver admission plugins enabled on top of its defaults. `NodeRestriction` is what
+/// K3s itself sets for `enable-admission-plugins`; a `--kube-apiserver-arg` for that flag
+/// replaces K3s's value, so it is listed again. `DenyServiceExternalIPs` refuses new
+/// `spec.externalIPs` on Services for everyone (CVE-2020-8554: a Service with an external IP
+/// captures that address's traffic on every node); kube-apiserver leaves it off by default.
+pub const ADMISSION_PLUGINS: &str = "NodeRestriction,DenyServiceExternalIPs";
+
 /// A certificate and its private key, as PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertKeyFiles {
@@ -207,6 +214,8 @@ pub fn server_args(config: &K3sServerConfig) -> Vec<OsString> {
     }
     // K3s sets this today; pinning it keeps "no anonymous requests" independent of K3s defaults.
     args.push(apiserver_arg("anonymous-auth", "false"));
+    // K3s's own NodeRestriction, plus no Service externalIPs (CVE-2020-8554).
+    args.push(apiserver_arg("enable-admission-plugins", ADMISSION_PLUGINS));
     if let Some(webhook) = &config.token_webhook {
         // Bearer tokens that K3s's own authenticators reject go to our TokenReview webhook.
         args.push(apiserver_arg(
@@ -261,6 +270,7 @@ mod tests {
         "--write-kubeconfig-mode=0600",
         "--disable=traefik,servicelb,metrics-server",
         "--kube-apiserver-arg=anonymous-auth=false",
+        "--kube-apiserver-arg=enable-admission-plugins=NodeRestriction,DenyServiceExternalIPs",
     ];
 
     #[test]
@@ -309,6 +319,7 @@ mod tests {
                 "--write-kubeconfig-mode=0600",
                 "--disable=traefik,coredns",
                 "--kube-apiserver-arg=anonymous-auth=false",
+                "--kube-apiserver-arg=enable-admission-plugins=NodeRestriction,DenyServiceExternalIPs",
                 "--kube-apiserver-arg=authentication-token-webhook-config-file=/state/webhook.kubeconfig",
                 "--kube-apiserver-arg=authentication-token-webhook-cache-ttl=1500ms",
                 "--kube-apiserver-arg=authentication-token-webhook-version=v1",

@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use args::{
-    CertKeyFiles, DEFAULT_DISABLE, DEFAULT_HTTPS_PORT, Datastore, K3sServerConfig,
-    TokenWebhookArgs, server_args,
+    ADMISSION_PLUGINS, CertKeyFiles, DEFAULT_DISABLE, DEFAULT_HTTPS_PORT, Datastore,
+    K3sServerConfig, TokenWebhookArgs, server_args,
 };
 pub use probe::{HttpsPingProbe, ReadinessProbe, TcpConnectProbe};
 pub use supervisor::{

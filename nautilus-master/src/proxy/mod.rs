@@ -92,6 +92,8 @@ pub struct ProxyConfig {
     /// Upstream HTTP/2 connections that requests other than long-running ones share, assigned
     /// by identity: a tenant that stalls its connection stalls only the tenants that share it.
     pub upstream_connections: usize,
+    /// What the master creates for RBAC and tenants (with `bootstrap_rbac`).
+    pub rbac: rbac::RbacPolicy,
 }
 
 impl Default for ProxyConfig {
@@ -109,6 +111,7 @@ impl Default for ProxyConfig {
             max_streams: 10_000,
             max_requests_per_identity: 16,
             upstream_connections: 4,
+            rbac: rbac::RbacPolicy::default(),
         }
     }
 }
@@ -153,7 +156,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             .map(|u| Upstream::new(u, config.upstream_connections))
             .transpose()?;
         let rbac = match &config.upstream {
-            Some(up) => Some(rbac::Rbac::new(up)?),
+            Some(up) => Some(rbac::Rbac::new(up, config.rbac.clone())?),
             None => None,
         };
         // Without the master's own API access there is nothing to check the settings with:
@@ -417,13 +420,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             && let Some(rbac) = &self.rbac
             && let Err(e) = rbac.ensure_user(&identity).await
         {
-            warn!(user = %identity.username, error = %e, "could not prepare the user's namespace");
-            return status::response_with(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "could not prepare your namespace; retry shortly",
-                Some(2),
-            );
+            return e.response();
         }
         self.forward(upstream, req, identity, verb, remote).await
     }

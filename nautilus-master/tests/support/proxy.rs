@@ -222,6 +222,21 @@ impl RunningProxy {
         add_staker(&self.view, self.cluster, role)
     }
 
+    /// Gives `staker` (of another proxy, e.g. before a restart) an active record of its role
+    /// in this proxy's cluster.
+    pub fn enroll(&self, staker: &Staker) {
+        self.view.upsert(StakeRecord {
+            id: staker.stake,
+            owner: staker.address(),
+            cluster: self.cluster,
+            role: staker.role,
+            node_name: staker.node.clone(),
+            amount_mist: 20_000_000_000,
+            status: StakeStatus::Active,
+            token_epoch: 0,
+        });
+    }
+
     /// Bumps the record's token epoch (as `revoke_tokens` on chain), then does what the chain
     /// follower does for such a change: evicts its tokens and re-checks its live sessions.
     pub fn revoke(&self, staker: &Staker) {
