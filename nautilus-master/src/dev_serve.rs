@@ -55,6 +55,8 @@ pub struct DevServeOptions {
     pub insecure_dev_http: bool,
     /// Role bindings and what each user namespace gets.
     pub rbac: crate::proxy::rbac::RbacPolicy,
+    /// Operator pin of the admin role (see [`crate::auth::AuthConfig::admin_allowlist`]).
+    pub admin_allowlist: Option<std::collections::BTreeSet<daas_seal::Address>>,
 }
 
 /// What is running, for the banner.
@@ -203,7 +205,10 @@ pub async fn serve(
         .context("the dev chain endpoint")?;
     let (auth, _status, follower) = crate::chain::follow::following(
         chain.chain.clone(),
-        crate::auth::AuthConfig::new(chain.config.cluster),
+        crate::auth::AuthConfig {
+            admin_allowlist: opts.admin_allowlist.clone(),
+            ..crate::auth::AuthConfig::new(chain.config.cluster)
+        },
         crate::dev_chain::STALE_AFTER,
     );
     tasks.spawn({

@@ -83,6 +83,16 @@ struct DevArgs {
     /// from the master; an existing binding is left alone).
     #[arg(long, env = "DAAS_NO_ADMIN_BINDING")]
     no_admin_binding: bool,
+    /// Accept admin-role tokens only from these Sui addresses (comma-separated or repeated),
+    /// on top of the cluster's on-chain grant. Unset: every address the chain grants the admin
+    /// role.
+    #[arg(
+        long = "admin-allow",
+        value_name = "ADDRESS",
+        env = "DAAS_ADMIN_ALLOW",
+        value_delimiter = ','
+    )]
+    admin_allow: Vec<daas_seal::Address>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +215,8 @@ async fn dev(args: DevArgs) -> Result<()> {
         upstream,
         insecure_dev_http: args.insecure_dev_http,
         rbac,
+        admin_allowlist: (!args.admin_allow.is_empty())
+            .then(|| args.admin_allow.iter().copied().collect()),
     };
     let data_dir = args.data_dir;
     let served = serve(opts, &chain, shutdown, |running| {
@@ -283,6 +295,13 @@ fn print_running(
     let dir = data_dir.display();
     let user_ns = nautilus_master::proxy::rbac::user_namespace(&r.user_address);
     println!("Running (Ctrl-C stops everything):");
+    println!(
+        "  DEVELOPMENT MODE: the dev chain, etcd shim, token webhook and health listeners serve this"
+    );
+    println!(
+        "  machine only, with local trust (loopback, or a 0600 unix socket): any local user can reach"
+    );
+    println!("  the loopback ones. Do not run `dev` on a shared host; see docs/security.md.");
     println!(
         "  kubectl proxy    {}   (Seal tokens; CA to pin: {ca})",
         running.proxy_url

@@ -73,6 +73,8 @@ pub enum AuthError {
         "the admin role is reserved to the operator's allow-list, which does not name the token's signer"
     )]
     AdminNotAllowed,
+    #[error("admin tokens may live at most {}s; mint a shorter one", .max_ms / 1000)]
+    AdminLifetime { max_ms: u64 },
     #[error("too many new tokens from this signer; retry in {}s", .retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
     #[error("stake view unavailable")]
@@ -99,6 +101,7 @@ impl AuthError {
             AuthError::BelowMinimum { .. } => "below_minimum",
             AuthError::Revoked { .. } => "revoked",
             AuthError::AdminNotAllowed => "admin_not_allowed",
+            AuthError::AdminLifetime { .. } => "admin_lifetime",
             AuthError::Throttled { .. } => "throttled",
             AuthError::StakeView(_) => "stake_view_unavailable",
         }
@@ -143,6 +146,9 @@ pub struct AuthConfig {
     /// When set, the admin role is granted only to these addresses, whatever the chain says
     /// (an operator's pin on top of the cluster's on-chain consent).
     pub admin_allowlist: Option<BTreeSet<Address>>,
+    /// Longest lifetime of an admin token (shorter than `time.max_lifetime_ms`): a token that a
+    /// phished wallet signature yields is worth less.
+    pub admin_max_lifetime_ms: u64,
     /// How long live sessions survive losing sight of the chain (its follower disconnected):
     /// after that they are cancelled, since a revocation could no longer be seen.
     pub session_grace: Duration,
@@ -157,6 +163,7 @@ impl AuthConfig {
             cache_per_stake: 16,
             cold_per_signer: RateLimit::new(10.0, 20.0),
             admin_allowlist: None,
+            admin_max_lifetime_ms: 60 * 60 * 1000,
             session_grace: Duration::from_secs(30),
         }
     }
@@ -257,6 +264,14 @@ impl<V: StakeView> SealAuthenticator<V> {
         let generation = self.cache.generation();
         let unverified = SealToken::parse(token)?;
         unverified.check_claims(now_ms, &self.config.cluster, &self.config.time)?;
+        let c = unverified.claims();
+        if c.role == Role::Admin
+            && c.expires_at_ms.saturating_sub(c.issued_at_ms) > self.config.admin_max_lifetime_ms
+        {
+            return Err(AuthError::AdminLifetime {
+                max_ms: self.config.admin_max_lifetime_ms,
+            });
+        }
         // A stake the view knows is absent: refused before any signature work.
         if self.view.known_absent(&unverified.claims().stake) {
             return Err(AuthError::UnknownStake);

@@ -316,6 +316,57 @@ async fn on_chain_rejections() {
     check(&f, &f.good(), NOW, Ok(())).await;
 }
 
+/// L5, C1: an admin token lives at most an hour, and an operator's allow-list binds the admin
+/// role to named addresses whatever the chain says.
+#[tokio::test]
+async fn admin_tokens_are_short_and_may_be_pinned_to_addresses() {
+    let f = fixture_with_role(Role::Admin);
+    let admin = |ttl| {
+        f.token(
+            Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Admin)
+                .lifetime(NOW, ttl)
+                .token_epoch(2)
+                .random_nonce(),
+        )
+    };
+    check(&f, &admin(HOUR), NOW, Ok(())).await;
+    check(
+        &f,
+        &admin(HOUR + 1),
+        NOW,
+        Err(AuthError::AdminLifetime { max_ms: HOUR }),
+    )
+    .await;
+
+    let pinned = |allowed: Vec<Address>| {
+        SealAuthenticator::new(
+            AuthConfig {
+                admin_allowlist: Some(allowed.into_iter().collect()),
+                ..AuthConfig::new(CLUSTER)
+            },
+            f.view.clone(),
+        )
+    };
+    let token = admin(HOUR);
+    let other = pinned(vec![Address::new([7; 32])]);
+    assert_eq!(
+        other.authenticate_at(&token, NOW).await.unwrap_err(),
+        AuthError::AdminNotAllowed
+    );
+    let listed = pinned(vec![f.key.address()]);
+    assert!(listed.authenticate_at(&token, NOW).await.is_ok());
+    // The pin concerns the admin role only.
+    let user = fixture();
+    let users = SealAuthenticator::new(
+        AuthConfig {
+            admin_allowlist: Some(Default::default()),
+            ..AuthConfig::new(CLUSTER)
+        },
+        user.view.clone(),
+    );
+    assert!(users.authenticate_at(&user.good(), NOW).await.is_ok());
+}
+
 #[tokio::test]
 async fn worker_node_name_must_match_record() {
     let f = fixture_with_role(Role::Worker);

@@ -652,7 +652,10 @@ impl<V: StakeView + 'static> Proxy<V> {
 /// probing the chain through the proxy costs more than reading it.
 fn client_reason(e: &AuthError) -> String {
     match e {
-        AuthError::Parse(_) | AuthError::Claims(_) | AuthError::Signature(_) => e.to_string(),
+        AuthError::Parse(_)
+        | AuthError::Claims(_)
+        | AuthError::Signature(_)
+        | AuthError::AdminLifetime { .. } => e.to_string(),
         _ => "the stake record named by the token does not authorize it (revoked, unstaked, slashed, below the minimum, or not the signer's)".to_owned(),
     }
 }
