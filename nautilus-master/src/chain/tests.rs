@@ -152,6 +152,9 @@ impl Chain for StandIn {
             Some(self.height()),
         ))
     }
+    async fn role_grants(&self, _: Address, _: Address) -> Result<AtCheckpoint<u8>, ChainError> {
+        unreachable!("not used by the view")
+    }
     async fn sui_coins(&self, _: Address) -> Result<Vec<SuiCoin>, ChainError> {
         unreachable!("not used by the view")
     }
