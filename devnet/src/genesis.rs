@@ -292,6 +292,7 @@ pub(crate) fn build(
     let cluster_id = next_id();
     let table_id = next_id();
     let cap_id = next_id();
+    let grants_id = next_id();
     let params = &config.cluster;
 
     let mut objects: Vec<(ObjectData, Owner)> = Vec::new();
@@ -326,6 +327,10 @@ pub(crate) fn build(
         treasury: 0,
         slashed: Table {
             id: table_id,
+            size: 0,
+        },
+        grants: Table {
+            id: grants_id,
             size: 0,
         },
     };

@@ -27,10 +27,11 @@
 //! ## Modelled functions
 //! `k3s_daas::staking::{stake, add_stake, request_unstake, withdraw, revoke_tokens,
 //! settle_slash}` and `k3s_daas::cluster::{set_role_minimum, set_unbonding_period,
-//! set_expected_pcrs, set_enclave_operator, set_name, withdraw_treasury, slash, migrate}` with the
-//! Move source's checks, abort codes (module and function of the aborting Move function),
-//! events and object changes; the cluster's slashed set is a real `0x2::table::Table<ID, bool>`
-//! whose entries are dynamic-field objects (`daas_chain_types::package::slashed_entry_id`).
+//! set_expected_pcrs, set_enclave_operator, set_name, withdraw_treasury, slash, grant_role,
+//! revoke_role, migrate}` with the Move source's checks, abort codes (module and function of the
+//! aborting Move function), events and object changes; the cluster's slashed set and its role
+//! grants are real `0x2::table::Table<ID, bool>` and `Table<address, u8>` whose entries are
+//! dynamic-field objects (`daas_chain_types::package::{slashed_entry_id, grant_entry_id}`).
 //! From the framework: `0x2::coin::destroy_zero`, `0x2::transfer::public_transfer`, and
 //! `0x2::nitro_attestation::load_nitro_attestation`, which **always aborts with code 0
 //! (`ENotSupportedError`)** as on a network without the Nitro native, so

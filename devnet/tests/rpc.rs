@@ -15,7 +15,7 @@ use sui_rpc::proto::sui::rpc::v2 as proto;
 use sui_sdk_types::{Address, Digest, Identifier, Object, StructTag, Transaction, UserSignature};
 use sui_transaction_builder::{Function, ObjectInput, TransactionBuilder};
 
-use daas_chain_types::package::{CLOCK_ID, slashed_entry_id};
+use daas_chain_types::package::{CLOCK_ID, grant_entry_id, slashed_entry_id};
 use daas_chain_types::{Cluster, consts};
 use daas_devnet::{CHAIN_NAME, LocalDevnet, REFERENCE_GAS_PRICE};
 use daas_wallet::{Keystore, Scheme, WalletKey};
@@ -436,11 +436,11 @@ async fn stake_below_minimum_and_unused_results_are_failed_effects() {
     let gas = coins(&e.client, user.address()).await.remove(0);
     let (tx, sig) = sign(&user, &gas, |b| {
         let g = b.gas();
-        let a = b.pure(&(SUI / 2));
+        let a = b.pure(&(SUI / 4));
         let split = b.split_coins(g, vec![a]);
         let c = b.object(cluster);
-        let role = b.pure(&consts::ROLE_WORKER);
-        let name = b.pure(&"worker-1".to_owned());
+        let role = b.pure(&consts::ROLE_USER);
+        let name = b.pure(&String::new());
         let clock = b.object(ObjectInput::shared(CLOCK_ID, 1, false));
         b.move_call(
             function(package, "staking", "stake"),
@@ -592,6 +592,163 @@ async fn slashing_is_readable_as_a_derived_dynamic_field_object() {
     assert_eq!(fields.dynamic_fields.len(), 1);
     assert_eq!(fields.dynamic_fields[0].name().value(), record.as_bytes());
     assert_eq!(fields.dynamic_fields[0].value().value(), [1u8].as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn role_grants_are_readable_as_derived_dynamic_field_objects_and_gate_stake() {
+    let mut e = env().await;
+    let config = e.net.config.clone();
+    let user = WalletKey::generate(Scheme::Ed25519);
+    let mut faucet_client = e.client.clone();
+    daas_devnet::faucet::fund(&mut faucet_client, &e.faucet, user.address(), 20 * SUI)
+        .await
+        .expect("faucet");
+    let cluster: Cluster = e
+        .client
+        .ledger_client()
+        .get_object(
+            proto::GetObjectRequest::new(&config.cluster)
+                .with_read_mask(FieldMask::from_paths(["contents"])),
+        )
+        .await
+        .expect("cluster")
+        .into_inner()
+        .object()
+        .contents()
+        .deserialize()
+        .expect("Cluster layout");
+    let entry = grant_entry_id(cluster.grants.id, user.address());
+    let get_entry = |mut client: Client| async move {
+        client
+            .ledger_client()
+            .get_object(
+                proto::GetObjectRequest::new(&entry)
+                    .with_read_mask(FieldMask::from_paths(["owner", "object_type"])),
+            )
+            .await
+    };
+    let stake_admin = |gas: proto::Object| {
+        let shared = ObjectInput::shared(config.cluster, 1, false);
+        sign(&user, &gas, |b| {
+            let g = b.gas();
+            let a = b.pure(&(10 * SUI));
+            let split = b.split_coins(g, vec![a]);
+            let c = b.object(shared);
+            let role = b.pure(&consts::ROLE_ADMIN);
+            let name = b.pure(&String::new());
+            let clock = b.object(ObjectInput::shared(CLOCK_ID, 1, false));
+            b.move_call(
+                function(config.package, "staking", "stake"),
+                vec![c, split[0], role, name, clock],
+            );
+        })
+    };
+    let admin_call = |gas: proto::Object, cap: proto::Object, name: &'static str| {
+        let shared = ObjectInput::shared(config.cluster, 1, true);
+        let account = user.address();
+        sign(&e.admin, &gas, move |b| {
+            let cap = b.object(input(&cap));
+            let c = b.object(shared);
+            let a = b.pure(&account);
+            let r = b.pure(&consts::ROLE_ADMIN);
+            b.move_call(
+                function(config.package, "cluster", name),
+                vec![cap, c, a, r],
+            );
+        })
+    };
+    let cap = |client: Client| async move {
+        client
+            .clone()
+            .ledger_client()
+            .get_object(
+                proto::GetObjectRequest::new(&config.admin_cap)
+                    .with_read_mask(FieldMask::from_paths(["object_id", "version", "digest"])),
+            )
+            .await
+            .expect("cap")
+            .into_inner()
+            .object()
+            .clone()
+    };
+
+    // No grant: no entry, and an admin stake aborts with staking::ENoGrant.
+    assert_eq!(
+        get_entry(e.client.clone())
+            .await
+            .expect_err("no grant")
+            .code(),
+        tonic::Code::NotFound
+    );
+    let (tx, sig) = stake_admin(coins(&e.client, user.address()).await.remove(0));
+    let executed = execute_and_wait(&mut e.client, tx, sig).await;
+    let error = executed.effects().status().error();
+    assert_eq!(error.abort().abort_code(), 32, "{error:?}");
+    assert_eq!(error.abort().location().function_name(), "stake");
+
+    let gas = coins(&e.client, e.admin.address()).await.remove(0);
+    let (tx, sig) = admin_call(gas, cap(e.client.clone()).await, "grant_role");
+    let executed = execute_and_wait(&mut e.client, tx, sig).await;
+    assert!(executed.effects().status().success());
+    let granted: daas_chain_types::events::RoleGranted = executed.events().events[0]
+        .contents()
+        .deserialize()
+        .expect("RoleGranted layout");
+    assert_eq!(
+        (granted.account, granted.role),
+        (user.address(), consts::ROLE_ADMIN)
+    );
+    let found = get_entry(e.client.clone())
+        .await
+        .expect("granted")
+        .into_inner();
+    assert_eq!(
+        found.object().owner().address(),
+        cluster.grants.id.to_string()
+    );
+    assert_eq!(
+        found.object().object_type().parse::<StructTag>().ok(),
+        Some(daas_chain_types::package::grant_entry_type())
+    );
+    let fields = e
+        .client
+        .state_client()
+        .list_dynamic_fields(
+            proto::ListDynamicFieldsRequest::default()
+                .with_parent(cluster.grants.id.to_string())
+                .with_read_mask(FieldMask::from_paths(["name", "value"])),
+        )
+        .await
+        .expect("ListDynamicFields")
+        .into_inner();
+    assert_eq!(fields.dynamic_fields.len(), 1);
+    assert_eq!(
+        fields.dynamic_fields[0].name().value(),
+        user.address().as_bytes()
+    );
+    assert_eq!(
+        fields.dynamic_fields[0].value().value(),
+        [0b100u8].as_slice()
+    );
+
+    let (tx, sig) = stake_admin(coins(&e.client, user.address()).await.remove(0));
+    let executed = execute_and_wait(&mut e.client, tx, sig).await;
+    assert!(
+        executed.effects().status().success(),
+        "granted admin stakes"
+    );
+
+    let gas = coins(&e.client, e.admin.address()).await.remove(0);
+    let (tx, sig) = admin_call(gas, cap(e.client.clone()).await, "revoke_role");
+    let executed = execute_and_wait(&mut e.client, tx, sig).await;
+    assert!(executed.effects().status().success());
+    assert_eq!(
+        get_entry(e.client.clone())
+            .await
+            .expect_err("revoked")
+            .code(),
+        tonic::Code::NotFound
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

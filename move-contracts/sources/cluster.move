@@ -3,11 +3,17 @@
 /// `init` creates exactly one shared `Cluster` and one `AdminCap` (sent to the publisher). The cluster holds
 /// the parameters that stakers and the enclave registration are checked against (per-role minimum stake,
 /// unbonding period, expected enclave PCRs, who may register the enclave), the treasury that receives slashed
-/// stake, and the set of slashed stake-record ids. Stake itself lives in per-staker owned `StakeRecord`s
+/// stake, the set of slashed stake-record ids, and the role grants: which accounts the admin has allowed to
+/// stake for the privileged roles (worker, admin). Stake itself lives in per-staker owned `StakeRecord`s
 /// (module `k3s_daas::staking`), so staking does not write to this shared object.
 ///
 /// Trust model: every function that changes parameters takes `&AdminCap` and checks that the cap belongs to
 /// this cluster. Staking functions take the cluster by `&` except where funds move into the treasury.
+/// Privileged roles are granted, not bought: `staking::stake` for worker or admin requires the sender to hold
+/// the admin's grant for that role (`grant_role`); a user stake needs none. Revoking a grant (`revoke_role`)
+/// does not touch records already staked (owned objects cannot be touched by the admin): the control plane
+/// refuses a worker or admin record whose owner no longer holds the grant, and the owner can still unstake
+/// and withdraw it.
 /// Upgrade guard: every public state-changing function of the package asserts `version == VERSION`;
 /// after a package upgrade the admin calls `migrate`, which disables the old package's functions.
 module k3s_daas::cluster;
@@ -27,6 +33,7 @@ use sui::table::{Self, Table};
 const VERSION: u64 = 1;
 
 /// Stake roles. A worker runs a node; a user gets namespaced kubectl access; an admin gets cluster-admin access.
+/// Worker and admin stakes need the admin's grant (`grant_role`, `role_requires_grant`); user stakes do not.
 const ROLE_WORKER: u8 = 0;
 const ROLE_USER: u8 = 1;
 const ROLE_ADMIN: u8 = 2;
@@ -74,6 +81,12 @@ const EZeroAmount: u64 = 9;
 const EAlreadySlashed: u64 = 10;
 /// Cluster name is not a DNS label (1..=63 bytes of `a-z`, `0-9`, `-`, not starting or ending with `-`).
 const EInvalidName: u64 = 11;
+/// `grant_role` / `revoke_role` for a role that needs no grant (user) or is not a role at all.
+const ERoleNotGrantable: u64 = 12;
+/// `grant_role` for a role the account already holds a grant for.
+const EAlreadyGranted: u64 = 13;
+/// `revoke_role` for a role the account holds no grant for.
+const ENotGranted: u64 = 14;
 
 // ------------------------------------------------------------------------------------------------ objects
 
@@ -130,6 +143,9 @@ public struct Cluster has key {
     treasury: Balance<SUI>,
     /// Ids of stake records the admin has slashed (value always `true`).
     slashed: Table<ID, bool>,
+    /// Role grants: per account, the bitmask of privileged roles (bit `1 << role`) the admin has allowed it
+    /// to stake for. An account without an entry holds no grant; an entry whose mask becomes 0 is removed.
+    grants: Table<address, u8>,
 }
 
 // ------------------------------------------------------------------------------------------------ events
@@ -192,6 +208,21 @@ public struct ClusterMigrated has copy, drop {
     to_version: u64,
 }
 
+/// The admin allowed `account` to stake for the privileged `role` (worker 0 or admin 2).
+public struct RoleGranted has copy, drop {
+    cluster_id: ID,
+    account: address,
+    role: u8,
+}
+
+/// The admin withdrew `account`'s grant for `role`. Records already staked stay on chain; the control plane
+/// must refuse them from now on.
+public struct RoleRevoked has copy, drop {
+    cluster_id: ID,
+    account: address,
+    role: u8,
+}
+
 // ------------------------------------------------------------------------------------------------ init
 
 /// Creates the shared `Cluster` with default parameters, sends the `AdminCap` (and the package `Publisher`,
@@ -219,6 +250,7 @@ fun new_cluster(ctx: &mut TxContext): (Cluster, AdminCap) {
         enclave: option::none(),
         treasury: balance::zero(),
         slashed: table::new(ctx),
+        grants: table::new(ctx),
     };
     let cap = AdminCap { id: object::new(ctx), cluster_id: object::id(&cluster) };
     event::emit(ClusterCreated {
@@ -328,6 +360,44 @@ public fun slash(cap: &AdminCap, cluster: &mut Cluster, record_id: ID) {
     event::emit(Slashed { cluster_id: object::id(cluster), record_id });
 }
 
+/// Allows `account` to stake for the privileged `role` (worker 0 or admin 2) in this cluster; aborts with
+/// `ERoleNotGrantable` for the user role (which needs no grant) or an unknown role, and with
+/// `EAlreadyGranted` if the account already holds this grant. A grant does not stake anything: the account
+/// still stakes, at the role's minimum, with `staking::stake`.
+public fun grant_role(cap: &AdminCap, cluster: &mut Cluster, account: address, role: u8) {
+    cluster.assert_admin(cap);
+    assert!(role_requires_grant(role), ERoleNotGrantable);
+    let bit: u8 = 1 << role;
+    let mask = cluster.granted_roles(account);
+    assert!((mask & bit) == 0, EAlreadyGranted);
+    if (mask == 0) {
+        cluster.grants.add(account, bit);
+    } else {
+        *cluster.grants.borrow_mut(account) = mask | bit;
+    };
+    event::emit(RoleGranted { cluster_id: object::id(cluster), account, role });
+}
+
+/// Withdraws `account`'s grant for `role`; aborts with `ERoleNotGrantable` as `grant_role` does and with
+/// `ENotGranted` if the account holds no such grant. From now on the account cannot stake for the role.
+/// Records it has already staked are owned objects the admin cannot touch: they stay ACTIVE on chain, the
+/// control plane refuses them (their owner lacks the grant), and the owner can still `request_unstake` and
+/// `withdraw` them as usual. To take the stake as well, `slash` the records.
+public fun revoke_role(cap: &AdminCap, cluster: &mut Cluster, account: address, role: u8) {
+    cluster.assert_admin(cap);
+    assert!(role_requires_grant(role), ERoleNotGrantable);
+    let bit: u8 = 1 << role;
+    let mask = cluster.granted_roles(account);
+    assert!((mask & bit) != 0, ENotGranted);
+    let remaining = mask ^ bit;
+    if (remaining == 0) {
+        cluster.grants.remove(account);
+    } else {
+        *cluster.grants.borrow_mut(account) = remaining;
+    };
+    event::emit(RoleRevoked { cluster_id: object::id(cluster), account, role });
+}
+
 /// After a package upgrade that bumped `VERSION`: moves the cluster to the new version, which disables
 /// the functions of the previous package version.
 public fun migrate(cap: &AdminCap, cluster: &mut Cluster) {
@@ -369,6 +439,16 @@ public fun treasury_value(cluster: &Cluster): u64 { cluster.treasury.value() }
 /// Whether the admin has marked `record_id` as slashed (and the record has not been withdrawn since).
 public fun is_slashed(cluster: &Cluster, record_id: ID): bool { cluster.slashed.contains(record_id) }
 
+/// Bitmask of the privileged roles `account` holds a grant for (bit `1 << role`); 0 for none.
+public fun granted_roles(cluster: &Cluster, account: address): u8 {
+    if (cluster.grants.contains(account)) *cluster.grants.borrow(account) else 0
+}
+
+/// Whether `account` holds the admin's grant for `role`. Always false for a role that needs no grant.
+public fun is_granted(cluster: &Cluster, account: address, role: u8): bool {
+    role_requires_grant(role) && (cluster.granted_roles(account) & (1 << role)) != 0
+}
+
 public fun admin_cap_cluster_id(cap: &AdminCap): ID { cap.cluster_id }
 
 public fun enclave_public_key(e: &Enclave): &vector<u8> { &e.public_key }
@@ -386,6 +466,10 @@ public fun role_user(): u8 { ROLE_USER }
 public fun role_admin(): u8 { ROLE_ADMIN }
 
 public fun is_valid_role(role: u8): bool { role <= ROLE_ADMIN }
+
+/// Whether staking for `role` needs the admin's grant: true for worker (0) and admin (2), false for user (1)
+/// and for anything that is not a role.
+public fun role_requires_grant(role: u8): bool { role == ROLE_WORKER || role == ROLE_ADMIN }
 
 /// RFC 1123 DNS label: 1..=63 bytes of `a-z`, `0-9` and `-`, not starting or ending with `-`.
 /// Used for worker node names (they become Kubernetes node names) and the cluster name; rules out
@@ -472,6 +556,10 @@ public fun set_version_for_testing(cluster: &mut Cluster, version: u64) {
 #[test_only]
 public fun current_version_for_testing(): u64 { VERSION }
 
+#[test_only]
+/// Number of accounts with a grant entry (entries whose mask became 0 are removed).
+public fun grant_entries_for_testing(cluster: &Cluster): u64 { cluster.grants.length() }
+
 // Event constructors for the golden BCS vectors (`tests/golden_tests.move`); events can only be packed here.
 
 #[test_only]
@@ -536,4 +624,14 @@ public fun cluster_renamed_for_testing(cluster_id: ID, name: String): ClusterRen
 #[test_only]
 public fun cluster_migrated_for_testing(cluster_id: ID, from_version: u64, to_version: u64): ClusterMigrated {
     ClusterMigrated { cluster_id, from_version, to_version }
+}
+
+#[test_only]
+public fun role_granted_for_testing(cluster_id: ID, account: address, role: u8): RoleGranted {
+    RoleGranted { cluster_id, account, role }
+}
+
+#[test_only]
+public fun role_revoked_for_testing(cluster_id: ID, account: address, role: u8): RoleRevoked {
+    RoleRevoked { cluster_id, account, role }
 }

@@ -1,7 +1,8 @@
 /// Stake-to-join: one owned `StakeRecord` per stake, holding its own `Balance<SUI>`.
 ///
 /// A worker stakes to join as a node, a user or admin stakes for kubectl access (role minimums in
-/// `k3s_daas::cluster`). The record is an owned object with `key` only (no `store`): it cannot be
+/// `k3s_daas::cluster`). Worker and admin stakes are by consent of the cluster admin: the sender must hold the
+/// admin's grant for the role (`cluster::grant_role`); anyone may stake as a user. The record is an owned object with `key` only (no `store`): it cannot be
 /// transferred or wrapped by anyone but this module, so `owner` always equals the object owner. The
 /// control plane reads the record (`GetObject`) and checks owner, role, status, balance, token epoch and
 /// that the cluster has not slashed it.
@@ -13,6 +14,10 @@
 ///
 /// Token revocation: the control plane binds access tokens to `token_epoch`; `revoke_tokens` and
 /// `request_unstake` bump it, invalidating all earlier tokens.
+///
+/// Grant revocation: `cluster::revoke_role` cannot touch records already staked (they are owned objects). A
+/// worker or admin record whose owner no longer holds the grant for its role stays ACTIVE on chain; the
+/// control plane must refuse it, and its owner can still `request_unstake` and `withdraw` it.
 module k3s_daas::staking;
 
 use k3s_daas::cluster::{Self, Cluster};
@@ -59,6 +64,9 @@ const ENotSlashed: u64 = 29;
 const EAlreadySettled: u64 = 30;
 /// `add_stake` with a zero-value coin.
 const EZeroStake: u64 = 31;
+/// `stake` for worker or admin by a sender without the cluster admin's grant for that role
+/// (`cluster::grant_role`).
+const ENoGrant: u64 = 32;
 
 // ------------------------------------------------------------------------------------------------ objects
 
@@ -145,7 +153,11 @@ public struct SlashSettled has copy, drop {
 
 /// Stakes `coin` for `role` and sends a new `StakeRecord` to the sender. The whole coin is staked and must
 /// be at least the cluster's minimum for the role. Workers must give a DNS-label `node_name`; users and
-/// admins must pass an empty one. Takes the cluster read-only (no contention on the shared object).
+/// admins must pass an empty one. Worker and admin stakes need the sender to hold the cluster admin's grant
+/// for the role (`cluster::grant_role`). Takes the cluster read-only (no contention on the shared object).
+///
+/// Checks, in this order: cluster version (`cluster::EWrongVersion`), known role (`cluster::EInvalidRole`),
+/// grant for worker/admin (`ENoGrant`), node name (`EInvalidNodeName`), minimum (`EBelowMinimum`).
 public fun stake(
     cluster: &Cluster,
     coin: Coin<SUI>,
@@ -156,6 +168,7 @@ public fun stake(
 ) {
     cluster.assert_version();
     let min = cluster.min_stake(role); // aborts with cluster::EInvalidRole for an unknown role
+    assert!(!cluster::role_requires_grant(role) || cluster.is_granted(ctx.sender(), role), ENoGrant);
     if (role == cluster::role_worker()) {
         assert!(cluster::is_valid_dns_label(&node_name), EInvalidNodeName);
     } else {

@@ -53,6 +53,11 @@ fun role_helpers() {
     assert_eq!(cluster::role_admin(), 2);
     assert!(cluster::is_valid_role(2));
     assert!(!cluster::is_valid_role(3));
+    assert!(cluster::role_requires_grant(cluster::role_worker()));
+    assert!(!cluster::role_requires_grant(cluster::role_user()));
+    assert!(cluster::role_requires_grant(cluster::role_admin()));
+    assert!(!cluster::role_requires_grant(3));
+    assert!(!cluster::role_requires_grant(255));
 }
 
 #[test, expected_failure(abort_code = cluster::EInvalidRole)]
@@ -238,6 +243,131 @@ fun slash_twice_aborts() {
     abort 0xDEAD
 }
 
+// ------------------------------------------------------------------------------------------------ grant_role, revoke_role
+// (what a grant allows is tested with `stake` in staking_tests)
+
+#[test]
+fun grant_role_records_each_role_as_a_bit_and_emits() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    assert_eq!(cluster.granted_roles(alice()), 0);
+    assert!(!cluster.is_granted(alice(), cluster::role_admin()));
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    assert_eq!(cluster.granted_roles(alice()), 4);
+    assert!(cluster.is_granted(alice(), cluster::role_admin()));
+    assert!(!cluster.is_granted(alice(), cluster::role_worker()));
+    assert!(!cluster.is_granted(bob(), cluster::role_admin()));
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    assert_eq!(cluster.granted_roles(alice()), 5);
+    assert!(cluster.is_granted(alice(), cluster::role_worker()));
+    assert!(!cluster.is_granted(alice(), cluster::role_user())); // never granted
+    assert!(!cluster.is_granted(alice(), 9)); // not a role (and no shift overflow)
+    assert_eq!(cluster.grant_entries_for_testing(), 1); // one entry per account
+    let events = event::events_by_type<cluster::RoleGranted>();
+    assert_eq!(events.length(), 2);
+    assert_eq!(events[0], cluster::role_granted_for_testing(object::id(&cluster), alice(), 2));
+    assert_eq!(events[1], cluster::role_granted_for_testing(object::id(&cluster), alice(), 0));
+    s.return_to_sender(cap);
+    ts::return_shared(cluster);
+    s.end();
+}
+
+#[test, expected_failure(abort_code = cluster::EAlreadyGranted)]
+fun grant_role_twice_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::ERoleNotGrantable)]
+fun grant_role_of_user_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_user());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::ERoleNotGrantable)]
+fun grant_role_of_unknown_role_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, alice(), 8);
+    abort 0xDEAD
+}
+
+#[test]
+fun revoke_role_clears_the_bit_and_drops_an_empty_entry() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    cluster::grant_role(&cap, &mut cluster, bob(), cluster::role_worker());
+    cluster::revoke_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    assert_eq!(cluster.granted_roles(alice()), 1);
+    assert!(!cluster.is_granted(alice(), cluster::role_admin()));
+    assert!(cluster.is_granted(alice(), cluster::role_worker()));
+    assert_eq!(cluster.grant_entries_for_testing(), 2);
+    cluster::revoke_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    assert_eq!(cluster.granted_roles(alice()), 0);
+    assert_eq!(cluster.grant_entries_for_testing(), 1); // alice's entry is gone, bob's stays
+    assert!(cluster.is_granted(bob(), cluster::role_worker()));
+    let events = event::events_by_type<cluster::RoleRevoked>();
+    assert_eq!(events.length(), 2);
+    assert_eq!(events[0], cluster::role_revoked_for_testing(object::id(&cluster), alice(), 2));
+    assert_eq!(events[1], cluster::role_revoked_for_testing(object::id(&cluster), alice(), 0));
+    // A revoked role can be granted again.
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    assert!(cluster.is_granted(alice(), cluster::role_admin()));
+    s.return_to_sender(cap);
+    ts::return_shared(cluster);
+    s.end();
+}
+
+#[test, expected_failure(abort_code = cluster::ENotGranted)]
+fun revoke_role_without_a_grant_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::revoke_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::ENotGranted)]
+fun revoke_role_of_another_role_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_worker());
+    cluster::revoke_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::ERoleNotGrantable)]
+fun revoke_role_of_user_aborts() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::revoke_role(&cap, &mut cluster, alice(), cluster::role_user());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::EWrongVersion)]
+fun grant_role_refuses_other_version() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster.set_version_for_testing(cluster::current_version_for_testing() + 1);
+    cluster::grant_role(&cap, &mut cluster, alice(), cluster::role_admin());
+    abort 0xDEAD
+}
+
 // ------------------------------------------------------------------------------------------------ withdraw_treasury
 // (the happy path with real slashed funds is in staking_tests)
 
@@ -308,6 +438,16 @@ fun foreign_cap_cannot_withdraw_treasury() {
 #[test, expected_failure(abort_code = cluster::EWrongAdminCap)]
 fun foreign_cap_cannot_slash() {
     with_foreign_cap!(|cap, c, _| cluster::slash(cap, c, object::id_from_address(@0x1)));
+}
+
+#[test, expected_failure(abort_code = cluster::EWrongAdminCap)]
+fun foreign_cap_cannot_grant_role() {
+    with_foreign_cap!(|cap, c, _| cluster::grant_role(cap, c, alice(), cluster::role_admin()));
+}
+
+#[test, expected_failure(abort_code = cluster::EWrongAdminCap)]
+fun foreign_cap_cannot_revoke_role() {
+    with_foreign_cap!(|cap, c, _| cluster::revoke_role(cap, c, alice(), cluster::role_admin()));
 }
 
 #[test, expected_failure(abort_code = cluster::EWrongAdminCap)]

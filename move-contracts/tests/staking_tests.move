@@ -81,6 +81,7 @@ fun stake_worker_creates_owned_record() {
 #[test]
 fun stake_emits_staked_and_does_not_write_cluster() {
     let mut s = tc::begin();
+    tc::grant(&mut s, alice(), cluster::role_worker());
     s.next_tx(alice());
     let cluster = s.take_shared<Cluster>();
     let coin = tc::mist(&mut s, one_sui());
@@ -100,7 +101,7 @@ fun stake_emits_staked_and_does_not_write_cluster() {
 fun stake_user_and_admin_at_their_minimums() {
     let mut s = tc::begin();
     tc::stake_as(&mut s, alice(), cluster::role_user(), 500_000_000, b"".to_string());
-    tc::stake_as(&mut s, bob(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    tc::stake_granted(&mut s, bob(), cluster::role_admin(), 10_000_000_000, b"".to_string());
     s.next_tx(alice());
     let r = s.take_from_sender<StakeRecord>();
     assert_eq!(r.role(), cluster::role_user());
@@ -117,7 +118,7 @@ fun stake_user_and_admin_at_their_minimums() {
 #[test, expected_failure(abort_code = staking::EBelowMinimum)]
 fun stake_worker_below_minimum_aborts() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui() - 1, b"worker-1".to_string());
+    tc::stake_granted(&mut s, alice(), cluster::role_worker(), one_sui() - 1, b"worker-1".to_string());
     abort 0xDEAD
 }
 
@@ -131,7 +132,7 @@ fun stake_user_below_minimum_aborts() {
 #[test, expected_failure(abort_code = staking::EBelowMinimum)]
 fun stake_admin_below_minimum_aborts() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_admin(), 9_999_999_999, b"".to_string());
+    tc::stake_granted(&mut s, alice(), cluster::role_admin(), 9_999_999_999, b"".to_string());
     abort 0xDEAD
 }
 
@@ -157,28 +158,28 @@ fun stake_with_unknown_role_aborts() {
 #[test, expected_failure(abort_code = staking::EInvalidNodeName)]
 fun stake_worker_node_name_too_long_aborts() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), tc::repeat(0x61, 64));
+    tc::stake_granted(&mut s, alice(), cluster::role_worker(), one_sui(), tc::repeat(0x61, 64));
     abort 0xDEAD
 }
 
 #[test]
 fun stake_worker_node_name_of_63_bytes_is_fine() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), tc::repeat(0x61, 63));
+    tc::stake_granted(&mut s, alice(), cluster::role_worker(), one_sui(), tc::repeat(0x61, 63));
     s.end();
 }
 
 #[test, expected_failure(abort_code = staking::EInvalidNodeName)]
 fun stake_worker_empty_node_name_aborts() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), b"".to_string());
+    tc::stake_granted(&mut s, alice(), cluster::role_worker(), one_sui(), b"".to_string());
     abort 0xDEAD
 }
 
 #[test, expected_failure(abort_code = staking::EInvalidNodeName)]
 fun stake_worker_flag_like_node_name_aborts() {
     let mut s = tc::begin();
-    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), b"--all".to_string());
+    tc::stake_granted(&mut s, alice(), cluster::role_worker(), one_sui(), b"--all".to_string());
     abort 0xDEAD
 }
 
@@ -192,11 +193,114 @@ fun stake_user_with_node_name_aborts() {
 #[test, expected_failure(abort_code = cluster::EWrongVersion)]
 fun stake_refuses_other_cluster_version() {
     let mut s = tc::begin();
+    tc::grant(&mut s, alice(), cluster::role_worker());
+    s.next_tx(admin());
     let mut cluster = s.take_shared<Cluster>();
     cluster.set_version_for_testing(cluster::current_version_for_testing() + 1);
     ts::return_shared(cluster);
-    tc::stake_worker(&mut s);
+    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), b"worker-1".to_string());
     abort 0xDEAD
+}
+
+// ------------------------------------------------------------------------------------------------ stake: role grants
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun stake_admin_without_grant_aborts() {
+    let mut s = tc::begin();
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun stake_worker_without_grant_aborts() {
+    let mut s = tc::begin();
+    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), b"worker-1".to_string());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun stake_admin_with_only_a_worker_grant_aborts() {
+    let mut s = tc::begin();
+    tc::grant(&mut s, alice(), cluster::role_worker());
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun a_grant_is_for_its_account_only() {
+    let mut s = tc::begin();
+    tc::grant(&mut s, bob(), cluster::role_admin());
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun stake_checks_the_grant_before_node_name_and_minimum() {
+    let mut s = tc::begin();
+    tc::stake_as(&mut s, alice(), cluster::role_worker(), 1, b"Not A Label".to_string());
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::EInvalidRole)]
+fun stake_checks_the_role_before_the_grant() {
+    let mut s = tc::begin();
+    tc::stake_as(&mut s, alice(), 7, one_sui(), b"".to_string());
+    abort 0xDEAD
+}
+
+#[test]
+fun stake_admin_and_worker_after_grant() {
+    let mut s = tc::begin();
+    tc::grant(&mut s, alice(), cluster::role_admin());
+    tc::grant(&mut s, alice(), cluster::role_worker());
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    tc::stake_as(&mut s, alice(), cluster::role_worker(), one_sui(), b"worker-1".to_string());
+    s.next_tx(alice());
+    assert_eq!(s.ids_for_sender<StakeRecord>().length(), 2);
+    s.end();
+}
+
+#[test]
+fun user_stake_needs_no_grant() {
+    let mut s = tc::begin();
+    assert!(!tc::is_granted(&mut s, alice(), cluster::role_user()));
+    tc::stake_as(&mut s, alice(), cluster::role_user(), 500_000_000, b"".to_string());
+    s.next_tx(alice());
+    let r = s.take_from_sender<StakeRecord>();
+    assert_eq!(r.role(), cluster::role_user());
+    s.return_to_sender(r);
+    s.end();
+}
+
+#[test, expected_failure(abort_code = staking::ENoGrant)]
+fun stake_after_revoke_aborts() {
+    let mut s = tc::begin();
+    tc::grant(&mut s, alice(), cluster::role_admin());
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    tc::revoke(&mut s, alice(), cluster::role_admin());
+    tc::stake_as(&mut s, alice(), cluster::role_admin(), 10_000_000_000, b"".to_string());
+    abort 0xDEAD
+}
+
+#[test]
+fun record_of_a_revoked_grant_stays_and_can_still_unstake_and_withdraw() {
+    let mut s = tc::begin();
+    let id = tc::stake_worker(&mut s);
+    tc::revoke(&mut s, alice(), cluster::role_worker());
+    assert!(!tc::is_granted(&mut s, alice(), cluster::role_worker()));
+    // The record is untouched: still active, same stake (the admin cannot reach owned objects).
+    s.next_tx(alice());
+    let record = s.take_from_sender<StakeRecord>();
+    assert_eq!(object::id(&record), id);
+    assert_eq!(record.status(), staking::status_active());
+    assert_eq!(record.amount(), one_sui());
+    s.return_to_sender(record);
+    // Its owner can still leave with the funds.
+    unstake_at(&mut s, t0());
+    assert_eq!(withdraw_at(&mut s, t0() + DAY_MS), one_sui());
+    s.next_tx(alice());
+    assert!(!ts::has_most_recent_for_address<StakeRecord>(alice()));
+    s.end();
 }
 
 // ------------------------------------------------------------------------------------------------ add_stake
@@ -566,7 +670,7 @@ fun settle_slash_refuses_other_cluster_version() {
 fun slashing_other_records_does_not_affect_mine() {
     let mut s = tc::begin();
     tc::stake_worker(&mut s);
-    let bob_id = tc::stake_as(&mut s, bob(), cluster::role_worker(), one_sui(), b"worker-2".to_string());
+    let bob_id = tc::stake_granted(&mut s, bob(), cluster::role_worker(), one_sui(), b"worker-2".to_string());
     tc::admin_slash(&mut s, bob_id);
     unstake_at(&mut s, t0());
     assert_eq!(withdraw_at(&mut s, t0() + DAY_MS), one_sui());

@@ -64,9 +64,44 @@ public fun stake_as(s: &mut Scenario, who: address, role: u8, amount: u64, node_
     id
 }
 
-/// ALICE stakes 1 SUI as worker "worker-1".
+/// ALICE stakes 1 SUI as worker "worker-1", granted the worker role first if she does not hold it yet.
 public fun stake_worker(s: &mut Scenario): ID {
-    stake_as(s, ALICE, cluster::role_worker(), SUI_1, b"worker-1".to_string())
+    stake_granted(s, ALICE, cluster::role_worker(), SUI_1, b"worker-1".to_string())
+}
+
+/// `stake_as`, after ADMIN has granted `who` the `role` if it needs a grant and `who` does not hold it yet.
+public fun stake_granted(s: &mut Scenario, who: address, role: u8, amount: u64, node_name: String): ID {
+    if (cluster::role_requires_grant(role) && !is_granted(s, who, role)) grant(s, who, role);
+    stake_as(s, who, role, amount, node_name)
+}
+
+/// ADMIN grants `who` the privileged `role` in the (only) cluster.
+public fun grant(s: &mut Scenario, who: address, role: u8) {
+    s.next_tx(ADMIN);
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::grant_role(&cap, &mut cluster, who, role);
+    s.return_to_sender(cap);
+    ts::return_shared(cluster);
+}
+
+/// ADMIN revokes `who`'s grant for `role` in the (only) cluster.
+public fun revoke(s: &mut Scenario, who: address, role: u8) {
+    s.next_tx(ADMIN);
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::revoke_role(&cap, &mut cluster, who, role);
+    s.return_to_sender(cap);
+    ts::return_shared(cluster);
+}
+
+/// Whether `who` holds the grant for `role` in the (only) cluster.
+public fun is_granted(s: &mut Scenario, who: address, role: u8): bool {
+    s.next_tx(ADMIN);
+    let cluster = s.take_shared<Cluster>();
+    let granted = cluster.is_granted(who, role);
+    ts::return_shared(cluster);
+    granted
 }
 
 /// ADMIN slashes `record_id` in the (only) cluster.

@@ -1,5 +1,6 @@
 //! The chain of `nautilus-master dev`: the development Sui chain (`k3s-daas-devnet`, not Sui)
-//! served in this process, and the dev wallets funded and staked on it through the real client.
+//! served in this process, and the dev wallets funded, granted their role (worker and admin
+//! stakes need the cluster admin's grant) and staked on it through the real client.
 //!
 //! The devnet keeps its state under `<data-dir>/chain` (restarts keep stakes), listens on
 //! `--chain-listen` (default `127.0.0.1:9000`, the devnet's usual port, so
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use daas_chain::{Chain, ChainConfig, GrpcChain, RecordObject, tx};
+use daas_chain_types::Address;
 use daas_chain_types::{PackageEvent, consts};
 use daas_devnet::LocalDevnet;
 use daas_seal::Role;
@@ -71,6 +73,45 @@ impl DevChain {
         self.data_dir.join(daas_devnet::CLIENT_CONFIG_FILE)
     }
 
+    /// The devnet's generated admin key, which holds the cluster's AdminCap.
+    fn admin_key(&self) -> Result<WalletKey> {
+        let path = self
+            .devnet
+            .config
+            .admin_keystore
+            .as_ref()
+            .context("the dev chain has no admin key")?;
+        Ok(Keystore::load(path)?.select(None)?.clone())
+    }
+
+    /// Makes sure `account` holds the cluster admin's grant for `role` when the role needs one
+    /// (worker, admin): grants it with the devnet's admin key if absent, so restarts on the same
+    /// chain grant nothing twice.
+    async fn ensure_grant(&self, account: Address, role: Role) -> Result<()> {
+        if !consts::role_requires_grant(role.code()) {
+            return Ok(());
+        }
+        let cluster = self.chain.cluster().await?.value.cluster;
+        let mask = self
+            .chain
+            .role_grants(cluster.grants.id, account)
+            .await?
+            .value;
+        if consts::mask_grants(mask, role.code()) {
+            return Ok(());
+        }
+        let admin = self.admin_key()?;
+        let cap = self.chain.object_ref(self.devnet.config.admin_cap).await?;
+        let gas = self.chain.gas_for(admin.address(), 0).await?;
+        let t = tx::grant_role(&self.config, &gas, cap, account, role.code())?;
+        self.chain
+            .sign_and_execute(admin.keypair(), t)
+            .await
+            .with_context(|| format!("granting {account} the {role} role"))?;
+        tracing::info!(%account, %role, "dev wallet granted its role on the dev chain");
+        Ok(())
+    }
+
     fn faucet_key(&self) -> Result<WalletKey> {
         let path = self
             .devnet
@@ -82,13 +123,17 @@ impl DevChain {
     }
 
     /// An active stake record of `role` owned by `key` in the cluster — the existing one, or a
-    /// new one of `amount` MIST (funding `key` from the faucet first).
+    /// new one of `amount` MIST (funding `key` from the faucet first). A worker or admin `key` is
+    /// granted the role first unless it holds the grant already.
     pub async fn ensure_stake(
         &self,
         key: &WalletKey,
         role: Role,
         amount: u64,
     ) -> Result<RecordObject> {
+        // First, also for an existing record: the control plane refuses a worker or admin record
+        // whose owner lacks the grant.
+        self.ensure_grant(key.address(), role).await?;
         let cluster = self.config.cluster;
         let existing = self
             .chain

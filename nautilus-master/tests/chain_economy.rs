@@ -158,9 +158,12 @@ async fn full_economy_through_the_chain_backed_view() {
     let admin = devnet.admin_key();
     let alice = WalletKey::generate(Scheme::Ed25519);
 
-    // fund
+    // fund, and the admin's consent to stake as a worker
     fund(&chain, &admin, alice.address(), 20 * SUI).await;
     assert_eq!(balance(&chain, alice.address()).await, 20 * SUI);
+    devnet
+        .grant(&chain, alice.address(), consts::ROLE_WORKER)
+        .await;
     let ctl = control(&chain).await;
     assert!(
         ctl.auth.view().is_fresh(),
@@ -339,6 +342,15 @@ async fn failures_are_typed_and_lose_nothing() {
     let mallory = WalletKey::generate(Scheme::Ed25519);
     fund(&chain, &admin, alice.address(), 10 * SUI).await;
     fund(&chain, &admin, mallory.address(), 10 * SUI).await;
+
+    // without the admin's grant, no worker (or admin) stake: C1
+    aborted(
+        stake(&chain, &mallory, SUI, consts::ROLE_WORKER, "node-m").await,
+        AbortCode::NoGrant,
+    );
+    devnet
+        .grant(&chain, alice.address(), consts::ROLE_WORKER)
+        .await;
 
     // below the role minimum: aborts with the package's code; only gas is spent
     let before = balance(&chain, alice.address()).await;

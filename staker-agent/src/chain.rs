@@ -1,4 +1,5 @@
-//! `staker-agent stake | add-stake | unstake | withdraw | revoke-tokens | status`.
+//! `staker-agent stake | add-stake | unstake | withdraw | revoke-tokens | status` and the
+//! AdminCap holder's `admin grant | revoke-grant`.
 //!
 //! Every command resolves the deployment (config file, `--rpc` preset or URL, id overrides),
 //! checks the endpoint's chain id before signing anything, builds the transaction offline,
@@ -10,13 +11,13 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use daas_chain::effects::Executed;
 use daas_chain::{Chain, ChainConfig, ChainError, GrpcChain, Network, RecordObject, tx};
-use daas_chain_types::{AbortCode, PackageEvent, consts};
+use daas_chain_types::{AbortCode, Cluster, PackageEvent, consts};
 use daas_seal::{Address, Role};
 use daas_wallet::WalletKey;
 use serde_json::json;
 
 use crate::amount;
-use crate::cli::{AddStakeArgs, ChainArgs, ChainOnly, Global, RecordArgs, StakeArgs};
+use crate::cli::{AddStakeArgs, ChainArgs, ChainOnly, Global, GrantArgs, RecordArgs, StakeArgs};
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
@@ -71,6 +72,10 @@ async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
         .map(|f| f.cluster_initial_shared_version);
     let mut config = ChainConfig::new(rpc, package, cluster, initial.unwrap_or(0));
     config.chain_id = chain_id;
+    config.admin_cap = file
+        .as_ref()
+        .filter(|f| f.cluster == cluster)
+        .and_then(|f| f.admin_cap);
     if initial.is_none() {
         let chain = GrpcChain::new(config.clone())?;
         config.cluster_initial_shared_version = chain
@@ -246,6 +251,17 @@ pub(crate) fn stake(global: &Global, args: StakeArgs) -> Result<()> {
         }
         let chain = connect(&args.chain).await?;
         let cluster = chain.cluster().await?.value.cluster;
+        if consts::role_requires_grant(args.role.code()) {
+            let mask = grant_mask(&chain, &cluster, key.address()).await?;
+            if !consts::mask_grants(mask, args.role.code()) {
+                bail!(
+                    "{me} holds no grant for the {role} role in cluster {id}: staking as worker or admin needs the cluster admin's consent. Ask the holder of the cluster's AdminCap to run:\n  staker-agent admin grant --account {me} --role {role} --chain-config <deployment file>",
+                    me = key.address(),
+                    role = args.role,
+                    id = cluster.id,
+                );
+            }
+        }
         let minimum = cluster.min_stake(args.role.code()).unwrap_or(u64::MAX);
         if args.amount < minimum {
             bail!(
@@ -490,14 +506,20 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
             .iter()
             .map(|c| c.balance)
             .sum();
+        let grants = granted_roles(grant_mask(&chain, &cluster, key.address()).await?);
         let now = now_ms();
         let mut rows = Vec::new();
         let mut text = format!(
-            "address   {}\nbalance   {}\ncluster   {} ({})\n",
+            "address   {}\nbalance   {}\ncluster   {} ({})\ngrants    {}\n",
             key.address(),
             amount::format(balance),
             cluster.id,
-            cluster.name
+            cluster.name,
+            if grants.is_empty() {
+                "none (you may stake as user)".to_owned()
+            } else {
+                grants.join(", ")
+            }
         );
         if records.is_empty() {
             text.push_str("no stake records");
@@ -542,8 +564,119 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
         }
         print(
             global,
-            json!({ "address": key.address().to_string(), "balance_mist": balance, "cluster": cluster.id.to_string(), "records": rows }),
+            json!({ "address": key.address().to_string(), "balance_mist": balance, "cluster": cluster.id.to_string(), "grants": grants, "records": rows }),
             text.trim_end().to_owned(),
+        );
+        Ok(())
+    })
+}
+
+/// The grant mask (`Cluster.grants` entry) of `account`: 0 without any grant.
+async fn grant_mask(chain: &GrpcChain, cluster: &Cluster, account: Address) -> Result<u8> {
+    Ok(chain
+        .role_grants(cluster.grants.id, account)
+        .await
+        .with_context(|| format!("reading the role grants of {account}"))?
+        .value)
+}
+
+/// The roles a grant mask allows, by name (`worker`, `admin`).
+fn granted_roles(mask: u8) -> Vec<&'static str> {
+    [Role::Worker, Role::Admin]
+        .into_iter()
+        .filter(|r| consts::mask_grants(mask, r.code()))
+        .map(Role::as_str)
+        .collect()
+}
+
+/// What `admin grant` and `admin revoke-grant` do to a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GrantChange {
+    Grant,
+    Revoke,
+}
+
+/// `admin grant` / `admin revoke-grant`: checks, before anything is signed, that the key holds
+/// this cluster's AdminCap and that the account's grant is in the state the change needs (the
+/// chain would abort otherwise, for gas), then calls `cluster::grant_role` / `revoke_role`.
+pub(crate) fn grant(global: &Global, args: GrantArgs, change: GrantChange) -> Result<()> {
+    let (what, verb) = match change {
+        GrantChange::Grant => ("admin grant", "grant"),
+        GrantChange::Revoke => ("admin revoke-grant", "revoke"),
+    };
+    block_on(async {
+        let key = key(global)?;
+        let chain = connect(&args.chain).await?;
+        let cluster_id = chain.config().cluster;
+        let cap_id = args.admin_cap.or(chain.config().admin_cap).ok_or_else(|| {
+            anyhow!("no AdminCap id: pass --admin-cap, or a --chain-config file with \"admin_cap\"")
+        })?;
+        let cap = chain
+            .admin_cap(cap_id)
+            .await
+            .with_context(|| format!("reading the AdminCap {cap_id}"))?;
+        if cap.owner != key.address() {
+            bail!(
+                "AdminCap {cap_id} is owned by {}, not by your key {}: select the cap holder's key with --keystore/--key",
+                cap.owner,
+                key.address()
+            );
+        }
+        if cap.cap.cluster_id != cluster_id {
+            bail!(
+                "AdminCap {cap_id} administers cluster {}, not {cluster_id}",
+                cap.cap.cluster_id
+            );
+        }
+        let cluster = chain.cluster().await?.value.cluster;
+        let (account, role) = (args.account, args.role);
+        let held = consts::mask_grants(grant_mask(&chain, &cluster, account).await?, role.code());
+        match (change, held) {
+            (GrantChange::Grant, true) => {
+                bail!("{account} already holds the {role} grant in cluster {cluster_id}")
+            }
+            (GrantChange::Revoke, false) => {
+                bail!("{account} holds no {role} grant in cluster {cluster_id}")
+            }
+            _ => {}
+        }
+        let gas = chain.gas_for(key.address(), 0).await?;
+        let t = match change {
+            GrantChange::Grant => {
+                tx::grant_role(chain.config(), &gas, cap.object, account, role.code())?
+            }
+            GrantChange::Revoke => {
+                tx::revoke_role(chain.config(), &gas, cap.object, account, role.code())?
+            }
+        };
+        let executed = submit(&chain, &key, what, t).await?;
+        let confirmed = event(&executed, "RoleGranted or RoleRevoked", |e| {
+            match (change, e) {
+                (GrantChange::Grant, PackageEvent::RoleGranted(g)) => Some((g.account, g.role)),
+                (GrantChange::Revoke, PackageEvent::RoleRevoked(r)) => Some((r.account, r.role)),
+                _ => None,
+            }
+        })?;
+        if confirmed != (account, role.code()) {
+            bail!("the transaction's event names another account or role than requested");
+        }
+        print(
+            global,
+            json!({
+                "account": account.to_string(), "role": role.as_str(), "change": verb,
+                "cluster": cluster_id.to_string(), "digest": executed.digest.to_string(),
+                "checkpoint": executed.checkpoint,
+            }),
+            match change {
+                GrantChange::Grant => format!(
+                    "Granted the {role} role to {account} in cluster {cluster_id}: it may now stake as {role} (`staker-agent stake --role {role}`).\ntransaction   {}",
+                    executed.digest
+                ),
+                GrantChange::Revoke => format!(
+                    "Revoked the {role} grant of {account} in cluster {cluster_id}: it can no longer stake as {role}. Its existing {role} records stay on chain until their owner unstakes and withdraws them; the control plane refuses them.\ntransaction   {}",
+                    executed.digest
+                ),
+            },
         );
         Ok(())
     })

@@ -75,6 +75,34 @@ pub(crate) enum Command {
     RevokeTokens(RecordArgs),
     /// Show your stake records: amount, status, token epoch, unbonding time left.
     Status(ChainOnly),
+    /// Cluster administration, for the holder of the cluster's AdminCap (its key: --keystore/--key).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AdminCommand {
+    /// Allow an account to stake for a privileged role (worker or admin; users need no grant).
+    Grant(GrantArgs),
+    /// Withdraw an account's grant for a role. It can no longer stake for that role; its existing
+    /// records of that role stay on chain (the control plane refuses them) until their owner
+    /// unstakes and withdraws them.
+    RevokeGrant(GrantArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct GrantArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// The account (0x…) whose grant changes.
+    #[arg(long)]
+    pub(crate) account: Address,
+    /// worker or admin.
+    #[arg(long, value_parser = parse_grantable_role)]
+    pub(crate) role: Role,
+    /// The cluster's AdminCap object id (default: `admin_cap` of the --chain-config file).
+    #[arg(long, env = "DAAS_ADMIN_CAP")]
+    pub(crate) admin_cap: Option<Address>,
 }
 
 /// Where the chain is and which deployment on it.
@@ -109,7 +137,8 @@ pub(crate) struct StakeArgs {
     /// Amount: SUI by default (`1.5`, `2SUI`) or MIST with a suffix (`1500000000mist`).
     #[arg(long, value_parser = crate::amount::parse)]
     pub(crate) amount: u64,
-    /// worker, user or admin.
+    /// worker, user or admin. Worker and admin need the cluster admin's grant for your address
+    /// (`staker-agent admin grant`); checked before anything is signed.
     #[arg(long, value_parser = parse_role)]
     pub(crate) role: Role,
     /// Kubernetes node name (workers only; a DNS label).
@@ -189,6 +218,13 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse().map_err(|e: daas_seal::ClaimsError| e.to_string())
 }
 
+fn parse_grantable_role(s: &str) -> Result<Role, String> {
+    match parse_role(s)? {
+        Role::User => Err("users need no grant: only worker and admin are granted".into()),
+        role => Ok(role),
+    }
+}
+
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
@@ -210,6 +246,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Withdraw(args) => crate::chain::withdraw(&cli.global, args),
         Command::RevokeTokens(args) => crate::chain::revoke_tokens(&cli.global, args),
         Command::Status(args) => crate::chain::status(&cli.global, args),
+        Command::Admin(AdminCommand::Grant(args)) => {
+            crate::chain::grant(&cli.global, args, crate::chain::GrantChange::Grant)
+        }
+        Command::Admin(AdminCommand::RevokeGrant(args)) => {
+            crate::chain::grant(&cli.global, args, crate::chain::GrantChange::Revoke)
+        }
         Command::Token(TokenCommand::Inspect { token }) => {
             crate::token::inspect(&cli.global, token)
         }

@@ -1,6 +1,7 @@
 //! The chain commands as users run them, against the development chain process: stake,
-//! status, revoke-tokens, unstake, withdraw, and the errors a staker meets (below minimum,
-//! insufficient balance, unbonding not finished, RPC unreachable, wrong network).
+//! status, revoke-tokens, unstake, withdraw, the admin's grant and revoke-grant, and the errors a
+//! staker meets (no grant, below minimum, insufficient balance, unbonding not finished, RPC
+//! unreachable, wrong network).
 
 #![allow(clippy::unwrap_used)]
 
@@ -51,6 +52,23 @@ struct Agent {
 }
 
 impl Agent {
+    /// The devnet's generated admin key, which holds the cluster's AdminCap.
+    fn admin(devnet: &Devnet) -> Agent {
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(devnet.config()).unwrap()).unwrap();
+        Agent {
+            keystore: config["admin_keystore"].as_str().unwrap().to_owned(),
+            address: config["admin"].as_str().unwrap().to_owned(),
+            config: devnet.config(),
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `admin grant --account address --role role` with the devnet's admin key.
+    fn granted(devnet: &Devnet, address: &str, role: &str) {
+        Agent::admin(devnet).ok_json(&["admin", "grant", "--account", address, "--role", role]);
+    }
+
     fn new(devnet: &Devnet) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let key = WalletKey::generate(Scheme::Ed25519);
@@ -101,6 +119,7 @@ fn stake_revoke_unstake_withdraw_and_status() {
     let devnet = Devnet::start(&dir.path().join("chain"));
     let agent = Agent::new(&devnet);
     devnet.faucet(&agent.address, "5");
+    Agent::granted(&devnet, &agent.address, "worker");
 
     let out = agent.run(&[
         "stake",
@@ -240,6 +259,7 @@ fn clear_errors_for_what_stakers_get_wrong() {
     let err = agent.fails(&["stake", "--amount", "2", "--role", "user"]);
     assert!(err.contains("insufficient balance"), "{err}");
     devnet.faucet(&agent.address, "3");
+    Agent::granted(&devnet, &agent.address, "worker");
 
     let err = agent.fails(&[
         "stake",
@@ -291,4 +311,188 @@ fn clear_errors_for_what_stakers_get_wrong() {
     // a bad amount is a usage error (exit 64)
     let out = agent.run(&["stake", "--amount", "1.0000000001", "--role", "user"]);
     assert_eq!(out.status.code(), Some(64));
+}
+
+fn balance(agent: &Agent) -> u64 {
+    agent.ok_json(&["status"])["balance_mist"].as_u64().unwrap()
+}
+
+#[test]
+fn worker_and_admin_stakes_need_the_admins_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(&dir.path().join("chain"));
+    let agent = Agent::new(&devnet);
+    let admin = Agent::admin(&devnet);
+    devnet.faucet(&agent.address, "25");
+    assert_eq!(agent.ok_json(&["status"])["grants"], serde_json::json!([]));
+
+    // Without a grant: refused before anything is signed, saying what to run.
+    let before = balance(&agent);
+    let err = agent.fails(&["stake", "--amount", "10", "--role", "admin"]);
+    assert!(
+        err.contains(&format!(
+            "{} holds no grant for the admin role",
+            agent.address
+        )) && err.contains(&format!(
+            "staker-agent admin grant --account {} --role admin",
+            agent.address
+        )),
+        "{err}"
+    );
+    let err = agent.fails(&[
+        "stake",
+        "--amount",
+        "1",
+        "--role",
+        "worker",
+        "--node-name",
+        "node-1",
+    ]);
+    assert!(
+        err.contains("no grant for the worker role")
+            && err.contains("--role worker --chain-config"),
+        "{err}"
+    );
+    assert_eq!(balance(&agent), before, "refused before any gas was spent");
+    // A user stake needs no grant.
+    agent.ok_json(&["stake", "--amount", "0.5", "--role", "user"]);
+
+    // The AdminCap holder grants; only the cap holder can.
+    let err = agent.fails(&[
+        "admin",
+        "grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "admin",
+    ]);
+    assert!(
+        err.contains("is owned by") && err.contains("not by your key"),
+        "{err}"
+    );
+    let v = admin.ok_json(&[
+        "admin",
+        "grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "admin",
+    ]);
+    assert_eq!(
+        (
+            v["account"].as_str(),
+            v["role"].as_str(),
+            v["change"].as_str()
+        ),
+        (Some(agent.address.as_str()), Some("admin"), Some("grant"))
+    );
+    assert_eq!(
+        agent.ok_json(&["status"])["grants"],
+        serde_json::json!(["admin"])
+    );
+    let err = admin.fails(&[
+        "admin",
+        "grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "admin",
+    ]);
+    assert!(err.contains("already holds the admin grant"), "{err}");
+
+    let v = agent.ok_json(&["stake", "--amount", "10", "--role", "admin"]);
+    let admin_record = v["record"].as_str().unwrap().to_owned();
+    // The admin grant does not cover the worker role.
+    let err = agent.fails(&[
+        "stake",
+        "--amount",
+        "1",
+        "--role",
+        "worker",
+        "--node-name",
+        "node-1",
+    ]);
+    assert!(err.contains("no grant for the worker role"), "{err}");
+
+    // Revoking stops new stakes; the existing record stays and its owner can still leave.
+    let human = admin.run(&[
+        "admin",
+        "revoke-grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "admin",
+    ]);
+    assert!(
+        human.status.success(),
+        "{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("existing admin records stay on chain"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
+    let status = agent.ok_json(&["status"]);
+    assert_eq!(status["grants"], serde_json::json!([]));
+    let record = status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record"] == admin_record.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(record["status"], "active");
+    let before = balance(&agent);
+    let err = agent.fails(&["stake", "--amount", "10", "--role", "admin"]);
+    assert!(err.contains("holds no grant for the admin role"), "{err}");
+    assert_eq!(balance(&agent), before);
+    let v = agent.ok_json(&["unstake", "--stake", &admin_record]);
+    assert_eq!(v["token_epoch"], 1);
+    let err = admin.fails(&[
+        "admin",
+        "revoke-grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "admin",
+    ]);
+    assert!(err.contains("holds no admin grant"), "{err}");
+
+    // Usage errors: the user role is never granted; no AdminCap id without the config's.
+    let out = admin.run(&[
+        "admin",
+        "grant",
+        "--account",
+        &agent.address,
+        "--role",
+        "user",
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("users need no grant"));
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(devnet.config()).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("admin_cap");
+    let no_cap = dir.path().join("no-cap.json");
+    std::fs::write(&no_cap, cfg.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--keystore",
+            &admin.keystore,
+            "admin",
+            "grant",
+            "--role",
+            "worker",
+        ])
+        .args(["--account", &agent.address, "--chain-config"])
+        .arg(&no_cap)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no AdminCap id: pass --admin-cap"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

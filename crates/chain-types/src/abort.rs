@@ -23,6 +23,9 @@ pub enum AbortCode {
     ZeroAmount,
     AlreadySlashed,
     InvalidName,
+    RoleNotGrantable,
+    AlreadyGranted,
+    NotGranted,
     // staking
     BelowMinimum,
     InvalidNodeName,
@@ -36,6 +39,7 @@ pub enum AbortCode {
     NotSlashed,
     AlreadySettled,
     ZeroStake,
+    NoGrant,
     // enclave
     EnclaveNotConfigured,
     PcrMismatch,
@@ -120,6 +124,24 @@ const TABLE: &[(AbortCode, &str, u64, &str)] = &[
         "the cluster name is not a DNS label",
     ),
     (
+        RoleNotGrantable,
+        MODULE_CLUSTER,
+        12,
+        "only the worker and admin roles are granted (users need no grant)",
+    ),
+    (
+        AlreadyGranted,
+        MODULE_CLUSTER,
+        13,
+        "the account already holds a grant for this role",
+    ),
+    (
+        NotGranted,
+        MODULE_CLUSTER,
+        14,
+        "the account holds no grant for this role",
+    ),
+    (
         BelowMinimum,
         MODULE_STAKING,
         20,
@@ -190,6 +212,12 @@ const TABLE: &[(AbortCode, &str, u64, &str)] = &[
         MODULE_STAKING,
         31,
         "cannot add a zero-value coin",
+    ),
+    (
+        NoGrant,
+        MODULE_STAKING,
+        32,
+        "staking as worker or admin needs the cluster admin's grant for that role",
     ),
     (
         EnclaveNotConfigured,
@@ -348,7 +376,7 @@ mod tests {
             assert!(seen.insert((c.module(), c.code())), "duplicate {c}");
             assert_eq!(AbortCode::from_location(c.module(), c.code()), Some(c));
         }
-        assert_eq!(seen.len(), 33);
+        assert_eq!(seen.len(), 37);
     }
 
     #[test]

@@ -8,6 +8,23 @@ pub const ROLE_WORKER: u8 = 0;
 pub const ROLE_USER: u8 = 1;
 pub const ROLE_ADMIN: u8 = 2;
 
+/// `cluster::role_requires_grant`: staking for worker or admin needs the cluster admin's grant
+/// (`cluster::grant_role`); a user stake does not. False for anything that is not a role.
+pub fn role_requires_grant(role: u8) -> bool {
+    role == ROLE_WORKER || role == ROLE_ADMIN
+}
+
+/// The bit of `role` in a grant mask (the value of a `Cluster.grants` entry): `1 << role`, or
+/// `None` for a role that cannot be granted.
+pub fn grant_bit(role: u8) -> Option<u8> {
+    role_requires_grant(role).then(|| 1 << role)
+}
+
+/// `cluster::is_granted` over an account's grant `mask` (0 when the account has no entry).
+pub fn mask_grants(mask: u8, role: u8) -> bool {
+    grant_bit(role).is_some_and(|bit| mask & bit != 0)
+}
+
 /// `staking::STATUS_*`.
 pub const STATUS_ACTIVE: u8 = 0;
 pub const STATUS_UNBONDING: u8 = 1;
@@ -49,6 +66,21 @@ pub fn is_valid_dns_label(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grants_follow_the_move_rule() {
+        assert!(role_requires_grant(ROLE_WORKER) && role_requires_grant(ROLE_ADMIN));
+        assert!(!role_requires_grant(ROLE_USER) && !role_requires_grant(3));
+        assert_eq!(
+            [0, 1, 2, 3, 255].map(grant_bit),
+            [Some(1), None, Some(4), None, None]
+        );
+        assert!(mask_grants(0b101, ROLE_WORKER) && mask_grants(0b101, ROLE_ADMIN));
+        assert!(!mask_grants(0b001, ROLE_ADMIN) && !mask_grants(0b100, ROLE_WORKER));
+        // A user needs no grant and never holds one, whatever the mask says.
+        assert!(!mask_grants(0xff, ROLE_USER) && !mask_grants(0xff, 9));
+        assert!(!mask_grants(0, ROLE_ADMIN));
+    }
 
     #[test]
     fn dns_labels_follow_the_move_rule() {

@@ -139,6 +139,23 @@ pub struct ClusterMigrated {
     pub to_version: u64,
 }
 
+/// `cluster::RoleGranted`: the admin allowed `account` to stake for the privileged `role`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGranted {
+    pub cluster_id: Address,
+    pub account: Address,
+    pub role: u8,
+}
+
+/// `cluster::RoleRevoked`: the admin withdrew `account`'s grant for `role`. The account's records
+/// of that role stay on chain; the control plane must refuse them from now on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRevoked {
+    pub cluster_id: Address,
+    pub account: Address,
+    pub role: u8,
+}
+
 /// `enclave::EnclaveRegistered`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnclaveRegistered {
@@ -168,6 +185,8 @@ pub enum PackageEvent {
     TreasuryWithdrawn(TreasuryWithdrawn),
     ClusterRenamed(ClusterRenamed),
     ClusterMigrated(ClusterMigrated),
+    RoleGranted(RoleGranted),
+    RoleRevoked(RoleRevoked),
     EnclaveRegistered(EnclaveRegistered),
 }
 
@@ -224,6 +243,8 @@ impl PackageEvent {
             (MODULE_CLUSTER, "TreasuryWithdrawn") => decode!(TreasuryWithdrawn),
             (MODULE_CLUSTER, "ClusterRenamed") => decode!(ClusterRenamed),
             (MODULE_CLUSTER, "ClusterMigrated") => decode!(ClusterMigrated),
+            (MODULE_CLUSTER, "RoleGranted") => decode!(RoleGranted),
+            (MODULE_CLUSTER, "RoleRevoked") => decode!(RoleRevoked),
             (MODULE_ENCLAVE, "EnclaveRegistered") => decode!(EnclaveRegistered),
             _ => Err(EventDecodeError::NotOurs(ty.to_string())),
         }
@@ -247,6 +268,8 @@ impl PackageEvent {
             PackageEvent::TreasuryWithdrawn(_) => (MODULE_CLUSTER, "TreasuryWithdrawn"),
             PackageEvent::ClusterRenamed(_) => (MODULE_CLUSTER, "ClusterRenamed"),
             PackageEvent::ClusterMigrated(_) => (MODULE_CLUSTER, "ClusterMigrated"),
+            PackageEvent::RoleGranted(_) => (MODULE_CLUSTER, "RoleGranted"),
+            PackageEvent::RoleRevoked(_) => (MODULE_CLUSTER, "RoleRevoked"),
             PackageEvent::EnclaveRegistered(_) => (MODULE_ENCLAVE, "EnclaveRegistered"),
         }
     }
@@ -275,6 +298,8 @@ impl PackageEvent {
             PackageEvent::TreasuryWithdrawn(e) => bcs::to_bytes(e),
             PackageEvent::ClusterRenamed(e) => bcs::to_bytes(e),
             PackageEvent::ClusterMigrated(e) => bcs::to_bytes(e),
+            PackageEvent::RoleGranted(e) => bcs::to_bytes(e),
+            PackageEvent::RoleRevoked(e) => bcs::to_bytes(e),
             PackageEvent::EnclaveRegistered(e) => bcs::to_bytes(e),
         }
     }
@@ -289,6 +314,16 @@ impl PackageEvent {
             PackageEvent::TokensRevoked(e) => Some(e.record_id),
             PackageEvent::SlashSettled(e) => Some(e.record_id),
             PackageEvent::Slashed(e) => Some(e.record_id),
+            _ => None,
+        }
+    }
+
+    /// The account whose role grant the event changes, if any (a grant event names an account,
+    /// not a record: a follower must re-check every worker or admin record that account owns).
+    pub fn account(&self) -> Option<Address> {
+        match self {
+            PackageEvent::RoleGranted(e) => Some(e.account),
+            PackageEvent::RoleRevoked(e) => Some(e.account),
             _ => None,
         }
     }
@@ -311,6 +346,8 @@ impl PackageEvent {
             PackageEvent::TreasuryWithdrawn(e) => e.cluster_id,
             PackageEvent::ClusterRenamed(e) => e.cluster_id,
             PackageEvent::ClusterMigrated(e) => e.cluster_id,
+            PackageEvent::RoleGranted(e) => e.cluster_id,
+            PackageEvent::RoleRevoked(e) => e.cluster_id,
             PackageEvent::EnclaveRegistered(e) => e.cluster_id,
         }
     }

@@ -76,6 +76,10 @@ pub struct Cluster {
     pub treasury: u64,
     /// `Table<ID, bool>` of slashed record ids; read an entry with [`crate::package::slashed_entry_id`].
     pub slashed: Table,
+    /// `Table<address, u8>` of role grants: per account, the bitmask of the privileged roles it may
+    /// stake for (bit `1 << role`, see [`consts::mask_grants`]); read an entry with
+    /// [`crate::package::grant_entry_id`]. No entry means no grant.
+    pub grants: Table,
 }
 
 impl Cluster {

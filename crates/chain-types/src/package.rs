@@ -24,6 +24,8 @@ pub const FN_SET_ENCLAVE_OPERATOR: &str = "set_enclave_operator";
 pub const FN_SET_NAME: &str = "set_name";
 pub const FN_WITHDRAW_TREASURY: &str = "withdraw_treasury";
 pub const FN_SLASH: &str = "slash";
+pub const FN_GRANT_ROLE: &str = "grant_role";
+pub const FN_REVOKE_ROLE: &str = "revoke_role";
 pub const FN_MIGRATE: &str = "migrate";
 
 /// `enclave::register_enclave`.
@@ -90,6 +92,16 @@ pub fn slashed_entry_type() -> StructTag {
     )
 }
 
+/// `0x2::dynamic_field::Field<address, u8>`: the type of a `Cluster.grants` entry.
+pub fn grant_entry_type() -> StructTag {
+    StructTag::new(
+        Address::TWO,
+        Identifier::from_static("dynamic_field"),
+        Identifier::from_static("Field"),
+        vec![TypeTag::Address, TypeTag::U8],
+    )
+}
+
 /// `0x2::clock::Clock`.
 pub fn clock_type() -> StructTag {
     StructTag::new(
@@ -105,6 +117,14 @@ pub fn clock_type() -> StructTag {
 /// so a reader checks "slashed?" with one object read (not found = not slashed).
 pub fn slashed_entry_id(table_id: Address, record_id: Address) -> Address {
     table_id.derive_dynamic_child_id(&object_id_type(), record_id.as_bytes())
+}
+
+/// Object id of the `Cluster.grants` entry for `account`: the dynamic field of the table
+/// `grants_table` keyed by the `address` `account`. It exists exactly while the account holds at
+/// least one grant, so a reader learns an account's grant mask with one object read (not found =
+/// no grant).
+pub fn grant_entry_id(grants_table: Address, account: Address) -> Address {
+    grants_table.derive_dynamic_child_id(&TypeTag::Address, account.as_bytes())
 }
 
 #[cfg(test)]
@@ -138,5 +158,21 @@ mod tests {
             slashed_entry_id(Address::from_static("0x2"), Address::from_static("0xa"))
         );
         assert_eq!(a, slashed_entry_id(t, Address::from_static("0xa")));
+    }
+
+    #[test]
+    fn grant_entries_are_keyed_by_address_not_id() {
+        let t = Address::from_static("0x1");
+        let a = Address::from_static("0xa");
+        let g = grant_entry_id(t, a);
+        assert_eq!(g, grant_entry_id(t, a));
+        assert_ne!(g, grant_entry_id(t, Address::from_static("0xb")));
+        assert_ne!(g, grant_entry_id(Address::from_static("0x2"), a));
+        // Same table and key bytes, but key type `address` instead of `ID`.
+        assert_ne!(g, slashed_entry_id(t, a));
+        assert_eq!(
+            grant_entry_type().to_string(),
+            format!("{}::dynamic_field::Field<address, u8>", Address::TWO)
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::fmt::Debug;
 
 use daas_chain_types::events::{
     ClusterCreated, ClusterMigrated, ClusterRenamed, EnclaveOperatorChanged, EnclaveRegistered,
-    PcrsChanged, RoleMinimumChanged, SlashSettled, Slashed, StakeAdded, Staked, TokensRevoked,
-    TreasuryWithdrawn, UnbondingPeriodChanged, UnstakeRequested, Withdrawn,
+    PcrsChanged, RoleGranted, RoleMinimumChanged, RoleRevoked, SlashSettled, Slashed, StakeAdded,
+    Staked, TokensRevoked, TreasuryWithdrawn, UnbondingPeriodChanged, UnstakeRequested, Withdrawn,
 };
 use daas_chain_types::{
     Address, AdminCap, Cluster, Enclave, Package, PackageEvent, StakeRecord, Table, consts,
@@ -39,12 +39,14 @@ mod vectors {
     pub(crate) const ENCLAVE_OPERATOR_CHANGED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f00000000000000000000000000000000000000000000000000000000000000ad7e57000000000000000000000000000000000000000000000000000000000001";
     pub(crate) const TREASURY_WITHDRAWN: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fffffffffffffff7fd00dfeed00000000000000000000000000000000000000000000000000000042";
     pub(crate) const CLUSTER_RENAMED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f0e70726f642d65752d776573742d31";
+    pub(crate) const ROLE_GRANTED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1ff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0f1e2d3c4b5a69788796a5b4c3d2e1f002";
+    pub(crate) const ROLE_REVOKED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1fd00dfeed0000000000000000000000000000000000000000000000000000004200";
     pub(crate) const CLUSTER_MIGRATED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f01000000000000000200000000000080";
     pub(crate) const ENCLAVE_REGISTERED: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f8501808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0001020304900168747470733a2f2f656e636c6176652d302e636f6e74726f6c2d706c616e652e70726f642d65752d776573742d312e6b33732d646161732e6578616d706c652e636f6d3a363434332f61747465737465642f76312f633161352d303030312d303030322d303030332d303030342d303030352d303030362d303030372d303030382d303030392d303030612d30303062156be5cf8b010000efcdab8967452301";
     pub(crate) const ENCLAVE: &str = "8501808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0001020304900168747470733a2f2f656e636c6176652d302e636f6e74726f6c2d706c616e652e70726f642d65752d776573742d312e6b33732d646161732e6578616d706c652e636f6d3a363434332f61747465737465642f76312f633161352d303030312d303030322d303030332d303030342d303030352d303030362d303030372d303030382d303030392d303030612d3030306230000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f30606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f156be5cf8b010000e86be5cf8b010000";
     pub(crate) const STAKE_RECORD: &str = "034401905bebdf8c04f3cd5f04f442a39372c8dc321c29edfb4f9cb30b23ab96000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1ff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0f1e2d3c4b5a69788796a5b4c3d2e1f0000e776f726b65722d6e6f64652d343211223344556677880101000000000000807b68e5cf8b010000c869e5cf8b010000";
-    pub(crate) const CLUSTER_OBJECT: &str = "a4137e2ed945e7f4e8c307001c32e97472fb3eebb8f7b4ab7534b447d22da89b01000000000000000e70726f642d65752d776573742d3101000000000000100200000000000020030000000000003000c87e9a0000000030000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f30606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f7e57000000000000000000000000000000000000000000000000000000000001018501808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0001020304900168747470733a2f2f656e636c6176652d302e636f6e74726f6c2d706c616e652e70726f642d65752d776573742d312e6b33732d646161732e6578616d706c652e636f6d3a363434332f61747465737465642f76312f633161352d303030312d303030322d303030332d303030342d303030352d303030362d303030372d303030382d303030392d303030612d3030306230000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f30606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f156be5cf8b010000e86be5cf8b0100001032547698badcfe5ef2fcf809fb9535ea0aeaea421f683026f06c34569aafc42bcde652ef6dd2700100000000000000";
-    pub(crate) const ADMIN_CAP_OBJECT: &str = "a058cccb1180e0c063232bed5fcf330614d57c74f056f8b3db0317812e129eb2a4137e2ed945e7f4e8c307001c32e97472fb3eebb8f7b4ab7534b447d22da89b";
+    pub(crate) const CLUSTER_OBJECT: &str = "a4137e2ed945e7f4e8c307001c32e97472fb3eebb8f7b4ab7534b447d22da89b01000000000000000e70726f642d65752d776573742d3101000000000000100200000000000020030000000000003000c87e9a0000000030000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f30606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f7e57000000000000000000000000000000000000000000000000000000000001018501808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff0001020304900168747470733a2f2f656e636c6176652d302e636f6e74726f6c2d706c616e652e70726f642d65752d776573742d312e6b33732d646161732e6578616d706c652e636f6d3a363434332f61747465737465642f76312f633161352d303030312d303030322d303030332d303030342d303030352d303030362d303030372d303030382d303030392d303030612d3030306230000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f30606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f156be5cf8b010000e86be5cf8b0100001032547698badcfe5ef2fcf809fb9535ea0aeaea421f683026f06c34569aafc42bcde652ef6dd2700100000000000000a058cccb1180e0c063232bed5fcf330614d57c74f056f8b3db0317812e129eb20200000000000000";
+    pub(crate) const ADMIN_CAP_OBJECT: &str = "06d553b842f768751ef60436013fd9a563de7986dc8991a2b3a8edb7037fc8eda4137e2ed945e7f4e8c307001c32e97472fb3eebb8f7b4ab7534b447d22da89b";
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -79,15 +81,17 @@ const T_REGISTERED: u64 = 1_700_000_001_000;
 /// Object ids `test_scenario` derives in the Move test (blake2b-256 of `0xf1 ‖ tx hash ‖
 /// creation number`, tx hash = the scenario's transaction number padded to 32 bytes): the
 /// record is object 0 of transaction 0; `init` creates the `Publisher` (0), the `Cluster` (1),
-/// its `slashed` table (2) and the `AdminCap` (3).
+/// its `slashed` table (2), its `grants` table (3) and the `AdminCap` (4).
 const STAKE_RECORD_ID: Address =
     Address::from_static("0x034401905bebdf8c04f3cd5f04f442a39372c8dc321c29edfb4f9cb30b23ab96");
 const CLUSTER_OBJECT_ID: Address =
     Address::from_static("0xa4137e2ed945e7f4e8c307001c32e97472fb3eebb8f7b4ab7534b447d22da89b");
 const TABLE_ID: Address =
     Address::from_static("0x5ef2fcf809fb9535ea0aeaea421f683026f06c34569aafc42bcde652ef6dd270");
-const ADMIN_CAP_OBJECT_ID: Address =
+const GRANTS_TABLE_ID: Address =
     Address::from_static("0xa058cccb1180e0c063232bed5fcf330614d57c74f056f8b3db0317812e129eb2");
+const ADMIN_CAP_OBJECT_ID: Address =
+    Address::from_static("0x06d553b842f768751ef60436013fd9a563de7986dc8991a2b3a8edb7037fc8ed");
 
 /// Any package id: event decoding only compares it with the event type's address.
 const PACKAGE: Address = Address::from_static("0x5a5a");
@@ -152,6 +156,7 @@ fn golden_event<T: DeserializeOwned + Serialize + PartialEq + Debug>(
     expected: T,
     wrap: fn(T) -> PackageEvent,
     record_id: Option<Address>,
+    account: Option<Address>,
 ) {
     let bytes = golden(hex, &expected);
     let package = Package::new(PACKAGE);
@@ -162,6 +167,7 @@ fn golden_event<T: DeserializeOwned + Serialize + PartialEq + Debug>(
     assert_eq!(event.struct_tag(&package), tag);
     assert_eq!(event.contents().unwrap(), bytes);
     assert_eq!(event.record_id(), record_id);
+    assert_eq!(event.account(), account);
     assert_eq!(event.cluster_id(), CLUSTER);
 }
 
@@ -184,6 +190,7 @@ fn staked() {
         },
         PackageEvent::Staked,
         Some(RECORD),
+        None,
     );
 }
 
@@ -201,6 +208,7 @@ fn stake_added() {
         },
         PackageEvent::StakeAdded,
         Some(RECORD),
+        None,
     );
 }
 
@@ -219,6 +227,7 @@ fn unstake_requested() {
         },
         PackageEvent::UnstakeRequested,
         Some(RECORD),
+        None,
     );
 }
 
@@ -236,6 +245,7 @@ fn withdrawn() {
         },
         PackageEvent::Withdrawn,
         Some(RECORD),
+        None,
     );
 }
 
@@ -252,6 +262,7 @@ fn tokens_revoked() {
         },
         PackageEvent::TokensRevoked,
         Some(RECORD),
+        None,
     );
 }
 
@@ -268,6 +279,7 @@ fn slash_settled() {
         },
         PackageEvent::SlashSettled,
         Some(RECORD),
+        None,
     );
 }
 
@@ -286,6 +298,7 @@ fn cluster_created() {
         },
         PackageEvent::ClusterCreated,
         None,
+        None,
     );
 }
 
@@ -300,6 +313,7 @@ fn slashed() {
         },
         PackageEvent::Slashed,
         Some(RECORD),
+        None,
     );
 }
 
@@ -316,6 +330,7 @@ fn role_minimum_changed() {
         },
         PackageEvent::RoleMinimumChanged,
         None,
+        None,
     );
 }
 
@@ -330,6 +345,7 @@ fn unbonding_period_changed() {
             new_period_ms: 2_592_000_000,
         },
         PackageEvent::UnbondingPeriodChanged,
+        None,
         None,
     );
 }
@@ -348,6 +364,7 @@ fn pcrs_changed() {
         },
         PackageEvent::PcrsChanged,
         None,
+        None,
     );
 }
 
@@ -362,6 +379,7 @@ fn enclave_operator_changed() {
             new_operator: OPERATOR,
         },
         PackageEvent::EnclaveOperatorChanged,
+        None,
         None,
     );
 }
@@ -378,6 +396,7 @@ fn treasury_withdrawn() {
         },
         PackageEvent::TreasuryWithdrawn,
         None,
+        None,
     );
 }
 
@@ -392,6 +411,39 @@ fn cluster_renamed() {
         },
         PackageEvent::ClusterRenamed,
         None,
+        None,
+    );
+}
+
+#[test]
+fn role_granted() {
+    golden_event(
+        ("cluster", "RoleGranted"),
+        vectors::ROLE_GRANTED,
+        RoleGranted {
+            cluster_id: CLUSTER,
+            account: OWNER,
+            role: consts::ROLE_ADMIN,
+        },
+        PackageEvent::RoleGranted,
+        None,
+        Some(OWNER),
+    );
+}
+
+#[test]
+fn role_revoked() {
+    golden_event(
+        ("cluster", "RoleRevoked"),
+        vectors::ROLE_REVOKED,
+        RoleRevoked {
+            cluster_id: CLUSTER,
+            account: RECIPIENT,
+            role: consts::ROLE_WORKER,
+        },
+        PackageEvent::RoleRevoked,
+        None,
+        Some(RECIPIENT),
     );
 }
 
@@ -406,6 +458,7 @@ fn cluster_migrated() {
             to_version: 0x8000000000000002,
         },
         PackageEvent::ClusterMigrated,
+        None,
         None,
     );
 }
@@ -426,6 +479,7 @@ fn enclave_registered() {
             registered_at_ms: 0x0123456789abcdef,
         },
         PackageEvent::EnclaveRegistered,
+        None,
         None,
     );
 }
@@ -478,6 +532,10 @@ fn cluster_object() {
             slashed: Table {
                 id: TABLE_ID,
                 size: 1,
+            },
+            grants: Table {
+                id: GRANTS_TABLE_ID,
+                size: 2,
             },
         },
     );
@@ -578,6 +636,16 @@ fn all_vectors() -> Vec<(
             vectors::CLUSTER_RENAMED,
             decodes::<ClusterRenamed>,
             Some(("cluster", "ClusterRenamed")),
+        ),
+        (
+            vectors::ROLE_GRANTED,
+            decodes::<RoleGranted>,
+            Some(("cluster", "RoleGranted")),
+        ),
+        (
+            vectors::ROLE_REVOKED,
+            decodes::<RoleRevoked>,
+            Some(("cluster", "RoleRevoked")),
         ),
         (
             vectors::CLUSTER_MIGRATED,

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use daas_chain_types::{Package, StakeRecord, objects::Coin, package::slashed_entry_id};
+use daas_chain_types::package::{grant_entry_id, slashed_entry_id};
+use daas_chain_types::{AdminCap, Package, StakeRecord, objects::Coin};
 use futures_util::{StreamExt, pin_mut};
 use prost_types::FieldMask;
 use sui_crypto::SuiSigner;
@@ -17,8 +18,8 @@ use sui_sdk_types::{Address, Digest, StructTag, Transaction, UserSignature};
 use crate::effects::Executed;
 use crate::tx::Gas;
 use crate::{
-    AtCheckpoint, Chain, ChainConfig, ChainError, ChainInfo, ClusterObject, ObjectRef,
-    RecordObject, SuiCoin,
+    AdminCapObject, AtCheckpoint, Chain, ChainConfig, ChainError, ChainInfo, ClusterObject,
+    ObjectRef, RecordObject, SuiCoin,
 };
 
 const OBJECT_MASK: &[&str] = &[
@@ -186,6 +187,41 @@ impl GrpcChain {
                 "not a shared object",
             )),
         }
+    }
+
+    /// The `AdminCap` `id`: its reference, its owner and its cluster, after checking that it is
+    /// the configured package's `AdminCap`, owned by an address, and that its `id` field is the
+    /// object's (admin tooling checks owner and cluster before paying gas for a call).
+    pub async fn admin_cap(&self, id: Address) -> Result<AdminCapObject, ChainError> {
+        let o = self
+            .fetch(id)
+            .await?
+            .value
+            .ok_or(ChainError::ObjectNotFound(id))?;
+        if o.ty != self.package.admin_cap_type() {
+            return Err(ChainError::WrongType {
+                id,
+                expected: "AdminCap".into(),
+                actual: o.ty.to_string(),
+            });
+        }
+        let owner = address_owner(&o.owner).ok_or_else(|| ChainError::NotAddressOwned {
+            id,
+            owner: format!("{:?}", o.owner.kind()),
+        })?;
+        let cap: AdminCap = daas_chain_types::from_bcs(&o.contents)
+            .map_err(|e| ChainError::decode(format!("AdminCap {id}"), e))?;
+        if cap.id != id {
+            return Err(ChainError::decode(
+                format!("AdminCap {id}"),
+                "id field disagrees with the object",
+            ));
+        }
+        Ok(AdminCapObject {
+            object: o.object,
+            owner,
+            cap,
+        })
     }
 
     /// The current reference of an owned object.
@@ -459,6 +495,44 @@ impl Chain for GrpcChain {
             field.id == entry && field.name == record && field.value,
             checkpoint,
         ))
+    }
+
+    async fn role_grants(
+        &self,
+        grants_table: Address,
+        account: Address,
+    ) -> Result<AtCheckpoint<u8>, ChainError> {
+        let entry = grant_entry_id(grants_table, account);
+        let answer = self.fetch(entry).await?;
+        let checkpoint = answer.checkpoint;
+        let Some(o) = answer.value else {
+            return Ok(AtCheckpoint::new(0, checkpoint));
+        };
+        if o.ty != daas_chain_types::package::grant_entry_type() {
+            return Err(ChainError::WrongType {
+                id: entry,
+                expected: "role grants table entry".into(),
+                actual: o.ty.to_string(),
+            });
+        }
+        let field: daas_chain_types::Field<Address, u8> =
+            daas_chain_types::from_bcs(&o.contents)
+                .map_err(|e| ChainError::decode("role grants table entry", e))?;
+        let in_table = o.owner.kind() == OwnerKind::Object
+            && o.owner.address.as_deref().and_then(|a| a.parse().ok()) == Some(grants_table);
+        if !in_table {
+            return Err(ChainError::decode(
+                format!("role grants table entry {entry}"),
+                "not owned by the cluster's grants table",
+            ));
+        }
+        if field.id != entry || field.name != account {
+            return Err(ChainError::decode(
+                format!("role grants table entry {entry}"),
+                format!("id or key field is not the entry of {account}"),
+            ));
+        }
+        Ok(AtCheckpoint::new(field.value, checkpoint))
     }
 
     async fn sui_coins(&self, owner: Address) -> Result<Vec<SuiCoin>, ChainError> {

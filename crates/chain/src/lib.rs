@@ -28,7 +28,7 @@ pub use grpc::GrpcChain;
 
 use std::future::Future;
 
-use daas_chain_types::{Cluster, StakeRecord};
+use daas_chain_types::{AdminCap, Cluster, StakeRecord};
 use sui_sdk_types::{Address, Digest, Transaction, UserSignature};
 
 /// A chain answer together with the checkpoint height the endpoint reported with it
@@ -80,6 +80,15 @@ pub struct RecordObject {
     pub record: StakeRecord,
 }
 
+/// A cluster's `AdminCap` as read from the chain: its reference, the address owning it, and
+/// its fields (the cluster it administers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminCapObject {
+    pub object: ObjectRef,
+    pub owner: Address,
+    pub cap: AdminCap,
+}
+
 /// The cluster object at some version.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterObject {
@@ -126,6 +135,16 @@ pub trait Chain: Send + Sync {
         record: Address,
     ) -> impl Future<Output = Result<AtCheckpoint<bool>, ChainError>> + Send;
 
+    /// The roles `account` holds the cluster admin's grant for, as the bitmask of its entry in
+    /// the cluster's grants table `grants_table` (`Cluster.grants`; bit `1 << role`, see
+    /// `daas_chain_types::consts::mask_grants`); 0 when it has no entry. Worker and admin stakes
+    /// need the grant, and a record whose owner has lost it must be refused.
+    fn role_grants(
+        &self,
+        grants_table: Address,
+        account: Address,
+    ) -> impl Future<Output = Result<AtCheckpoint<u8>, ChainError>> + Send;
+
     /// Every SUI coin `owner` owns.
     fn sui_coins(
         &self,
@@ -171,6 +190,13 @@ impl<T: Chain> Chain for std::sync::Arc<T> {
         record: Address,
     ) -> impl Future<Output = Result<AtCheckpoint<bool>, ChainError>> + Send {
         (**self).is_slashed(slashed_table, record)
+    }
+    fn role_grants(
+        &self,
+        grants_table: Address,
+        account: Address,
+    ) -> impl Future<Output = Result<AtCheckpoint<u8>, ChainError>> + Send {
+        (**self).role_grants(grants_table, account)
     }
     fn sui_coins(
         &self,

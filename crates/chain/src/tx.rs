@@ -228,6 +228,34 @@ pub fn slash(
     })
 }
 
+/// Admin: `cluster::grant_role(cap, cluster, account, role)`: `account` may then stake for `role`
+/// (worker or admin).
+pub fn grant_role(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    account: Address,
+    role: u8,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_GRANT_ROLE, |tx| {
+        vec![tx.pure(&account), tx.pure(&role)]
+    })
+}
+
+/// Admin: `cluster::revoke_role(cap, cluster, account, role)`. The account's existing records
+/// stay on chain; the control plane refuses them.
+pub fn revoke_role(
+    config: &ChainConfig,
+    gas: &Gas,
+    admin_cap: ObjectRef,
+    account: Address,
+    role: u8,
+) -> Result<Transaction, ChainError> {
+    admin_call(config, gas, admin_cap, pkg::FN_REVOKE_ROLE, |tx| {
+        vec![tx.pure(&account), tx.pure(&role)]
+    })
+}
+
 /// Admin: `cluster::set_role_minimum(cap, cluster, role, min_mist)`.
 pub fn set_role_minimum(
     config: &ChainConfig,

@@ -122,6 +122,14 @@ impl<'l> Runtime<'l> {
         }
     }
 
+    /// The dynamic-field object `id` as seen from inside this transaction, if it exists.
+    pub(crate) fn child(&self, id: &Address) -> Option<ObjVal> {
+        match self.children.get(id) {
+            Some(entry) => entry.as_ref().map(|(object, _)| object.clone()),
+            None => self.ledger.object(id).and_then(ObjVal::from_object),
+        }
+    }
+
     /// Adds (or replaces) the dynamic-field object `child`, owned by the object `parent`.
     pub(crate) fn write_child(&mut self, parent: Address, child: ObjVal) {
         self.children.insert(child.id, Some((child, parent)));

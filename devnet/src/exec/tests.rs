@@ -7,7 +7,7 @@ use sui_sdk_types::{
 };
 use sui_transaction_builder::{Function, ObjectInput, TransactionBuilder};
 
-use daas_chain_types::package::{CLOCK_ID, slashed_entry_id};
+use daas_chain_types::package::{CLOCK_ID, grant_entry_id, grant_entry_type, slashed_entry_id};
 use daas_chain_types::{Cluster, StakeRecord, consts};
 use daas_wallet::{Scheme, WalletKey};
 
@@ -50,12 +50,55 @@ impl Chain {
         };
         let ledger = genesis::build(&config, None, NOW).expect("genesis");
         let info = ledger.info().clone();
-        Chain {
+        let mut chain = Chain {
             ledger,
             admin,
             user,
             info,
-        }
+        };
+        // The user may stake as a worker (`stake`), by the admin's grant.
+        let user = chain.user.address();
+        let granted = chain
+            .grants("grant_role", user, consts::ROLE_WORKER)
+            .expect("grant_role");
+        assert_eq!(effects(&granted).status, ExecutionStatus::Success);
+        chain
+    }
+
+    /// `cluster::{function}(cap, cluster, account, role)` (`grant_role` or `revoke_role`) by the
+    /// admin.
+    fn grants(
+        &mut self,
+        function: &str,
+        account: Address,
+        role: u8,
+    ) -> Result<TxRecord, Rejection> {
+        let call = self.call("cluster", function);
+        let cap = self.object(self.info.admin_cap);
+        let gas = self.coins(self.admin.address())[0].clone();
+        let cluster = self.cluster_input(true);
+        let (tx, sig) = self.sign(
+            &self.admin,
+            |b| {
+                let cap = b.object(owned(&cap));
+                let c = b.object(cluster);
+                let a = b.pure(&account);
+                let r = b.pure(&role);
+                b.move_call(call, vec![cap, c, a, r]);
+            },
+            &gas,
+        );
+        self.run(tx, sig)
+    }
+
+    fn cluster(&self) -> Cluster {
+        bcs::from_bytes(
+            self.object(self.info.cluster)
+                .as_struct()
+                .expect("struct")
+                .contents(),
+        )
+        .expect("layout")
     }
 
     fn coins(&self, owner: Address) -> Vec<Object> {
@@ -548,6 +591,109 @@ fn ptb_argument_rules() {
             },
             ..
         }
+    ));
+}
+
+#[test]
+fn grants_are_table_entry_objects_created_changed_and_deleted() {
+    let mut chain = Chain::new();
+    let admin = chain.admin.address();
+    let table = chain.cluster().grants.id;
+    let entry = grant_entry_id(table, admin);
+    let id_operation = |record: &TxRecord| {
+        effects(record)
+            .changed_objects
+            .iter()
+            .find(|c| c.object_id == entry)
+            .map(|c| c.id_operation)
+    };
+    let mask = |chain: &Chain| {
+        chain.ledger.object(&entry).map(|o| {
+            assert_eq!(*o.owner(), Owner::Object(table));
+            let s = o.as_struct().expect("struct");
+            assert_eq!(*s.object_type(), grant_entry_type());
+            let field: daas_chain_types::Field<Address, u8> =
+                bcs::from_bytes(s.contents()).expect("Field<address, u8>");
+            assert_eq!((field.id, field.name), (entry, admin));
+            field.value
+        })
+    };
+    // Genesis granted the user the worker role; the admin account holds no grant.
+    assert_eq!((mask(&chain), chain.cluster().grants.size), (None, 1));
+
+    let r = chain
+        .grants("grant_role", admin, consts::ROLE_ADMIN)
+        .expect("executes");
+    assert_eq!(effects(&r).status, ExecutionStatus::Success);
+    assert_eq!(id_operation(&r), Some(IdOperation::Created));
+    assert_eq!(
+        (mask(&chain), chain.cluster().grants.size),
+        (Some(0b100), 2)
+    );
+    let r = chain
+        .grants("grant_role", admin, consts::ROLE_WORKER)
+        .expect("executes");
+    assert_eq!(
+        id_operation(&r),
+        Some(IdOperation::None),
+        "the entry is changed"
+    );
+    assert_eq!(
+        (mask(&chain), chain.cluster().grants.size),
+        (Some(0b101), 2)
+    );
+
+    // A failed grant is a Move abort in `cluster::grant_role` and changes no entry.
+    let r = chain
+        .grants("grant_role", admin, consts::ROLE_USER)
+        .expect("executes");
+    match &effects(&r).status {
+        ExecutionStatus::Failure {
+            error: ExecutionError::MoveAbort { location, code },
+            ..
+        } => {
+            assert_eq!(*code, 12);
+            assert_eq!(location.module.as_str(), "cluster");
+            assert_eq!(location.function, 9, "grant_role's index in cluster.move");
+            assert_eq!(
+                location.function_name.as_ref().map(|f| f.as_str()),
+                Some("grant_role")
+            );
+        }
+        other => panic!("expected a MoveAbort, got {other:?}"),
+    }
+    assert_eq!(id_operation(&r), None);
+
+    chain
+        .grants("revoke_role", admin, consts::ROLE_ADMIN)
+        .expect("executes");
+    assert_eq!(mask(&chain), Some(0b001));
+    let r = chain
+        .grants("revoke_role", admin, consts::ROLE_WORKER)
+        .expect("executes");
+    assert_eq!(id_operation(&r), Some(IdOperation::Deleted));
+    assert_eq!((mask(&chain), chain.cluster().grants.size), (None, 1));
+    let r = chain
+        .grants("revoke_role", admin, consts::ROLE_WORKER)
+        .expect("executes");
+    assert!(matches!(
+        &effects(&r).status,
+        ExecutionStatus::Failure { error: ExecutionError::MoveAbort { code: 14, location }, .. }
+            if location.function == 10
+    ));
+}
+
+#[test]
+fn a_worker_stake_without_the_grant_aborts_with_no_grant() {
+    let mut chain = Chain::new();
+    chain
+        .grants("revoke_role", chain.user.address(), consts::ROLE_WORKER)
+        .expect("executes");
+    let record = chain.stake(2 * SUI).expect("executed, not rejected");
+    assert!(matches!(
+        &effects(&record).status,
+        ExecutionStatus::Failure { error: ExecutionError::MoveAbort { code: 32, location }, .. }
+            if location.module.as_str() == "staking" && location.function == 0
     ));
 }
 

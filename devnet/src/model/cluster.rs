@@ -5,10 +5,12 @@ use sui_sdk_types::{Address, Owner, StructTag};
 
 use daas_chain_types::abort::AbortCode;
 use daas_chain_types::events::{
-    ClusterMigrated, ClusterRenamed, EnclaveOperatorChanged, PcrsChanged, RoleMinimumChanged,
-    Slashed, TreasuryWithdrawn, UnbondingPeriodChanged,
+    ClusterMigrated, ClusterRenamed, EnclaveOperatorChanged, PcrsChanged, RoleGranted,
+    RoleMinimumChanged, RoleRevoked, Slashed, TreasuryWithdrawn, UnbondingPeriodChanged,
 };
-use daas_chain_types::package::{slashed_entry_id, slashed_entry_type};
+use daas_chain_types::package::{
+    grant_entry_id, grant_entry_type, slashed_entry_id, slashed_entry_type,
+};
 use daas_chain_types::{AdminCap, Cluster, Coin, Field, Package, PackageEvent, consts};
 
 use super::{Args, CallCtx, Function, Kind, Loc, Param};
@@ -24,10 +26,12 @@ const SET_EXPECTED_PCRS: Loc = Loc::pkg(M, "set_expected_pcrs", 4);
 const SET_NAME: Loc = Loc::pkg(M, "set_name", 6);
 const WITHDRAW_TREASURY: Loc = Loc::pkg(M, "withdraw_treasury", 7);
 const SLASH: Loc = Loc::pkg(M, "slash", 8);
-const MIGRATE: Loc = Loc::pkg(M, "migrate", 9);
-const MIN_STAKE: Loc = Loc::pkg(M, "min_stake", 12);
-const ASSERT_VERSION: Loc = Loc::pkg(M, "assert_version", 31);
-const ASSERT_ADMIN: Loc = Loc::pkg(M, "assert_admin", 32);
+const GRANT_ROLE: Loc = Loc::pkg(M, "grant_role", 9);
+const REVOKE_ROLE: Loc = Loc::pkg(M, "revoke_role", 10);
+const MIGRATE: Loc = Loc::pkg(M, "migrate", 11);
+const MIN_STAKE: Loc = Loc::pkg(M, "min_stake", 14);
+const ASSERT_VERSION: Loc = Loc::pkg(M, "assert_version", 36);
+const ASSERT_ADMIN: Loc = Loc::pkg(M, "assert_admin", 37);
 
 pub(super) fn function(name: &str) -> Option<&'static Function> {
     use Kind::{AdminCap as Cap, Cluster as Cl};
@@ -67,6 +71,16 @@ pub(super) fn function(name: &str) -> Option<&'static Function> {
         type_params: 0,
         handler: slash,
     };
+    static GRANT_ROLE_FN: Function = Function {
+        params: &[Ref(Cap), Mut(Cl), Addr, U8],
+        type_params: 0,
+        handler: grant_role,
+    };
+    static REVOKE_ROLE_FN: Function = Function {
+        params: &[Ref(Cap), Mut(Cl), Addr, U8],
+        type_params: 0,
+        handler: revoke_role,
+    };
     static MIGRATE_FN: Function = Function {
         params: &[Ref(Cap), Mut(Cl)],
         type_params: 0,
@@ -81,6 +95,8 @@ pub(super) fn function(name: &str) -> Option<&'static Function> {
         p::FN_SET_NAME => &SET_NAME_FN,
         p::FN_WITHDRAW_TREASURY => &WITHDRAW_TREASURY_FN,
         p::FN_SLASH => &SLASH_FN,
+        p::FN_GRANT_ROLE => &GRANT_ROLE_FN,
+        p::FN_REVOKE_ROLE => &REVOKE_ROLE_FN,
         p::FN_MIGRATE => &MIGRATE_FN,
         _ => return None,
     })
@@ -181,6 +197,76 @@ fn add_slashed(
     };
     rt.write_child(table, ObjVal::new(id, slashed_entry_type(), &entry)?);
     cluster.slashed.size += 1;
+    Ok(())
+}
+
+/// `cluster::granted_roles`: the mask of `account`'s `Cluster.grants` entry, 0 without one.
+pub(super) fn granted_roles(
+    rt: &Runtime<'_>,
+    cluster: &Cluster,
+    account: Address,
+) -> Result<u8, Failure> {
+    let id = grant_entry_id(cluster.grants.id, account);
+    let Some(entry) = rt.child(&id) else {
+        return Ok(0);
+    };
+    if entry.type_ != grant_entry_type() {
+        return Err(Failure::invariant(format!(
+            "grant entry {id} has type {}",
+            entry.type_
+        )));
+    }
+    let field: Field<Address, u8> = entry.decode()?;
+    if field.id != id || field.name != account {
+        return Err(Failure::invariant(format!(
+            "grant entry {id} is not {account}'s"
+        )));
+    }
+    Ok(field.value)
+}
+
+/// `cluster::is_granted`.
+pub(super) fn is_granted(
+    rt: &Runtime<'_>,
+    cluster: &Cluster,
+    account: Address,
+    role: u8,
+) -> Result<bool, Failure> {
+    if !consts::role_requires_grant(role) {
+        return Ok(false);
+    }
+    Ok(consts::mask_grants(
+        granted_roles(rt, cluster, account)?,
+        role,
+    ))
+}
+
+/// Writes `account`'s `Cluster.grants` entry with `mask`: `table::add` of a new
+/// `0x2::dynamic_field::Field<address, u8>` owned by the table when `new`, `*borrow_mut = mask`
+/// otherwise; `table::remove` when `mask` is 0.
+fn set_grant(
+    rt: &mut Runtime<'_>,
+    cluster: &mut Cluster,
+    account: Address,
+    had_entry: bool,
+    mask: u8,
+) -> Result<(), Failure> {
+    let table = cluster.grants.id;
+    let id = grant_entry_id(table, account);
+    if mask == 0 {
+        rt.remove_child(id);
+        cluster.grants.size = cluster.grants.size.saturating_sub(1);
+        return Ok(());
+    }
+    let entry = Field {
+        id,
+        name: account,
+        value: mask,
+    };
+    rt.write_child(table, ObjVal::new(id, grant_entry_type(), &entry)?);
+    if !had_entry {
+        cluster.grants.size += 1;
+    }
     Ok(())
 }
 
@@ -352,6 +438,56 @@ fn slash(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<Value>, Failu
     ctx.emit(PackageEvent::Slashed(Slashed {
         cluster_id: cluster.id,
         record_id,
+    }))?;
+    Ok(Vec::new())
+}
+
+/// `grant_role(cap, cluster, account: address, role: u8)`.
+fn grant_role(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<Value>, Failure> {
+    let pkg = ctx.package;
+    let cap: AdminCap = args.decode(0)?;
+    let mut cluster: Cluster = args.decode(1)?;
+    let account = args.address(2)?;
+    let role = args.u8(3)?;
+    assert_admin(&pkg, &cluster, &cap)?;
+    let Some(bit) = consts::grant_bit(role) else {
+        return Err(GRANT_ROLE.abort(&pkg, AbortCode::RoleNotGrantable.code()));
+    };
+    let mask = granted_roles(ctx.rt, &cluster, account)?;
+    if mask & bit != 0 {
+        return Err(GRANT_ROLE.abort(&pkg, AbortCode::AlreadyGranted.code()));
+    }
+    set_grant(ctx.rt, &mut cluster, account, mask != 0, mask | bit)?;
+    args.store(1, &cluster)?;
+    ctx.emit(PackageEvent::RoleGranted(RoleGranted {
+        cluster_id: cluster.id,
+        account,
+        role,
+    }))?;
+    Ok(Vec::new())
+}
+
+/// `revoke_role(cap, cluster, account: address, role: u8)`: existing records are not touched.
+fn revoke_role(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<Value>, Failure> {
+    let pkg = ctx.package;
+    let cap: AdminCap = args.decode(0)?;
+    let mut cluster: Cluster = args.decode(1)?;
+    let account = args.address(2)?;
+    let role = args.u8(3)?;
+    assert_admin(&pkg, &cluster, &cap)?;
+    let Some(bit) = consts::grant_bit(role) else {
+        return Err(REVOKE_ROLE.abort(&pkg, AbortCode::RoleNotGrantable.code()));
+    };
+    let mask = granted_roles(ctx.rt, &cluster, account)?;
+    if mask & bit == 0 {
+        return Err(REVOKE_ROLE.abort(&pkg, AbortCode::NotGranted.code()));
+    }
+    set_grant(ctx.rt, &mut cluster, account, true, mask ^ bit)?;
+    args.store(1, &cluster)?;
+    ctx.emit(PackageEvent::RoleRevoked(RoleRevoked {
+        cluster_id: cluster.id,
+        account,
+        role,
     }))?;
     Ok(Vec::new())
 }

@@ -7,7 +7,8 @@
 //!
 //! Modelled: `k3s_daas::staking::{stake, add_stake, request_unstake, withdraw, revoke_tokens,
 //! settle_slash}`, `k3s_daas::cluster::{set_role_minimum, set_unbonding_period,
-//! set_expected_pcrs, set_enclave_operator, set_name, withdraw_treasury, slash, migrate}`,
+//! set_expected_pcrs, set_enclave_operator, set_name, withdraw_treasury, slash, grant_role,
+//! revoke_role, migrate}`,
 //! `k3s_daas::enclave::register_enclave` (unreachable: see below), `0x2::coin::destroy_zero`,
 //! `0x2::transfer::public_transfer` and `0x2::nitro_attestation::load_nitro_attestation`.
 //!

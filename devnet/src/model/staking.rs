@@ -8,7 +8,9 @@ use daas_chain_types::events::{
 };
 use daas_chain_types::{Cluster, Coin, Package, PackageEvent, StakeRecord, consts};
 
-use super::cluster::{assert_version, clear_slashed, deposit_to_treasury, is_slashed, min_stake};
+use super::cluster::{
+    assert_version, clear_slashed, deposit_to_treasury, is_granted, is_slashed, min_stake,
+};
 use super::{Args, CallCtx, Function, Kind, Loc, Param};
 use crate::exec::Failure;
 use crate::exec::runtime::{ObjVal, Runtime, Value};
@@ -124,6 +126,9 @@ fn stake(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<Value>, Failu
     let node_name = args.string(3)?;
     assert_version(&pkg, &cluster)?;
     let min = min_stake(&pkg, &cluster, role)?;
+    if consts::role_requires_grant(role) && !is_granted(ctx.rt, &cluster, ctx.sender, role)? {
+        return Err(STAKE.abort(&pkg, AbortCode::NoGrant.code()));
+    }
     let name_ok = if role == consts::ROLE_WORKER {
         consts::is_valid_dns_label(&node_name)
     } else {

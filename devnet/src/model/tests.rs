@@ -4,7 +4,9 @@
 use sui_sdk_types::{Address, Digest, ExecutionError, Owner, StructTag, TypeTag};
 
 use daas_chain_types::abort::AbortCode;
-use daas_chain_types::package::{identifier, slashed_entry_id, slashed_entry_type};
+use daas_chain_types::package::{
+    grant_entry_id, grant_entry_type, identifier, slashed_entry_id, slashed_entry_type,
+};
 use daas_chain_types::{AdminCap, Cluster, Coin, Package, PackageEvent, StakeRecord, consts};
 
 use super::{Arg, Args, CallCtx, lookup};
@@ -190,6 +192,48 @@ fn slash(h: &H, rt: &mut Runtime<'_>, cluster: &Cluster, record_id: Address) -> 
     decode_arg(&args, 1)
 }
 
+/// Grants `account` the `role` in `cluster` through `cluster::grant_role`.
+fn grant(h: &H, rt: &mut Runtime<'_>, cluster: &Cluster, account: Address, role: u8) -> Cluster {
+    let (_, args) = h
+        .call(
+            rt,
+            "cluster",
+            "grant_role",
+            ADMIN,
+            vec![
+                h.cap(&h.cap),
+                h.cluster(cluster),
+                Arg::Address(account),
+                Arg::U8(role),
+            ],
+        )
+        .expect("grant_role");
+    decode_arg(&args, 1)
+}
+
+/// `cluster::revoke_role` of `account`'s `role` in `cluster`.
+fn revoke(
+    h: &H,
+    rt: &mut Runtime<'_>,
+    cluster: &Cluster,
+    account: Address,
+    role: u8,
+) -> Result<Cluster, Failure> {
+    h.call(
+        rt,
+        "cluster",
+        "revoke_role",
+        ADMIN,
+        vec![
+            h.cap(&h.cap),
+            h.cluster(cluster),
+            Arg::Address(account),
+            Arg::U8(role),
+        ],
+    )
+    .map(|(_, args)| decode_arg(&args, 1))
+}
+
 // ---------------------------------------------------------------------------------- staking
 
 #[test]
@@ -226,52 +270,57 @@ fn stake_checks_version_role_node_name_and_minimum_in_move_order() {
         "min_stake",
         AbortCode::InvalidRole,
     );
+    // Without the admin's grant, worker and admin abort before node name and minimum are checked.
     assert_abort(
         &h,
         stake(&mut rt, &h.cluster, 0, consts::ROLE_WORKER, "Worker_1"),
         "stake",
-        AbortCode::InvalidNodeName,
+        AbortCode::NoGrant,
     );
     assert_abort(
         &h,
-        stake(&mut rt, &h.cluster, 0, consts::ROLE_WORKER, ""),
+        stake(&mut rt, &h.cluster, 10 * SUI, consts::ROLE_ADMIN, ""),
         "stake",
-        AbortCode::InvalidNodeName,
-    );
-    assert_abort(
-        &h,
-        stake(&mut rt, &h.cluster, 0, consts::ROLE_USER, "worker-1"),
-        "stake",
-        AbortCode::InvalidNodeName,
-    );
-    assert_abort(
-        &h,
-        stake(
-            &mut rt,
-            &h.cluster,
-            SUI - 1,
-            consts::ROLE_WORKER,
-            "worker-1",
-        ),
-        "stake",
-        AbortCode::BelowMinimum,
-    );
-    assert_abort(
-        &h,
-        stake(&mut rt, &h.cluster, 10 * SUI - 1, consts::ROLE_ADMIN, ""),
-        "stake",
-        AbortCode::BelowMinimum,
+        AbortCode::NoGrant,
     );
     assert!(rt.events.is_empty() && rt.transferred.is_empty() && rt.deleted.is_empty());
+    let cluster = grant(&h, &mut rt, &h.cluster, USER, consts::ROLE_WORKER);
+    let cluster = grant(&h, &mut rt, &cluster, USER, consts::ROLE_ADMIN);
+    let granted = rt.events.len();
+    assert_abort(
+        &h,
+        stake(&mut rt, &cluster, 0, consts::ROLE_WORKER, "Worker_1"),
+        "stake",
+        AbortCode::InvalidNodeName,
+    );
+    assert_abort(
+        &h,
+        stake(&mut rt, &cluster, 0, consts::ROLE_WORKER, ""),
+        "stake",
+        AbortCode::InvalidNodeName,
+    );
+    assert_abort(
+        &h,
+        stake(&mut rt, &cluster, 0, consts::ROLE_USER, "worker-1"),
+        "stake",
+        AbortCode::InvalidNodeName,
+    );
+    assert_abort(
+        &h,
+        stake(&mut rt, &cluster, SUI - 1, consts::ROLE_WORKER, "worker-1"),
+        "stake",
+        AbortCode::BelowMinimum,
+    );
+    assert_abort(
+        &h,
+        stake(&mut rt, &cluster, 10 * SUI - 1, consts::ROLE_ADMIN, ""),
+        "stake",
+        AbortCode::BelowMinimum,
+    );
+    assert!(rt.events.len() == granted && rt.transferred.is_empty() && rt.deleted.is_empty());
 
-    let (values, _) = stake(
-        &mut rt,
-        &h.cluster,
-        3 * SUI,
-        consts::ROLE_WORKER,
-        "worker-1",
-    )
-    .expect("stake");
+    let (values, _) =
+        stake(&mut rt, &cluster, 3 * SUI, consts::ROLE_WORKER, "worker-1").expect("stake");
     assert!(values.is_empty());
     // The coin is consumed, the record goes to the sender.
     assert!(rt.deleted.contains(&Address::from_static("0xc0")));
@@ -306,7 +355,11 @@ fn stake_checks_version_role_node_name_and_minimum_in_move_order() {
         (0, NOW, 0)
     );
     match events(&h, &rt).as_slice() {
-        [PackageEvent::Staked(e)] => {
+        [
+            PackageEvent::RoleGranted(_),
+            PackageEvent::RoleGranted(_),
+            PackageEvent::Staked(e),
+        ] => {
             assert_eq!(
                 (e.record_id, e.owner, e.amount, e.staked_at_ms),
                 (record.id, USER, 3 * SUI, NOW)
@@ -632,6 +685,8 @@ fn admin_functions_check_version_then_the_cap() {
         ("set_name", vec![Arg::String("abc".to_owned())]),
         ("withdraw_treasury", vec![Arg::U64(1)]),
         ("slash", vec![Arg::Address(USER)]),
+        ("grant_role", vec![Arg::Address(USER), Arg::U8(0)]),
+        ("revoke_role", vec![Arg::Address(USER), Arg::U8(0)]),
     ];
     for (function, rest) in calls {
         let args = |cap: &AdminCap, cluster: &Cluster| {
@@ -870,6 +925,192 @@ fn slash_adds_a_dynamic_field_entry_once() {
         vec![h.cap(&h.cap), h.cluster(&cluster), Arg::Address(record)],
     );
     assert_abort(&h, r, "slash", AbortCode::AlreadySlashed);
+}
+
+/// The `Field<address, u8>` entry of `account` in `cluster.grants` as this transaction sees it:
+/// `None` if absent, else its mask, after checking type, parent, id and name.
+fn grant_entry(rt: &Runtime<'_>, cluster: &Cluster, account: Address) -> Option<u8> {
+    let id = grant_entry_id(cluster.grants.id, account);
+    match rt.children.get(&id) {
+        None => {
+            assert!(
+                !rt.child_exists(&id),
+                "an entry from before the transaction"
+            );
+            None
+        }
+        Some(None) => None,
+        Some(Some((entry, parent))) => {
+            assert_eq!(*parent, cluster.grants.id);
+            assert_eq!(entry.type_, grant_entry_type());
+            let field: daas_chain_types::Field<Address, u8> =
+                entry.decode().expect("Field<address, u8>");
+            assert_eq!((field.id, field.name), (id, account));
+            Some(field.value)
+        }
+    }
+}
+
+#[test]
+fn grant_and_revoke_role_keep_one_bitmask_entry_per_account() {
+    let h = H::new();
+    let mut rt = h.rt();
+    let call = |rt: &mut Runtime<'_>, function: &str, cluster: &Cluster, role: u8| {
+        h.call(
+            rt,
+            "cluster",
+            function,
+            ADMIN,
+            vec![
+                h.cap(&h.cap),
+                h.cluster(cluster),
+                Arg::Address(USER),
+                Arg::U8(role),
+            ],
+        )
+    };
+    for role in [consts::ROLE_USER, 3, 8, 255] {
+        assert_abort(
+            &h,
+            call(&mut rt, "grant_role", &h.cluster, role),
+            "grant_role",
+            AbortCode::RoleNotGrantable,
+        );
+        assert_abort(
+            &h,
+            call(&mut rt, "revoke_role", &h.cluster, role),
+            "revoke_role",
+            AbortCode::RoleNotGrantable,
+        );
+    }
+    assert_abort(
+        &h,
+        call(&mut rt, "revoke_role", &h.cluster, consts::ROLE_ADMIN),
+        "revoke_role",
+        AbortCode::NotGranted,
+    );
+    assert!(rt.events.is_empty() && rt.children.is_empty());
+
+    let c = grant(&h, &mut rt, &h.cluster, USER, consts::ROLE_ADMIN);
+    assert_eq!(
+        (grant_entry(&rt, &c, USER), c.grants.size),
+        (Some(0b100), 1)
+    );
+    let c = grant(&h, &mut rt, &c, USER, consts::ROLE_WORKER);
+    assert_eq!(
+        (grant_entry(&rt, &c, USER), c.grants.size),
+        (Some(0b101), 1)
+    );
+    let c = grant(&h, &mut rt, &c, ADMIN, consts::ROLE_WORKER);
+    assert_eq!(
+        (grant_entry(&rt, &c, ADMIN), c.grants.size),
+        (Some(0b001), 2)
+    );
+    assert_abort(
+        &h,
+        call(&mut rt, "grant_role", &c, consts::ROLE_WORKER),
+        "grant_role",
+        AbortCode::AlreadyGranted,
+    );
+
+    let c = revoke(&h, &mut rt, &c, USER, consts::ROLE_ADMIN).expect("revoke admin");
+    assert_eq!(
+        (grant_entry(&rt, &c, USER), c.grants.size),
+        (Some(0b001), 2)
+    );
+    assert_abort(
+        &h,
+        call(&mut rt, "revoke_role", &c, consts::ROLE_ADMIN),
+        "revoke_role",
+        AbortCode::NotGranted,
+    );
+    // The last grant gone, the entry is removed (a deleted dynamic field).
+    let c = revoke(&h, &mut rt, &c, USER, consts::ROLE_WORKER).expect("revoke worker");
+    assert_eq!((grant_entry(&rt, &c, USER), c.grants.size), (None, 1));
+    assert!(matches!(
+        rt.children.get(&grant_entry_id(c.grants.id, USER)),
+        Some(None)
+    ));
+    assert_eq!(grant_entry(&rt, &c, ADMIN), Some(0b001));
+
+    let granted = |account, role| {
+        PackageEvent::RoleGranted(daas_chain_types::events::RoleGranted {
+            cluster_id: h.cluster.id,
+            account,
+            role,
+        })
+    };
+    let revoked = |account, role| {
+        PackageEvent::RoleRevoked(daas_chain_types::events::RoleRevoked {
+            cluster_id: h.cluster.id,
+            account,
+            role,
+        })
+    };
+    assert_eq!(
+        events(&h, &rt),
+        vec![
+            granted(USER, consts::ROLE_ADMIN),
+            granted(USER, consts::ROLE_WORKER),
+            granted(ADMIN, consts::ROLE_WORKER),
+            revoked(USER, consts::ROLE_ADMIN),
+            revoked(USER, consts::ROLE_WORKER),
+        ]
+    );
+}
+
+#[test]
+fn a_revoked_grant_stops_new_stakes_but_not_existing_records() {
+    let h = H::new();
+    let mut rt = h.rt();
+    let stake_admin = |rt: &mut Runtime<'_>, cluster: &Cluster, sender: Address| {
+        h.call(
+            rt,
+            "staking",
+            "stake",
+            sender,
+            vec![
+                h.cluster(cluster),
+                coin("0xc0", 10 * SUI),
+                Arg::U8(consts::ROLE_ADMIN),
+                Arg::String(String::new()),
+                h.clock(),
+            ],
+        )
+    };
+    let cluster = grant(&h, &mut rt, &h.cluster, USER, consts::ROLE_ADMIN);
+    stake_admin(&mut rt, &cluster, USER).expect("granted admin stakes");
+    // A grant is the account's own.
+    assert_abort(
+        &h,
+        stake_admin(&mut rt, &cluster, ADMIN),
+        "stake",
+        AbortCode::NoGrant,
+    );
+    let cluster = revoke(&h, &mut rt, &cluster, USER, consts::ROLE_ADMIN).expect("revoke");
+    assert_abort(
+        &h,
+        stake_admin(&mut rt, &cluster, USER),
+        "stake",
+        AbortCode::NoGrant,
+    );
+    // The record staked under the grant is untouched, and its owner can still leave.
+    let mut record = h.active_record(USER, 10 * SUI);
+    record.role = consts::ROLE_ADMIN;
+    record.node_name = String::new();
+    let (_, args) = h
+        .call(
+            &mut rt,
+            "staking",
+            "request_unstake",
+            USER,
+            vec![h.cluster(&cluster), h.record(&record), h.clock()],
+        )
+        .expect("request_unstake after the revoke");
+    assert_eq!(
+        decode_arg::<StakeRecord>(&args, 1).status,
+        consts::STATUS_UNBONDING
+    );
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn balance(coin_type: &TypeTag, total: u64) -> proto::Balance {
 }
 
 /// Splits `Field<K, V>` contents into the BCS of the name and of the value, for fixed-size
-/// name types (the devnet's tables are keyed by `ID`).
+/// name types (the devnet's tables are keyed by `ID` or `address`).
 fn split_field(tag: &StructTag, contents: &[u8]) -> Option<(TypeTag, Vec<u8>, TypeTag, Vec<u8>)> {
     let [key, value] = tag.type_params() else {
         return None;

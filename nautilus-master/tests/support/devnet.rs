@@ -67,6 +67,16 @@ impl DevnetProcess {
         self.process.as_ref().unwrap().signal(signal).unwrap();
     }
 
+    /// The admin grants `account` the privileged `role` (worker or admin), which staking for
+    /// that role needs (`cluster::grant_role`).
+    pub async fn grant(&self, chain: &GrpcChain, account: Address, role: u8) {
+        let admin = self.admin_key();
+        let cap = chain.object_ref(self.admin_cap()).await.unwrap();
+        let gas = chain.gas_for(admin.address(), 0).await.unwrap();
+        let t = tx::grant_role(chain.config(), &gas, cap, account, role).unwrap();
+        chain.sign_and_execute(admin.keypair(), t).await.unwrap();
+    }
+
     /// SIGTERM and wait.
     pub fn stop(mut self) {
         let status = self.process.take().unwrap().stop().unwrap();
