@@ -40,6 +40,7 @@ fn setup(
             amount_mist: 1_000_000_000,
             status: StakeStatus::Active,
             token_epoch: 0,
+            granted: true,
         });
         let claims = Claims::builder(CLUSTER, key.address(), stake, Role::User)
             .lifetime(NOW, 3_600_000)

@@ -204,6 +204,7 @@ async fn main() {
             amount_mist: r.record.balance,
             status: StakeStatus::Active,
             token_epoch: r.record.token_epoch,
+            granted: true,
         });
     }
     // One owner mints every token: measure verification, not the per-signer budget.

@@ -491,10 +491,15 @@ impl Chain for GrpcChain {
                 "not owned by the cluster's slashed table",
             ));
         }
-        Ok(AtCheckpoint::new(
-            field.id == entry && field.name == record && field.value,
-            checkpoint,
-        ))
+        // An entry that is not this record's (or holds `false`) is a misbehaving endpoint, not
+        // "not slashed": that answer must not fail open.
+        if field.id != entry || field.name != record || !field.value {
+            return Err(ChainError::decode(
+                format!("slashed table entry {entry}"),
+                format!("id, key or value is not the slashed mark of {record}"),
+            ));
+        }
+        Ok(AtCheckpoint::new(true, checkpoint))
     }
 
     async fn role_grants(

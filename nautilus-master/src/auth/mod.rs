@@ -57,6 +57,8 @@ pub enum AuthError {
     UnknownStake,
     #[error("stake record is not owned by the token's signer")]
     NotStakeOwner,
+    #[error("the cluster has not granted the token's signer this role (staker-agent admin grant)")]
+    NotGranted,
     #[error("stake record belongs to another cluster")]
     WrongCluster,
     #[error("stake record is {0}, not active")]
@@ -94,6 +96,7 @@ impl AuthError {
             AuthError::Signature(_) => "bad_signature",
             AuthError::UnknownStake => "unknown_stake",
             AuthError::NotStakeOwner => "not_owner",
+            AuthError::NotGranted => "not_granted",
             AuthError::WrongCluster => "wrong_cluster",
             AuthError::StakeInactive(_) => "stake_inactive",
             AuthError::RoleMismatch => "role_mismatch",
@@ -326,6 +329,9 @@ impl<V: StakeView> SealAuthenticator<V> {
         }
         if record.role != identity.role {
             return Err(AuthError::RoleMismatch);
+        }
+        if !record.granted {
+            return Err(AuthError::NotGranted);
         }
         if binding.node_name != record.node_name {
             return Err(AuthError::NodeNameMismatch);

@@ -41,6 +41,9 @@ pub struct StakeRecord {
     pub amount_mist: u64,
     pub status: StakeStatus,
     pub token_epoch: u64,
+    /// Whether the cluster consents on chain to the owner holding this role (`Cluster.grants`):
+    /// always true for users; workers and admins need the cluster admin's grant.
+    pub granted: bool,
 }
 
 /// The stake view could not answer (network, decoding). Distinct from "no such record".

@@ -32,6 +32,7 @@ fn fixture_with_role(role: Role) -> Fixture {
         amount_mist: 20_000_000_000,
         status: StakeStatus::Active,
         token_epoch: 2,
+        granted: true,
     });
     Fixture {
         auth: SealAuthenticator::new(AuthConfig::new(CLUSTER), view.clone()),
@@ -421,6 +422,7 @@ async fn cache_hit_expiry_and_eviction_by_stake() {
     // Revoke tokens by epoch bump: old token refused after eviction, new-epoch token accepted.
     f.view.upsert(StakeRecord {
         token_epoch: 3,
+        granted: true,
         ..record
     });
     f.auth.evict_stake(&f.stake);
@@ -468,6 +470,7 @@ async fn cache_is_bounded_and_eviction_is_per_stake() {
             amount_mist: 1_000_000_000,
             status: StakeStatus::Active,
             token_epoch: 0,
+            granted: true,
         });
         let t = mint(
             key.keypair(),

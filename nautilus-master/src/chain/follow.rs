@@ -94,6 +94,20 @@ pub async fn run<C: Chain + 'static>(
                         match event {
                             PackageEvent::Slashed(s) => view.mark_slashed(s.record_id),
                             PackageEvent::Withdrawn(w) => view.forget_record(&w.record_id),
+                            // A grant concerns every record of its account: the view keeps no
+                            // index by owner, so it forgets its records (admin-only, rare);
+                            // tokens and sessions are found by owner.
+                            PackageEvent::RoleGranted(g) => {
+                                view.evict_records();
+                                auth.evict_owner(&g.account);
+                            }
+                            PackageEvent::RoleRevoked(r) => {
+                                view.evict_records();
+                                if auth.evict_owner(&r.account) > 0 {
+                                    tracing::info!(target: "audit", account = %r.account, role = r.role, checkpoint = changes.sequence, "role grant withdrawn on chain; the account's cached tokens evicted");
+                                }
+                                auth.revalidate(Scope::Owner(r.account));
+                            }
                             _ => {}
                         }
                     }

@@ -45,6 +45,7 @@ struct ClusterSnapshot {
     min_user: u64,
     min_admin: u64,
     slashed_table: Address,
+    grants_table: Address,
 }
 
 /// Stake records from the chain. See the module docs.
@@ -146,6 +147,13 @@ impl<C: Chain> ChainStakeView<C> {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Forgets every cached record (present or absent), not the cluster snapshot.
+    pub fn evict_records(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        lock(&self.records).clear();
+        lock(&self.absent).clear();
+    }
+
     /// Forgets everything cached (not the sticky slashes: they stay true).
     pub fn evict_all(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -230,6 +238,7 @@ impl<C: Chain> ChainStakeView<C> {
             min_user: c.cluster.min_stake_user,
             min_admin: c.cluster.min_stake_admin,
             slashed_table: c.cluster.slashed.id,
+            grants_table: c.cluster.grants.id,
         };
         if self.caching() && self.generation.load(Ordering::Acquire) == generation {
             *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Some(s);
@@ -281,6 +290,22 @@ impl<C: Chain> ChainStakeView<C> {
                 status = StakeStatus::Slashed;
             }
         }
+        // Workers and admins need the cluster's consent, which the admin can withdraw at any
+        // time without touching the (owned) record.
+        let granted = if !consts::role_requires_grant(r.role) {
+            true
+        } else if r.cluster_id == self.cluster {
+            let table = self.snapshot().await?.grants_table;
+            let mask = self
+                .current("a role-grants entry", || {
+                    self.chain.role_grants(table, r.owner)
+                })
+                .await
+                .map_err(StakeViewError::from)?;
+            consts::mask_grants(mask, r.role)
+        } else {
+            false
+        };
         Ok(Some(StakeRecord {
             id,
             owner: r.owner,
@@ -290,6 +315,7 @@ impl<C: Chain> ChainStakeView<C> {
             amount_mist: r.balance,
             status,
             token_epoch: r.token_epoch,
+            granted,
         }))
     }
 }

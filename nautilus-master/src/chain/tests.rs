@@ -18,6 +18,7 @@ use super::*;
 const CLUSTER: Address = Address::from_static("0xc1");
 const TABLE: Address = Address::from_static("0x7ab1e");
 const OWNER: Address = Address::from_static("0xa11ce");
+const GRANTS: Address = Address::from_static("0x96a7");
 
 #[derive(Default)]
 struct StandIn {
@@ -42,18 +43,23 @@ struct StandIn {
     cluster_version: Mutex<u64>,
     /// Owner of records written by `put` (default `OWNER`).
     owner: Mutex<Option<Address>>,
+    /// Role written by `put` (default user).
+    role: Mutex<Option<u8>>,
+    /// Grant masks by account (`Cluster.grants`).
+    grants: Mutex<HashMap<Address, u8>>,
 }
 
 impl StandIn {
     fn put(&self, id: Address, status: u8, epoch: u64) {
         let owner = self.owner.lock().unwrap().unwrap_or(OWNER);
+        let role = self.role.lock().unwrap().unwrap_or(consts::ROLE_USER);
         self.records.lock().unwrap().insert(
             id,
             MoveRecord {
                 id,
                 cluster_id: CLUSTER,
                 owner,
-                role: consts::ROLE_USER,
+                role,
                 node_name: String::new(),
                 balance: 600_000_000,
                 status,
@@ -128,7 +134,7 @@ impl Chain for StandIn {
                 treasury: 0,
                 slashed: Table { id: TABLE, size: 0 },
                 grants: Table {
-                    id: Address::from_static("0x96a7"),
+                    id: GRANTS,
                     size: 0,
                 },
             },
@@ -152,8 +158,23 @@ impl Chain for StandIn {
             Some(self.height()),
         ))
     }
-    async fn role_grants(&self, _: Address, _: Address) -> Result<AtCheckpoint<u8>, ChainError> {
-        unreachable!("not used by the view")
+    async fn role_grants(
+        &self,
+        table: Address,
+        account: Address,
+    ) -> Result<AtCheckpoint<u8>, ChainError> {
+        assert_eq!(
+            table, GRANTS,
+            "the view must read the cluster's grants table"
+        );
+        let mask = self
+            .grants
+            .lock()
+            .unwrap()
+            .get(&account)
+            .copied()
+            .unwrap_or(0);
+        Ok(AtCheckpoint::new(mask, Some(self.height())))
     }
     async fn sui_coins(&self, _: Address) -> Result<Vec<SuiCoin>, ChainError> {
         unreachable!("not used by the view")
@@ -441,4 +462,64 @@ async fn absent_ids_do_not_push_records_out() {
     last[..8].copy_from_slice(&(DEFAULT_RECORD_CACHE as u64 + 9).to_be_bytes());
     last[31] = 0xee;
     assert!(v.known_absent(&Address::new(last)));
+}
+
+// ------------------------------------------------------------------------------------------------
+// C1: privileged roles need the cluster's grant, read from the chain with each record.
+
+/// An admin record counts only while its owner holds the admin grant: withdrawing the grant on
+/// chain refuses the record's tokens at once (after the follower's eviction), and a user record
+/// needs no grant.
+#[tokio::test]
+async fn privileged_records_need_the_owners_grant() {
+    use crate::auth::{AuthConfig, AuthError, SealAuthenticator};
+    use daas_seal::{Claims, mint};
+    use daas_wallet::{Scheme, WalletKey};
+
+    let (chain, v, _) = view(true);
+    let key = WalletKey::generate(Scheme::Ed25519);
+    *chain.owner.lock().unwrap() = Some(key.address());
+    *chain.role.lock().unwrap() = Some(consts::ROLE_ADMIN);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    chain.records.lock().unwrap().get_mut(&R).unwrap().balance = 10;
+    let v = Arc::new(v);
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), v.clone());
+    let now = crate::auth::unix_ms_now();
+    let token = |role| {
+        let claims = Claims::builder(CLUSTER, key.address(), R, role)
+            .lifetime(now, 600_000)
+            .random_nonce()
+            .build()
+            .unwrap();
+        mint(key.keypair(), claims).unwrap().into_string()
+    };
+
+    // Bought, not granted: refused.
+    assert_eq!(
+        auth.authenticate(&token(Role::Admin)).await.unwrap_err(),
+        AuthError::NotGranted
+    );
+    // Granted the worker role only: still refused for admin.
+    chain.grants.lock().unwrap().insert(key.address(), 0b001);
+    v.evict_records();
+    assert_eq!(
+        auth.authenticate(&token(Role::Admin)).await.unwrap_err(),
+        AuthError::NotGranted
+    );
+    chain.grants.lock().unwrap().insert(key.address(), 0b101);
+    v.evict_records();
+    assert!(auth.authenticate(&token(Role::Admin)).await.is_ok());
+    // Withdrawn: what the follower does on RoleRevoked, then the next token is refused.
+    chain.grants.lock().unwrap().remove(&key.address());
+    v.evict_records();
+    auth.evict_owner(&key.address());
+    assert_eq!(
+        auth.authenticate(&token(Role::Admin)).await.unwrap_err(),
+        AuthError::NotGranted
+    );
+    // Users need no grant.
+    *chain.role.lock().unwrap() = Some(consts::ROLE_USER);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    v.evict_records();
+    assert!(auth.authenticate(&token(Role::User)).await.is_ok());
 }

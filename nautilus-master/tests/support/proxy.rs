@@ -70,6 +70,7 @@ pub fn add_staker(view: &InMemoryStakeView, cluster: Address, role: Role) -> Sta
         amount_mist: 20_000_000_000,
         status: StakeStatus::Active,
         token_epoch: 0,
+        granted: true,
     });
     Staker {
         key,
@@ -234,6 +235,7 @@ impl RunningProxy {
             amount_mist: 20_000_000_000,
             status: StakeStatus::Active,
             token_epoch: 0,
+            granted: true,
         });
     }
 
@@ -255,21 +257,32 @@ impl RunningProxy {
         token: &str,
         namespace: Option<&str>,
     ) -> PathBuf {
-        let path = dir.join(format!("{name}.kubeconfig"));
-        let ns = namespace
-            .map(|n| format!("    namespace: {n}\n"))
-            .unwrap_or_default();
-        let ca = base64_std(self.ca_pem.as_bytes());
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: daas\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: daas\n    user: {name}\n{ns}current-context: {name}\n",
-                self.url
-            ),
-        )
-        .unwrap();
-        path
+        write_kubeconfig(dir, name, &self.url, &self.ca_pem, token, namespace)
     }
+}
+
+/// Writes `dir/<name>.kubeconfig`: `server` pinned to `ca_pem`, a static bearer `token`.
+pub fn write_kubeconfig(
+    dir: &Path,
+    name: &str,
+    server: &str,
+    ca_pem: &str,
+    token: &str,
+    namespace: Option<&str>,
+) -> PathBuf {
+    let path = dir.join(format!("{name}.kubeconfig"));
+    let ns = namespace
+        .map(|n| format!("    namespace: {n}\n"))
+        .unwrap_or_default();
+    let ca = base64_std(ca_pem.as_bytes());
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: daas\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: daas\n    user: {name}\n{ns}current-context: {name}\n"
+        ),
+    )
+    .unwrap();
+    path
 }
 
 impl Drop for RunningProxy {
