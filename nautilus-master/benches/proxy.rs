@@ -394,9 +394,11 @@ fn main() {
             per_second: 1e9,
             burst: 1e9,
         },
-        // One identity opens all the watches: the stream caps run but never refuse.
+        // One identity opens all the watches and sends every request: the stream and
+        // request caps run but never refuse.
         max_streams_per_identity: 1_000_000,
         max_streams: 1_000_000,
+        max_requests_per_identity: 1_000_000,
         ..ProxyConfig::default()
     };
     let proxy = RunningProxy::start(&tmp.path().join("tls"), config);

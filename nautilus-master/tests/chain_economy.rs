@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use daas_chain::follow::{FollowEvent, Follower, FollowerStatus};
 use daas_chain::{Chain, ChainError, Executed, GrpcChain, tx};
 use daas_chain_types::{AbortCode, PackageEvent, consts};
-use daas_seal::{Claims, NodeName, Role};
+use daas_seal::Role;
 use daas_wallet::{Scheme, WalletKey};
 use nautilus_master::auth::{AuthConfig, AuthError, StakeStatus, StakeView};
 use nautilus_master::chain::follow::{ChainAuthenticator, following};
 use sui_crypto::SuiSigner;
 use sui_sdk_types::Address;
-use support::devnet::{BUDGET, DevnetProcess, SUI, balance, fund};
+use support::devnet::{BUDGET, DevnetProcess, SUI, balance, fund, token};
 
 struct Control {
     auth: Arc<ChainAuthenticator>,
@@ -61,26 +61,6 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn token(
-    key: &WalletKey,
-    cluster: Address,
-    stake: Address,
-    role: Role,
-    node: Option<&str>,
-    epoch: u64,
-) -> String {
-    let mut b = Claims::builder(cluster, key.address(), stake, role)
-        .lifetime(nautilus_master::auth::unix_ms_now(), 600_000)
-        .token_epoch(epoch)
-        .random_nonce();
-    if let Some(n) = node {
-        b = b.node_name(NodeName::new(n).unwrap());
-    }
-    daas_seal::mint(key.keypair(), b.build().unwrap())
-        .unwrap()
-        .into_string()
 }
 
 fn staked_record(ex: &Executed) -> Address {

@@ -651,29 +651,9 @@ fn long_running_requests_are_capped_per_identity() {
 fn upgrades_are_spliced_both_ways() {
     let s = Setup::new();
     let (user, token) = s.user();
-    let config = client_config(&s.proxy.ca_pem, None, &[b"http/1.1"]);
     s.rt.block_on(async {
-        let mut tls = tls_connect(s.proxy.addr, config).await.unwrap();
-        let head = format!(
-            "POST /api/v1/namespaces/x/pods/p/exec?command=sh&stdin=true HTTP/1.1\r\n\
-             Host: {}\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade\r\n\
-             Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
-             Content-Length: 0\r\n\r\n",
-            s.proxy.addr
-        );
-        tls.write_all(head.as_bytes()).await.unwrap();
-        let mut resp = Vec::new();
-        while !resp.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut b))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(n, 1, "closed before the response head: {resp:?}");
-            resp.push(b[0]);
-        }
-        let resp = String::from_utf8(resp).unwrap().to_ascii_lowercase();
-        assert!(resp.starts_with("http/1.1 101"), "{resp}");
+        let (mut tls, head) = open_exec(&s, &token).await;
+        let resp = head.to_ascii_lowercase();
         assert!(resp.contains("upgrade: spdy/3.1"), "{resp}");
         assert!(resp.contains("connection: upgrade"), "{resp}");
         eventually("the upgrade gauge", Duration::from_secs(5), || {
@@ -1142,11 +1122,15 @@ fn kubectl_get_raw_through_the_proxy() {
 // ------------------------------------------------------------------------------------------------
 // Security review findings (docs/security.md): each of these failed on the code before the fix.
 
-/// Opens `POST …/exec` as an HTTP/1.1 upgrade with `token`; returns the spliced stream.
+/// Opens `POST …/exec` as an HTTP/1.1 upgrade with `token`; returns the spliced stream and the
+/// 101 response head.
 async fn open_exec(
     s: &Setup,
     token: &str,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
     let config = client_config(&s.proxy.ca_pem, None, &[b"http/1.1"]);
     let mut tls = tls_connect(s.proxy.addr, config).await.unwrap();
     let head = format!(
@@ -1167,12 +1151,9 @@ async fn open_exec(
         assert_eq!(n, 1, "closed before the response head");
         resp.push(b[0]);
     }
-    assert!(
-        resp.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
-    tls
+    let head = String::from_utf8(resp).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (tls, head)
 }
 
 /// H2: revoking a credential ends the sessions it opened — watches (HTTP/1.1 and HTTP/2) and
@@ -1193,7 +1174,7 @@ fn revocation_ends_open_watches_and_exec_tunnels() {
             assert_eq!(resp.status(), 200);
             watches.push(resp.into_body());
         }
-        let mut exec = open_exec(&s, &token).await;
+        let (mut exec, _) = open_exec(&s, &token).await;
         eventually("three upstream watches", Duration::from_secs(5), || {
             s.upstream.open_watches() == 3
         })

@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 
 use daas_chain::{Executed, GrpcChain, tx};
 use daas_chain_types::{PackageEvent, consts};
-use daas_seal::{Address, Claims, Role};
+use daas_seal::{Address, Role};
 use daas_wallet::{Scheme, WalletKey};
-use nautilus_master::auth::{AuthConfig, unix_ms_now};
+use nautilus_master::auth::AuthConfig;
 use nautilus_master::chain::follow::{ChainAuthenticator, following, trust};
 use nautilus_master::proxy::rbac::user_namespace;
 use nautilus_master::proxy::{Proxy, ProxyConfig, ServeLimits, ServerCert, serve_proxy};
-use support::devnet::{DevnetProcess, SUI, fund};
+use support::devnet::{DevnetProcess, SUI, fund, token};
 use support::proxy::{peer_upstream, write_kubeconfig};
 use support::{ApiServerOnShim, peer, run_ok};
 
@@ -212,17 +212,6 @@ impl Drop for Streaming {
     }
 }
 
-fn token(key: &WalletKey, cluster: Address, stake: Address, role: Role) -> String {
-    let claims = Claims::builder(cluster, key.address(), stake, role)
-        .lifetime(unix_ms_now(), 30 * 60 * 1000)
-        .random_nonce()
-        .build()
-        .unwrap();
-    daas_seal::mint(key.keypair(), claims)
-        .unwrap()
-        .into_string()
-}
-
 fn staked(ex: &Executed) -> Address {
     ex.events
         .iter()
@@ -295,7 +284,7 @@ fn revocations_on_chain_end_live_sessions_against_a_real_cluster() {
             name,
             &proxy.url,
             &proxy.ca_pem,
-            &token(key, cluster, stake, role),
+            &token(key, cluster, stake, role, None, 0),
             ns,
         )
     };

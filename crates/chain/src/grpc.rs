@@ -288,6 +288,48 @@ impl GrpcChain {
         self.execute(tx, vec![signature]).await?.into_result()
     }
 
+    /// The value of `table`'s entry for `key` (`None` when there is none): the dynamic-field
+    /// object `entry` (its derived id) must have type `ty`, be owned by `table`, and carry that
+    /// id and that key — an entry that is anything else is an error, never an answer.
+    async fn table_entry<V: serde::de::DeserializeOwned>(
+        &self,
+        table: Address,
+        key: Address,
+        entry: Address,
+        ty: StructTag,
+        what: &str,
+    ) -> Result<AtCheckpoint<Option<V>>, ChainError> {
+        let answer = self.fetch(entry).await?;
+        let checkpoint = answer.checkpoint;
+        let Some(o) = answer.value else {
+            return Ok(AtCheckpoint::new(None, checkpoint));
+        };
+        if o.ty != ty {
+            return Err(ChainError::WrongType {
+                id: entry,
+                expected: what.to_owned(),
+                actual: o.ty.to_string(),
+            });
+        }
+        let field: daas_chain_types::Field<Address, V> =
+            daas_chain_types::from_bcs(&o.contents).map_err(|e| ChainError::decode(what, e))?;
+        let in_table = o.owner.kind() == OwnerKind::Object
+            && o.owner.address.as_deref().and_then(|a| a.parse().ok()) == Some(table);
+        if !in_table {
+            return Err(ChainError::decode(
+                format!("{what} {entry}"),
+                format!("not owned by the table {table}"),
+            ));
+        }
+        if field.id != entry || field.name != key {
+            return Err(ChainError::decode(
+                format!("{what} {entry}"),
+                format!("id or key field is not the entry of {key}"),
+            ));
+        }
+        Ok(AtCheckpoint::new(Some(field.value), checkpoint))
+    }
+
     fn decode_record(&self, o: FetchedObject) -> Result<RecordObject, ChainError> {
         let expected = self.package.stake_record_type();
         if o.ty != expected {
@@ -469,37 +511,24 @@ impl Chain for GrpcChain {
         record: Address,
     ) -> Result<AtCheckpoint<bool>, ChainError> {
         let entry = slashed_entry_id(slashed_table, record);
-        let answer = self.fetch(entry).await?;
-        let checkpoint = answer.checkpoint;
-        let Some(o) = answer.value else {
-            return Ok(AtCheckpoint::new(false, checkpoint));
-        };
-        if o.ty != daas_chain_types::package::slashed_entry_type() {
-            return Err(ChainError::WrongType {
-                id: entry,
-                expected: "slashed table entry".into(),
-                actual: o.ty.to_string(),
-            });
-        }
-        let field: daas_chain_types::Field<Address, bool> = daas_chain_types::from_bcs(&o.contents)
-            .map_err(|e| ChainError::decode("slashed table entry", e))?;
-        let in_table = o.owner.kind() == OwnerKind::Object
-            && o.owner.address.as_deref().and_then(|a| a.parse().ok()) == Some(slashed_table);
-        if !in_table {
+        let answer = self
+            .table_entry::<bool>(
+                slashed_table,
+                record,
+                entry,
+                daas_chain_types::package::slashed_entry_type(),
+                "slashed table entry",
+            )
+            .await?;
+        // An entry holding `false` is a misbehaving endpoint, not "not slashed": that answer
+        // must not fail open.
+        if answer.value == Some(false) {
             return Err(ChainError::decode(
                 format!("slashed table entry {entry}"),
-                "not owned by the cluster's slashed table",
+                "the slashed mark holds false",
             ));
         }
-        // An entry that is not this record's (or holds `false`) is a misbehaving endpoint, not
-        // "not slashed": that answer must not fail open.
-        if field.id != entry || field.name != record || !field.value {
-            return Err(ChainError::decode(
-                format!("slashed table entry {entry}"),
-                format!("id, key or value is not the slashed mark of {record}"),
-            ));
-        }
-        Ok(AtCheckpoint::new(true, checkpoint))
+        Ok(answer.map(|v| v.is_some()))
     }
 
     async fn role_grants(
@@ -507,37 +536,16 @@ impl Chain for GrpcChain {
         grants_table: Address,
         account: Address,
     ) -> Result<AtCheckpoint<u8>, ChainError> {
-        let entry = grant_entry_id(grants_table, account);
-        let answer = self.fetch(entry).await?;
-        let checkpoint = answer.checkpoint;
-        let Some(o) = answer.value else {
-            return Ok(AtCheckpoint::new(0, checkpoint));
-        };
-        if o.ty != daas_chain_types::package::grant_entry_type() {
-            return Err(ChainError::WrongType {
-                id: entry,
-                expected: "role grants table entry".into(),
-                actual: o.ty.to_string(),
-            });
-        }
-        let field: daas_chain_types::Field<Address, u8> =
-            daas_chain_types::from_bcs(&o.contents)
-                .map_err(|e| ChainError::decode("role grants table entry", e))?;
-        let in_table = o.owner.kind() == OwnerKind::Object
-            && o.owner.address.as_deref().and_then(|a| a.parse().ok()) == Some(grants_table);
-        if !in_table {
-            return Err(ChainError::decode(
-                format!("role grants table entry {entry}"),
-                "not owned by the cluster's grants table",
-            ));
-        }
-        if field.id != entry || field.name != account {
-            return Err(ChainError::decode(
-                format!("role grants table entry {entry}"),
-                format!("id or key field is not the entry of {account}"),
-            ));
-        }
-        Ok(AtCheckpoint::new(field.value, checkpoint))
+        let answer = self
+            .table_entry::<u8>(
+                grants_table,
+                account,
+                grant_entry_id(grants_table, account),
+                daas_chain_types::package::grant_entry_type(),
+                "role grants table entry",
+            )
+            .await?;
+        Ok(answer.map(|v| v.unwrap_or(0)))
     }
 
     async fn sui_coins(&self, owner: Address) -> Result<Vec<SuiCoin>, ChainError> {

@@ -104,3 +104,24 @@ pub async fn balance(chain: &GrpcChain, owner: Address) -> u64 {
 }
 
 pub const BUDGET: u64 = DEFAULT_GAS_BUDGET;
+
+/// A Seal token of `key` for `stake` in `cluster`, valid for ten minutes from now.
+pub fn token(
+    key: &WalletKey,
+    cluster: Address,
+    stake: Address,
+    role: daas_seal::Role,
+    node: Option<&str>,
+    epoch: u64,
+) -> String {
+    let mut b = daas_seal::Claims::builder(cluster, key.address(), stake, role)
+        .lifetime(nautilus_master::auth::unix_ms_now(), 600_000)
+        .token_epoch(epoch)
+        .random_nonce();
+    if let Some(n) = node {
+        b = b.node_name(daas_seal::NodeName::new(n).unwrap());
+    }
+    daas_seal::mint(key.keypair(), b.build().unwrap())
+        .unwrap()
+        .into_string()
+}
