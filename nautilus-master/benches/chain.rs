@@ -225,7 +225,9 @@ async fn main() {
         chain.clone(),
         config,
         daas_chain::follow::DEFAULT_STALE_AFTER,
-    );
+    )
+    .await
+    .unwrap();
     let task = tokio::spawn(follower);
     while !live.is_streaming() {
         tokio::time::sleep(Duration::from_millis(10)).await;

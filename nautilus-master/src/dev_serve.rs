@@ -93,6 +93,26 @@ pub async fn serve(
     };
     let mut tasks = tokio::task::JoinSet::new();
 
+    // 0. The chain: trusted (pinned chain id, local endpoint) before anything else starts.
+    let (auth, _status, follower) = crate::chain::follow::following(
+        chain.chain.clone(),
+        crate::auth::AuthConfig {
+            admin_allowlist: opts.admin_allowlist.clone(),
+            ..crate::auth::AuthConfig::new(chain.config.cluster)
+        },
+        crate::dev_chain::STALE_AFTER,
+    )
+    .await
+    .context("the dev chain endpoint")?;
+    tasks.spawn({
+        let stop = stopped(stop_rx.clone());
+        async move {
+            tokio::select! {
+                r = follower => r.context("chain follower"),
+                () = stop => Ok(()),
+            }
+        }
+    });
     // 1. etcd shim on the embedded store.
     let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
     let keys = Arc::new(Keys::from_ring(ring.load()?));
@@ -200,26 +220,6 @@ pub async fn serve(
     };
 
     // 4. Proxy, webhook, admin.
-    crate::chain::follow::trust(&chain.chain)
-        .await
-        .context("the dev chain endpoint")?;
-    let (auth, _status, follower) = crate::chain::follow::following(
-        chain.chain.clone(),
-        crate::auth::AuthConfig {
-            admin_allowlist: opts.admin_allowlist.clone(),
-            ..crate::auth::AuthConfig::new(chain.config.cluster)
-        },
-        crate::dev_chain::STALE_AFTER,
-    );
-    tasks.spawn({
-        let stop = stopped(stop_rx.clone());
-        async move {
-            tokio::select! {
-                r = follower => r.context("chain follower"),
-                () = stop => Ok(()),
-            }
-        }
-    });
     let config = ProxyConfig {
         upstream,
         no_upstream_hint: if hint.is_empty() {

@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
+/// The key a client address is limited under: an IPv4 address as is, an IPv6 address by its
+/// /64 prefix (one host or one customer usually holds a whole /64, so per-address limits would
+/// be free to sidestep), an IPv4-mapped IPv6 address as IPv4.
+pub(crate) fn client_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => ip,
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => std::net::IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                std::net::IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Rate-limit settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimit {
@@ -158,6 +174,16 @@ mod tests {
                 let _ = limiter.check("a", t0);
             }
         }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64_prefix() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(key("::ffff:10.0.0.7"), "10.0.0.7");
+        assert_eq!(key("10.0.0.7"), "10.0.0.7");
     }
 
     #[test]

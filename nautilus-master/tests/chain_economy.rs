@@ -33,12 +33,13 @@ async fn control(chain: &GrpcChain) -> Control {
 }
 
 async fn control_with(chain: &GrpcChain, stale_after: Duration) -> Control {
-    nautilus_master::chain::follow::trust(chain).await.unwrap();
     let (auth, status, follower) = following(
         chain.clone(),
         AuthConfig::new(chain.config().cluster),
         stale_after,
-    );
+    )
+    .await
+    .unwrap();
     let task = tokio::spawn(follower);
     wait_for("the follower to stream", || status.is_streaming()).await;
     Control { auth, status, task }

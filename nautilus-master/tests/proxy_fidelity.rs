@@ -1476,9 +1476,11 @@ fn nothing_is_forwarded_until_the_request_header_settings_are_verified() {
             .count()
     };
     rt.block_on(async {
-        // Unavailable for a while, then unsafe: 503 all along, nothing forwarded.
+        // Unavailable for a while, then not published, then unsafe: 503 all along, nothing
+        // forwarded.
         for phase in [
             support::upstream::RequestHeaderConfig::Unavailable,
+            support::upstream::RequestHeaderConfig::Missing,
             support::upstream::RequestHeaderConfig::Unsafe,
         ] {
             upstream.set_request_headers(phase);

@@ -28,7 +28,7 @@ use daas_chain_types::{PackageEvent, consts};
 use daas_seal::{Address, Role};
 use daas_wallet::{Scheme, WalletKey};
 use nautilus_master::auth::AuthConfig;
-use nautilus_master::chain::follow::{ChainAuthenticator, following, trust};
+use nautilus_master::chain::follow::{ChainAuthenticator, following};
 use nautilus_master::proxy::rbac::user_namespace;
 use nautilus_master::proxy::{Proxy, ProxyConfig, ServeLimits, ServerCert, serve_proxy};
 use support::devnet::{DevnetProcess, SUI, fund, token};
@@ -60,9 +60,10 @@ impl ChainProxy {
         let cert = ServerCert::load_or_generate(tls_dir, &["127.0.0.1".to_owned()]).unwrap();
         let server_tls = cert.server_config().unwrap();
         let (auth, addr) = runtime.block_on(async {
-            trust(&chain).await.unwrap();
             let (auth, status, follower) =
-                following(chain, AuthConfig::new(cluster), Duration::from_secs(5));
+                following(chain, AuthConfig::new(cluster), Duration::from_secs(5))
+                    .await
+                    .unwrap();
             tokio::spawn(follower);
             let deadline = Instant::now() + Duration::from_secs(30);
             while !status.is_streaming() {
@@ -317,20 +318,18 @@ fn revocations_on_chain_end_live_sessions_against_a_real_cluster() {
     writeln!(stdin, "hello through the proxy").unwrap();
     stdin.flush().unwrap();
     assert_eq!(exec.line("kubectl exec"), "hello through the proxy");
-    let mut alice_watch =
-        Streaming::spawn(k(&alice_kc).args(["get", "configmaps", "-w", "-o", "name"]));
-    assert!(
-        alice_watch
-            .line("alice's watch")
-            .contains("kube-root-ca.crt")
-    );
-    let mut carol_watch =
-        Streaming::spawn(k(&carol_kc).args(["get", "configmaps", "-w", "-o", "name"]));
-    assert!(
-        carol_watch
-            .line("carol's watch")
-            .contains("kube-root-ca.crt")
-    );
+    // Each watch lists a ConfigMap of its own first: the first line shows it is established.
+    for kubeconfig in [&alice_kc, &carol_kc] {
+        run_ok(k(kubeconfig).args(["create", "configmap", "mine", "--from-literal=a=b"]));
+    }
+    let watch = |kubeconfig: &Path, who: &str| {
+        let w = Streaming::spawn(k(kubeconfig).args(["get", "configmaps", "-w", "-o", "name"]));
+        let first = w.line(who);
+        assert!(first.starts_with("configmap/"), "{who}: {first}");
+        w
+    };
+    let mut alice_watch = watch(&alice_kc, "alice's watch");
+    let mut carol_watch = watch(&carol_kc, "carol's watch");
     let mut bob_watch =
         Streaming::spawn(k(&bob_kc).args(["get", "namespaces", "-w", "-o", "name"]));
     assert!(bob_watch.line("bob's watch").starts_with("namespace/"));

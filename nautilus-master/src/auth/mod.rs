@@ -183,6 +183,9 @@ pub struct SealAuthenticator<V> {
     chain_epoch: AtomicU64,
     /// Whether the chain is out of sight now (a session deadline is armed).
     chain_out: std::sync::atomic::AtomicBool,
+    /// Whether the chain has been out of sight for longer than the session grace: no new session
+    /// may start until it is back.
+    grace_over: std::sync::atomic::AtomicBool,
 }
 
 impl<V> std::fmt::Debug for SealAuthenticator<V> {
@@ -206,12 +209,19 @@ impl<V: StakeView> SealAuthenticator<V> {
             sessions: Arc::default(),
             chain_epoch: AtomicU64::new(0),
             chain_out: std::sync::atomic::AtomicBool::new(false),
+            grace_over: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The registry of live sessions opened with this authenticator's verdicts.
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    /// Whether a new live session may start: not while the chain has been out of sight for
+    /// longer than the session grace, since nothing could end it on a revocation.
+    pub fn sessions_allowed(&self) -> bool {
+        !self.grace_over.load(Ordering::Acquire)
     }
 
     /// The cached verdict for `token`, if any (no parsing, no I/O): the fast path a front door
@@ -390,6 +400,7 @@ impl<V: StakeView + 'static> SealAuthenticator<V> {
     /// the chain is retried for a few seconds, then the session is cancelled too: a session
     /// nobody can vouch for does not stay open.
     pub fn revalidate(self: &Arc<Self>, scope: Scope) {
+        self.sessions.changed();
         let affected = self.sessions.affected(scope);
         if affected.is_empty() {
             return;
@@ -448,6 +459,7 @@ impl<V: StakeView + 'static> SealAuthenticator<V> {
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             if this.chain_epoch.load(Ordering::Acquire) == epoch {
+                this.grace_over.store(true, Ordering::Release);
                 let n = this.sessions.cancel(Scope::All, |_| true);
                 if n > 0 {
                     tracing::warn!(target: "audit", sessions = n, ?grace, "live sessions ended: the chain has been out of sight longer than the session grace");
@@ -461,6 +473,7 @@ impl<V: StakeView + 'static> SealAuthenticator<V> {
     pub fn chain_regained(self: &Arc<Self>) {
         self.chain_epoch.fetch_add(1, Ordering::AcqRel);
         self.chain_out.store(false, Ordering::Release);
+        self.grace_over.store(false, Ordering::Release);
         self.revalidate(Scope::All);
     }
 }

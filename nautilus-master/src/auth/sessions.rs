@@ -46,6 +46,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Sessions {
     inner: Mutex<Inner>,
+    /// Bumped by every re-check (see [`Sessions::changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 /// One open session. Dropping it unregisters it; [`Session::cancelled`] resolves when its
@@ -186,6 +188,19 @@ impl Sessions {
             }
         }
         n
+    }
+
+    /// How many re-checks have been started so far. A front door reads it before it
+    /// authenticates a request and compares after it opened the request's session: if it moved,
+    /// a re-check may have run in between and missed the session, which must then be checked
+    /// itself.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Open sessions (for metrics).

@@ -619,3 +619,94 @@ async fn cached_verdicts_are_neither_used_nor_added_while_the_view_is_not_fresh(
         "nothing added while not fresh"
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Live sessions: re-checks, retries and the grace after losing the chain (time paused).
+
+/// A view that answers from `inner` or, while `down`, is unavailable.
+struct Flaky {
+    inner: Arc<InMemoryStakeView>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl StakeView for Flaky {
+    async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StakeViewError("chain endpoint unreachable".into()));
+        }
+        self.inner.stake_record(id).await
+    }
+    async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
+        self.inner.minimum_stake(role).await
+    }
+}
+
+fn flaky() -> (Arc<SealAuthenticator<Arc<Flaky>>>, Arc<Flaky>, Fixture) {
+    let f = fixture();
+    let view = Arc::new(Flaky {
+        inner: f.view.clone(),
+        down: false.into(),
+    });
+    let auth = Arc::new(SealAuthenticator::new(
+        AuthConfig::new(CLUSTER),
+        view.clone(),
+    ));
+    (auth, view, f)
+}
+
+async fn session_of(auth: &Arc<SealAuthenticator<Arc<Flaky>>>, f: &Fixture) -> Session {
+    let identity = auth.authenticate_at(&f.good(), NOW).await.expect("valid");
+    auth.sessions()
+        .open(identity)
+        .expect("a stake-bound identity")
+}
+
+/// Losing the chain ends every live session after the grace, and no new one may start until the
+/// chain is back; regaining it within the grace keeps them.
+#[tokio::test(start_paused = true)]
+async fn sessions_end_after_the_grace_when_the_chain_is_lost() {
+    let (auth, _, f) = flaky();
+    let grace = auth.config().session_grace;
+    let kept = session_of(&auth, &f).await;
+    auth.chain_lost();
+    tokio::time::sleep(grace / 2).await;
+    auth.chain_lost(); // a reconnect attempt failing again does not move the deadline
+    auth.chain_regained();
+    tokio::time::sleep(grace * 2).await;
+    assert!(!kept.is_cancelled(), "regained within the grace");
+    assert!(auth.sessions_allowed());
+
+    auth.chain_lost();
+    tokio::time::sleep(grace / 2).await;
+    auth.chain_lost();
+    tokio::time::sleep(grace / 2 + Duration::from_millis(10)).await;
+    assert!(kept.is_cancelled(), "the grace counts from the first loss");
+    assert!(!auth.sessions_allowed());
+    auth.chain_regained();
+    assert!(auth.sessions_allowed());
+}
+
+/// A re-check that cannot reach the chain is retried for a few seconds, then ends the session; a
+/// re-check that reaches it keeps a valid session and ends a revoked one.
+#[tokio::test(start_paused = true)]
+async fn a_recheck_that_cannot_reach_the_chain_ends_the_session() {
+    let (auth, view, f) = flaky();
+    let session = session_of(&auth, &f).await;
+    auth.revalidate(Scope::All);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!session.is_cancelled(), "still valid");
+
+    view.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    auth.revalidate(Scope::Stake(f.stake));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!session.is_cancelled(), "still retrying");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(session.is_cancelled(), "nobody could vouch for it");
+
+    view.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let session = session_of(&auth, &f).await;
+    f.view.update(&f.stake, |r| r.token_epoch += 1);
+    auth.revalidate(Scope::Owner(f.key.address()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(session.is_cancelled(), "revoked");
+}

@@ -41,19 +41,24 @@ pub async fn trust(chain: &GrpcChain) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// Builds the chain-backed view and authenticator for `chain`'s cluster, and the follower that
-/// keeps them current (`stale_after` of silence counts as a lost stream). Spawn the returned
-/// future: until it streams, the view reads straight from the chain and reports itself not
-/// fresh. Call [`trust`] first.
-pub fn following(
+/// Checks that `chain` may be trusted ([`trust`]), then builds the chain-backed view and
+/// authenticator for its cluster (`config`'s cluster id is replaced by the chain
+/// configuration's), and the follower that keeps them current (`stale_after` of silence counts
+/// as a lost stream). Spawn the returned future: until it streams, the view reads straight from
+/// the chain and reports itself not fresh.
+pub async fn following(
     chain: GrpcChain,
     config: AuthConfig,
     stale_after: std::time::Duration,
-) -> (
-    Arc<ChainAuthenticator>,
-    Arc<FollowerStatus>,
-    impl Future<Output = Result<(), ChainError>> + Send + 'static,
-) {
+) -> Result<
+    (
+        Arc<ChainAuthenticator>,
+        Arc<FollowerStatus>,
+        impl Future<Output = Result<(), ChainError>> + Send + 'static,
+    ),
+    ChainError,
+> {
+    trust(&chain).await?;
     let cluster = chain.config().cluster;
     let follower =
         Follower::new(chain.rpc_client(), *chain.package()).with_stale_after(stale_after);
@@ -64,7 +69,7 @@ pub fn following(
         view.clone(),
     ));
     let task = run(follower, cluster, view, auth.clone());
-    (auth, status, task)
+    Ok((auth, status, task))
 }
 
 /// Runs `follower` until it fails, evicting from `view` and `auth` what each checkpoint

@@ -39,7 +39,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tracing::{info, warn};
 
-use crate::auth::{AuthError, Identity, SealAuthenticator, Session, StakeView};
+use crate::auth::{AuthError, Identity, Scope, SealAuthenticator, Session, StakeView};
 
 pub use crate::ratelimit::RateLimit;
 pub use admin::{ReadyCheck, serve_admin};
@@ -336,6 +336,8 @@ impl<V: StakeView + 'static> Proxy<V> {
     ) -> Response<ProxyBody> {
         // Audit records carry at most 256 bytes of path, whatever the client sent.
         let path = truncate(req.uri().path(), 256).to_owned();
+        // Before the verdict: a re-check from here on may miss this request's session.
+        let rechecks = self.auth.sessions().changes();
         if !matches!(
             *req.method(),
             Method::GET
@@ -422,7 +424,8 @@ impl<V: StakeView + 'static> Proxy<V> {
         {
             return e.response();
         }
-        self.forward(upstream, req, identity, verb, remote).await
+        self.forward(upstream, req, identity, verb, remote, rechecks)
+            .await
     }
 
     /// A token the verdict cache does not know: metered per client address and in total before
@@ -434,7 +437,8 @@ impl<V: StakeView + 'static> Proxy<V> {
         verb: &'static str,
         path: &str,
     ) -> Result<Arc<Identity>, Response<ProxyBody>> {
-        if let Err(wait) = self.pre_auth.check(&remote.ip(), Instant::now()) {
+        let client = crate::ratelimit::client_key(remote.ip());
+        if let Err(wait) = self.pre_auth.check(&client, Instant::now()) {
             self.deny(verb, path, remote, "throttled", "pre_auth");
             let secs = wait.as_secs().max(1);
             return Err(status::response_with(
@@ -516,6 +520,7 @@ impl<V: StakeView + 'static> Proxy<V> {
         identity: Arc<Identity>,
         verb: &'static str,
         remote: SocketAddr,
+        rechecks: u64,
     ) -> Response<ProxyBody> {
         let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -536,6 +541,14 @@ impl<V: StakeView + 'static> Proxy<V> {
         // a second one, and kube-apiserver allows 100 streams per connection, so 100 open
         // watches would otherwise stall every other request.
         let long_running = upgrade || is_long_running(verb, out.uri().query());
+        if long_running && !self.auth.sessions_allowed() {
+            return status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the chain has been out of sight too long for a watch, log stream or exec session to be revocable; retry shortly",
+                Some(5),
+            );
+        }
         let hold = if long_running {
             // Each long-running request holds an upstream connection (and descriptors) for as
             // long as it lasts: bounded per identity and in total. It is also a session: it
@@ -553,9 +566,16 @@ impl<V: StakeView + 'static> Proxy<V> {
                     Some(5),
                 );
             };
+            let session = self.auth.sessions().open(identity.clone());
+            if self.auth.sessions().changes() != rechecks
+                && let Some(stake) = &identity.stake
+            {
+                // A re-check ran between this request's verdict and its session: check it too.
+                self.auth.revalidate(Scope::Stake(stake.id));
+            }
             Hold::Stream {
                 _permits: permits,
-                session: self.auth.sessions().open(identity.clone()),
+                session,
             }
         } else {
             match tokio::time::timeout(

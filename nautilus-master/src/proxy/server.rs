@@ -34,7 +34,8 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// Open connections beyond this are closed at accept.
     pub max_connections: usize,
-    /// Open connections from one client address beyond this are closed at accept.
+    /// Open connections from one client address (an IPv6 /64) beyond this are closed at
+    /// accept.
     pub max_connections_per_ip: usize,
     /// A connection with no request in progress for this long is closed (HTTP/2 included,
     /// whose keep-alive pings would otherwise hold it open forever).
@@ -134,7 +135,7 @@ pub(crate) async fn serve(
             debug!(%remote, "connection limit reached; closing");
             continue;
         };
-        let Some(ip_slot) = per_ip.acquire(remote.ip()) else {
+        let Some(ip_slot) = per_ip.acquire(crate::ratelimit::client_key(remote.ip())) else {
             debug!(%remote, "connection limit for this address reached; closing");
             continue;
         };

@@ -154,7 +154,7 @@ impl hyper::rt::Write for UpstreamConn {
 }
 
 /// HTTP/2 receive window of each upstream stream.
-pub(crate) const STREAM_WINDOW: u32 = 1024 * 1024;
+pub(crate) const STREAM_WINDOW: u32 = 512 * 1024;
 /// HTTP/2 receive window of each upstream connection.
 pub(crate) const CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 
@@ -187,6 +187,9 @@ where
 pub(crate) struct Upstream<B> {
     pub(crate) base: Uri,
     pooled: Vec<Client<TlsConnect, B>>,
+    /// Keyed per process: nobody can choose an identity that shares a given tenant's
+    /// connection.
+    shard_key: std::hash::RandomState,
     pub(crate) http1: Client<TlsConnect, B>,
 }
 
@@ -204,15 +207,15 @@ where
             pooled: (0..shards.max(1))
                 .map(|_| client(connect.clone(), true))
                 .collect(),
+            shard_key: std::hash::RandomState::new(),
             http1: client(TlsConnect::new(config, &[ALPN_HTTP11])?, false),
         }))
     }
 
     /// The pooled client `identity` always uses.
     pub(crate) fn pooled_for(&self, identity: &str) -> &Client<TlsConnect, B> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        // A fixed hasher: the same identity maps to the same connection for the process.
-        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(identity);
+        use std::hash::BuildHasher;
+        let h = self.shard_key.hash_one(identity);
         let i = usize::try_from(h % self.pooled.len() as u64).unwrap_or(0);
         &self.pooled[i]
     }

@@ -150,6 +150,8 @@ pub enum RequestHeaderConfig {
     Safe,
     /// Groups also read from `X-Forwarded-Groups`, which clients can send.
     Unsafe,
+    /// No such ConfigMap (404).
+    Missing,
 }
 
 struct State {
@@ -405,6 +407,7 @@ async fn handle(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body>
                 RequestHeaderConfig::Unavailable => {
                     return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable");
                 }
+                RequestHeaderConfig::Missing => return status(StatusCode::NOT_FOUND, "NotFound"),
                 RequestHeaderConfig::Safe => r#"[\"X-Remote-Group\"]"#,
                 RequestHeaderConfig::Unsafe => r#"[\"X-Remote-Group\",\"X-Forwarded-Groups\"]"#,
             };

@@ -105,6 +105,13 @@ pub enum RbacError {
          X-Remote-User/X-Remote-Group/X-Remote-Extra-/X-Remote-Uid only"
     )]
     UnsafeRequestHeaders(Vec<String>),
+    /// The API server publishes no request-header settings (yet): whether it would read
+    /// identity from client headers is unknown.
+    #[error(
+        "the API server publishes no kube-system/extension-apiserver-authentication ConfigMap, so \
+         its request-header settings cannot be checked"
+    )]
+    RequestHeaderSettingsUnknown,
     /// The API server refused an object the tenant policy describes (checked at start with a
     /// dry run).
     #[error("the API server refuses the tenant policy's {kind}: {source}")]
@@ -272,8 +279,9 @@ impl Rbac {
     pub async fn check_request_headers(&self) -> Result<(), RbacError> {
         use k8s_openapi::api::core::v1::ConfigMap;
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), "kube-system");
+        // Absent is unknown, not safe: an API server publishes it as it starts.
         let Some(cm) = api.get_opt("extension-apiserver-authentication").await? else {
-            return Ok(());
+            return Err(RbacError::RequestHeaderSettingsUnknown);
         };
         let data = cm.data.unwrap_or_default();
         let unsafe_names = unsafe_request_headers(&data);
