@@ -167,15 +167,17 @@ async fn etcd_self_check(ring: &daas_envelope::KeyRingDir, dir: &Path) -> Result
     let keys = Arc::new(Keys::from_ring(ring.load()?));
     let active = keys.active_id().map(|k| k.to_string()).unwrap_or_default();
     let backend = EmbeddedBackend::open(&EmbeddedConfig::new(dir))?;
-    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), false).await?;
+    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), None).await?;
     let url = listener.url(false);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         EtcdShim::new(backend, keys, ShimOptions::default()),
         listener,
+        None,
         ServeOptions {
             tls: None,
             key_reload_interval: std::time::Duration::ZERO,
+            anchor: None,
         },
         async {
             let _ = stopped.await;

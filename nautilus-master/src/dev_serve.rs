@@ -94,7 +94,7 @@ pub async fn serve(
     let keys = Arc::new(Keys::from_ring(ring.load()?));
     let backend = EmbeddedBackend::open(&EmbeddedConfig::new(opts.data_dir.join("etcd")))
         .context("opening the embedded etcd store (is another `dev` running on this data dir?)")?;
-    let listener = Listener::bind(&Listen::Tcp(opts.etcd_listen), false)
+    let listener = Listener::bind(&Listen::Tcp(opts.etcd_listen), None)
         .await
         .with_context(|| format!("etcd shim: binding {}", opts.etcd_listen))?;
     let etcd_url = listener.url(false);
@@ -105,8 +105,9 @@ pub async fn serve(
             let options = ServeOptions {
                 tls: None,
                 key_reload_interval: Duration::from_secs(30),
+                anchor: None,
             };
-            daas_etcd_shim::serve(shim, listener, options, stop)
+            daas_etcd_shim::serve(shim, listener, None, options, stop)
                 .await
                 .map_err(anyhow::Error::from)
                 .context("etcd shim")

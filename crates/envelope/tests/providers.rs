@@ -114,7 +114,7 @@ fn init_refuses_an_open_directory() {
 #[test]
 fn rotate_then_retire() {
     let (_tmp, dir, k1) = initialised();
-    let old_value = dir.load().expect("load").encrypt(ETCD_KEY, b"old");
+    let old_value = dir.load().expect("load").encrypt(ETCD_KEY, b"old", 1);
 
     let k2 = dir.rotate().expect("rotate");
     assert_ne!(k1, k2);
@@ -124,7 +124,7 @@ fn rotate_then_retire() {
     assert!(ring.contains(k1));
     let out = ring.decrypt(ETCD_KEY, &old_value).expect("old key kept");
     assert_eq!((out.key_id, out.stale), (k1, true));
-    let new_value = ring.encrypt(ETCD_KEY, b"new");
+    let new_value = ring.encrypt(ETCD_KEY, b"new", 2);
     assert_eq!(daas_envelope::KeyRing::key_id_of(&new_value), Ok(k2));
 
     // No temporary files are left behind.
@@ -168,7 +168,10 @@ fn rotate_then_retire() {
 #[test]
 fn archived_keys_read_backups_on_request_and_can_be_unretired() {
     let (_tmp, dir, k1) = initialised();
-    let backup = dir.load().expect("load").encrypt(ETCD_KEY, b"in a backup");
+    let backup = dir
+        .load()
+        .expect("load")
+        .encrypt(ETCD_KEY, b"in a backup", 1);
     let k2 = dir.rotate().expect("rotate");
     dir.retire(k1).expect("retire");
 
