@@ -120,7 +120,8 @@ pub(crate) struct EtcdShimArgs {
     /// Interval of watch progress notifications (embedded backend).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     progress_notify_interval: Duration,
-    /// How often the key ring is re-read (0s = only on `keys rotate --endpoint`).
+    /// How often the key ring is re-read (0s = only on `keys rotate --admin-endpoint` or
+    /// `keys reload`).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     key_reload_interval: Duration,
     /// URL advertised in MemberList (default: the listen URL).
