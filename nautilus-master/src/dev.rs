@@ -153,54 +153,44 @@ fn load_or_create_key(keystore: &Path) -> Result<WalletKey> {
     Ok(key)
 }
 
-/// Serves the shim on a loopback port for a moment, writes and reads a marker through it, and
-/// checks that the store file never holds the marker in plaintext.
+/// Runs the shim on the store in process (no listener) with its freshness anchor, writes and
+/// reads a marker through it, and checks that the store file never holds the marker in
+/// plaintext.
 async fn etcd_self_check(ring: &daas_envelope::KeyRingDir, dir: &Path) -> Result<(String, i64)> {
     use bytes::Bytes;
     use daas_envelope::KeyProvider;
-    use daas_etcd_proto::{PutRequest, RangeRequest, kv_client::KvClient};
+    use daas_etcd_proto::{PutRequest, RangeRequest, kv_server::Kv};
     use daas_etcd_shim::{
-        EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener, ServeOptions,
-        ShimOptions, serve,
+        Anchor, Baseline, EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, ShimOptions,
     };
 
     let keys = Arc::new(Keys::from_ring(ring.load()?));
     let active = keys.active_id().map(|k| k.to_string()).unwrap_or_default();
     let backend = EmbeddedBackend::open(&EmbeddedConfig::new(dir))?;
-    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), false).await?;
-    let url = listener.url(false);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        EtcdShim::new(backend, keys, ShimOptions::default()),
-        listener,
-        ServeOptions {
-            tls: None,
-            key_reload_interval: std::time::Duration::ZERO,
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    // The same anchor `dev` serves with (beside the key ring, outside the store).
+    let anchor = Anchor::new(ring.path().with_file_name("keys.anchor"));
+    let freshness =
+        daas_etcd_shim::anchor::start(&backend, &keys, &anchor, Baseline::AcceptMissingAnchor)
+            .await?;
+    let shim = EtcdShim::with_freshness(backend, keys.clone(), ShimOptions::default(), freshness);
     let mut marker = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut marker);
     let marker = format!("dev-self-check-{}", hex::encode(marker));
     let key = Bytes::from_static(b"/k3s-daas/dev/self-check");
-    let mut kv = KvClient::connect(url).await?;
-    kv.put(PutRequest {
+    shim.put(tonic::Request::new(PutRequest {
         key: key.clone(),
         value: Bytes::from(marker.clone()),
         ..PutRequest::default()
-    })
+    }))
     .await?;
-    let got = kv
-        .range(RangeRequest {
+    let got = shim
+        .range(tonic::Request::new(RangeRequest {
             key,
             ..RangeRequest::default()
-        })
+        }))
         .await?
         .into_inner();
-    let _ = stop.send(());
-    server.await??;
+    daas_etcd_shim::anchor::write_now(&keys, &anchor, shim.freshness().watermark()).await?;
     let revision = got.header.map_or(0, |h| h.revision);
     anyhow::ensure!(
         got.kvs.first().map(|kv| kv.value.as_ref()) == Some(marker.as_bytes()),

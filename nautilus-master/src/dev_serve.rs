@@ -49,7 +49,8 @@ pub struct DevServeOptions {
     pub listen: SocketAddr,
     pub webhook_listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    pub etcd_listen: SocketAddr,
+    /// The etcd shim's address; `None`: the 0600 unix socket `<data-dir>/etcd.sock`.
+    pub etcd_listen: Option<daas_etcd_shim::Listen>,
     pub upstream: UpstreamChoice,
     /// Serve :8080 without TLS (warned about; never outside development).
     pub insecure_dev_http: bool,
@@ -82,8 +83,8 @@ pub async fn serve(
 ) -> Result<()> {
     use daas_envelope::KeyProvider;
     use daas_etcd_shim::{
-        EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener, ServeOptions,
-        ShimOptions,
+        Anchor, Baseline, EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener,
+        ServeOptions, ShimOptions,
     };
 
     tokio::pin!(shutdown);
@@ -113,24 +114,49 @@ pub async fn serve(
             }
         }
     });
-    // 1. etcd shim on the embedded store.
+    // 1. etcd shim on the embedded store, served on a 0600 unix socket under the data dir (no
+    //    TCP port unless --etcd-listen asks for a loopback one), KeyAdmin on a socket of its
+    //    own, the freshness anchor beside the key ring (outside the store).
     let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
     let keys = Arc::new(Keys::from_ring(ring.load()?));
     let backend = EmbeddedBackend::open(&EmbeddedConfig::new(opts.data_dir.join("etcd")))
         .context("opening the embedded etcd store (is another `dev` running on this data dir?)")?;
-    let listener = Listener::bind(&Listen::Tcp(opts.etcd_listen), false)
+    // Absolute: k3s hands the URL to kube-apiserver, which resolves it from its own directory.
+    let socket = |name: &str| -> Result<Listen> {
+        Ok(Listen::Unix(std::path::absolute(opts.data_dir.join(name))?))
+    };
+    let etcd_listen = match &opts.etcd_listen {
+        Some(listen) => listen.clone(),
+        None => socket("etcd.sock")?,
+    };
+    let listener = Listener::bind(&etcd_listen, None)
         .await
-        .with_context(|| format!("etcd shim: binding {}", opts.etcd_listen))?;
+        .with_context(|| format!("etcd shim: binding {etcd_listen:?}"))?;
+    let admin_listener = Listener::bind(&socket("etcd-admin.sock")?, None)
+        .await
+        .context("etcd shim: binding the KeyAdmin socket")?;
     let etcd_url = listener.url(false);
+    let anchor = Anchor::new(opts.data_dir.join("keys.anchor"));
+    // A data dir from before the anchor existed starts a new one (dev only; logged at warn);
+    // a store behind its anchor is refused as anywhere else.
+    let freshness =
+        daas_etcd_shim::anchor::start(&backend, &keys, &anchor, Baseline::AcceptMissingAnchor)
+            .await
+            .context("etcd shim: checking the store against its freshness anchor")?;
     {
-        let shim = EtcdShim::new(backend, keys, ShimOptions::default());
+        let options = ShimOptions {
+            advertise_url: etcd_url.clone(),
+            ..ShimOptions::default()
+        };
+        let shim = EtcdShim::with_freshness(backend, keys, options, freshness);
         let stop = stopped(stop_rx.clone());
         tasks.spawn(async move {
             let options = ServeOptions {
                 tls: None,
                 key_reload_interval: Duration::from_secs(30),
+                anchor: Some(anchor),
             };
-            daas_etcd_shim::serve(shim, listener, options, stop)
+            daas_etcd_shim::serve(shim, listener, Some(admin_listener), options, stop)
                 .await
                 .map_err(anyhow::Error::from)
                 .context("etcd shim")

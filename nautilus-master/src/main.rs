@@ -49,10 +49,12 @@ struct DevArgs {
     /// /healthz, /readyz and /metrics address (loopback).
     #[arg(long, default_value = "127.0.0.1:8081")]
     admin_listen: SocketAddr,
-    /// etcd shim address (loopback). Not 2379, so a system etcd (Debian's etcd-server starts
-    /// one, and the test suite uses it) does not collide with the dev control plane.
-    #[arg(long, default_value = "127.0.0.1:2399")]
-    etcd_listen: SocketAddr,
+    /// etcd shim address. Default: the 0600 unix socket `<data-dir>/etcd.sock` (KeyAdmin on
+    /// `<data-dir>/etcd-admin.sock`), so no other local user can reach the decrypted state.
+    /// Give a loopback address such as `127.0.0.1:2399` to use TCP instead (reachable by every
+    /// local user).
+    #[arg(long, value_parser = loopback_or_unix)]
+    etcd_listen: Option<daas_etcd_shim::Listen>,
     /// Dev chain (k3s-daas-devnet, in this process) gRPC address (loopback). 9000 is the
     /// devnet's usual port, so `staker-agent --rpc devnet` reaches it.
     #[arg(long, default_value = "127.0.0.1:9000")]
@@ -112,6 +114,17 @@ enum Command {
         #[command(subcommand)]
         command: cli::keys::KeysCommand,
     },
+}
+
+/// `--etcd-listen`: a unix socket, or a loopback TCP address (dev serves no TLS).
+fn loopback_or_unix(s: &str) -> Result<daas_etcd_shim::Listen, String> {
+    let listen: daas_etcd_shim::Listen = s.parse()?;
+    match &listen {
+        daas_etcd_shim::Listen::Tcp(addr) if !addr.ip().is_loopback() => Err(format!(
+            "{addr} is not a loopback address: dev serves the etcd shim without TLS"
+        )),
+        _ => Ok(listen),
+    }
 }
 
 fn main() -> ExitCode {

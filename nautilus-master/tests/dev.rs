@@ -15,8 +15,9 @@ use daas_wallet::Keystore;
 use nautilus_master::auth::unix_ms_now;
 use support::{ApiServerOnShim, bin, peer, run_ok};
 
-/// `nautilus-master dev` on `data` with every listener on a loopback port of the OS's choice
-/// (no port races between tests; the banner reports the bound addresses).
+/// `nautilus-master dev` on `data` with every TCP listener on a loopback port of the OS's
+/// choice (no port races between tests; the banner reports the bound addresses). The etcd shim
+/// is on its default unix socket under `data`.
 fn dev_command(data: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["dev", "--data-dir"]).arg(data);
@@ -24,7 +25,6 @@ fn dev_command(data: &Path) -> Command {
         "--listen",
         "--webhook-listen",
         "--admin-listen",
-        "--etcd-listen",
         "--chain-listen",
     ] {
         cmd.args([flag, "127.0.0.1:0"]);
@@ -92,6 +92,21 @@ impl Dev {
         }
     }
 
+    /// The URL the banner's "Running" section gives for `label` (`etcd shim`, `token
+    /// webhook`, …): its last line with that label.
+    fn url_of(&self, label: &str) -> String {
+        let line = self
+            .stdout
+            .iter()
+            .rev()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line in {:?}", self.stdout));
+        line.split_whitespace()
+            .nth(label.split(' ').count())
+            .unwrap()
+            .to_owned()
+    }
+
     fn id(&self, file: &str) -> Address {
         std::fs::read_to_string(self.data.join(file))
             .unwrap()
@@ -157,6 +172,130 @@ impl Dev {
                 "port {port} still open after stop"
             );
         }
+    }
+}
+
+/// The TCP ports `pid` listens on, from its socket descriptors and the kernel's socket tables.
+fn listening_tcp_ports(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next().unwrap();
+                ports.push(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
+    }
+    ports
+}
+
+/// `dev` serves the decrypting etcd shim on a 0600 unix socket under its data dir, with
+/// KeyAdmin on a socket of its own: no TCP port for either, so no other local user can reach
+/// the cluster state. The socket works as an etcd endpoint (what k3s is handed).
+#[test]
+fn dev_opens_no_tcp_port_for_the_etcd_shim() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let dev = Dev::start(&data, &[]);
+    let etcd = dev.url_of("etcd shim");
+    let socket = std::path::absolute(data.join("etcd.sock")).unwrap();
+    assert_eq!(etcd, format!("unix://{}", socket.display()));
+    for name in ["etcd.sock", "etcd-admin.sock"] {
+        let meta = std::fs::metadata(data.join(name)).unwrap();
+        assert!(meta.file_type().is_socket(), "{name}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    let port = |url: &str| -> u16 {
+        let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+        authority.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let expected = [
+        dev.proxy,
+        dev.admin,
+        port(&dev.url_of("token webhook")),
+        port(&dev.url_of("dev chain")),
+    ];
+    let listening = listening_tcp_ports(dev.child.id());
+    assert!(!listening.is_empty(), "no TCP listeners found for dev");
+    for p in &listening {
+        assert!(
+            expected.contains(p),
+            "dev listens on TCP port {p}, which is none of {expected:?}: {:?}",
+            dev.stdout
+        );
+    }
+
+    // An etcd client reaches the shim through the socket.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let value = rt.block_on(async {
+        use daas_etcd_proto::{PutRequest, RangeRequest, kv_client::KvClient};
+        let channel = tonic::transport::Endpoint::from_static("http://etcd.invalid")
+            .connect_with_connector(UnixConnector(socket.clone()))
+            .await
+            .unwrap();
+        let mut kv = KvClient::new(channel);
+        kv.put(PutRequest {
+            key: "/dev-test/k".into(),
+            value: "v".into(),
+            ..PutRequest::default()
+        })
+        .await
+        .unwrap();
+        kv.range(RangeRequest {
+            key: "/dev-test/k".into(),
+            ..RangeRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kvs[0]
+            .value
+            .clone()
+    });
+    assert_eq!(value.as_ref(), b"v");
+    dev.stop();
+}
+
+/// A tonic connector that dials the unix socket at its path whatever URI it is given.
+#[derive(Clone)]
+struct UnixConnector(PathBuf);
+
+impl tower_service::Service<tonic::transport::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: tonic::transport::Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        })
     }
 }
 

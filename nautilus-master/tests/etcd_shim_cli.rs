@@ -1,5 +1,7 @@
 //! `nautilus-master etcd-shim` as a process: the real `etcdctl` against it, key rotation
-//! without downtime, and durability across `kill -9`.
+//! without downtime, retired keys kept for restored backups, listeners that never serve the
+//! decrypted state unauthenticated, KeyAdmin on its own listener, and durability across
+//! `kill -9`.
 
 mod support;
 
@@ -159,7 +161,7 @@ fn key_rotation_without_downtime_then_rewrap_and_retire() {
     }
     let status = |scan: bool| {
         let mut cmd = Command::new(support::bin());
-        cmd.args(["keys", "status", "--endpoint", &shim.url]);
+        cmd.args(["keys", "status", "--admin-endpoint", &shim.admin_url]);
         if scan {
             cmd.arg("--scan");
         }
@@ -172,7 +174,7 @@ fn key_rotation_without_downtime_then_rewrap_and_retire() {
         Command::new(support::bin())
             .args(["keys", "rotate", "--keyring"])
             .arg(&keyring)
-            .args(["--endpoint", &shim.url]),
+            .args(["--admin-endpoint", &shim.admin_url]),
     );
     let new_id = rotated
         .split_whitespace()
@@ -198,17 +200,24 @@ fn key_rotation_without_downtime_then_rewrap_and_retire() {
         .and_then(|l| l.split_whitespace().nth(3))
         .unwrap()
         .to_string();
-    let refused = Command::new(support::bin())
-        .args(["keys", "retire", "--keyring"])
-        .arg(&keyring)
-        .args(["--key-id", &old_id, "--endpoint", &shim.url])
-        .output()
-        .unwrap();
+    let retire = || {
+        Command::new(support::bin())
+            .args(["keys", "retire", "--keyring"])
+            .arg(&keyring)
+            .args(["--key-id", &old_id, "--admin-endpoint", &shim.admin_url])
+            .output()
+            .unwrap()
+    };
+    let refused = retire();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("run `keys rewrap` first"));
 
-    let rewrap =
-        run_ok(Command::new(support::bin()).args(["keys", "rewrap", "--endpoint", &shim.url]));
+    let rewrap = run_ok(Command::new(support::bin()).args([
+        "keys",
+        "rewrap",
+        "--admin-endpoint",
+        &shim.admin_url,
+    ]));
     assert!(rewrap.contains("re-encrypted 20 under"), "{rewrap}");
     let scan = status(true);
     assert!(
@@ -216,11 +225,35 @@ fn key_rotation_without_downtime_then_rewrap_and_retire() {
         "{scan}"
     );
 
-    run_ok(
-        Command::new(support::bin())
-            .args(["keys", "retire", "--keyring"])
-            .arg(&keyring)
-            .args(["--key-id", &old_id, "--endpoint", &shim.url]),
+    // No current value needs the old key, but the history still holds the versions the
+    // rewrap replaced: refused until compaction passes them.
+    let refused = retire();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("not compacted yet"), "{err}");
+    let current = rt
+        .block_on(kv.range(RangeRequest {
+            key: Bytes::from_static(b"/rot/"),
+            ..RangeRequest::default()
+        }))
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    rt.block_on(kv.compact(daas_etcd_proto::CompactionRequest {
+        revision: current,
+        physical: false,
+    }))
+    .unwrap();
+    let retired = retire();
+    assert!(retired.status.success(), "{retired:?}");
+    // Archived, not deleted.
+    assert!(
+        keyring
+            .join("archive")
+            .join(format!("{old_id}.key"))
+            .is_file()
     );
     // Everything still decrypts with the old key gone (after the shim reloads the ring).
     wait_until("shim reload after retire", Duration::from_secs(10), || {
@@ -340,4 +373,217 @@ fn kill_9_under_write_load_loses_no_acknowledged_write() {
         acked.len(),
         stored.len()
     );
+}
+
+/// A self-signed server certificate and key (PEM files) under `dir`.
+fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate().expect("key pair");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed certificate");
+    let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&c, cert.pem()).expect("write certificate");
+    std::fs::write(&k, key.serialize_pem()).expect("write key");
+    (c, k)
+}
+
+/// TLS without client certificates encrypts the decrypted cluster state on its way to anyone
+/// who connects: a non-loopback listener (etcd or KeyAdmin) is refused at start, before
+/// anything is bound or opened, unless `--tls-client-ca` is given.
+#[test]
+fn a_non_loopback_listener_without_client_certificates_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let (cert, key) = tls_files(tmp.path());
+    let data = tmp.path().join("data");
+    for (listen, admin) in [("0.0.0.0:0", None), ("127.0.0.1:0", Some("0.0.0.0:0"))] {
+        let mut cmd = Command::new(support::bin());
+        cmd.args(["etcd-shim", "--listen", listen, "--keyring"])
+            .arg(&keyring)
+            .arg("--backend")
+            .arg(format!("embedded:{}", data.display()))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key);
+        if let Some(admin) = admin {
+            cmd.args(["--admin-listen", admin]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{listen}/{admin:?} must be refused: {err}"
+        );
+        assert!(
+            err.contains("0.0.0.0:0 without client-certificate authentication")
+                && err.contains("--tls-client-ca"),
+            "{err}"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).is_empty());
+        assert!(
+            !data.exists(),
+            "the datastore was opened before the refusal"
+        );
+    }
+}
+
+/// KeyAdmin has its own 0600 unix socket and is not served on the etcd listener; the CLI
+/// points at the right one, and refuses out-of-range rewrap rates before calling anything.
+#[test]
+fn key_admin_has_a_listener_of_its_own() {
+    use daas_etcd_proto::admin::{KeyStatusRequest, key_admin_client::KeyAdminClient};
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let shim = ShimProcess::start(&tmp.path().join("data"), &keyring);
+    let socket = tmp.path().join("keys.admin.sock");
+    assert_eq!(shim.admin_url, format!("unix://{}", socket.display()));
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        tmp.path().join("keys.anchor").is_file(),
+        "anchor beside the key ring"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(async {
+            KeyAdminClient::connect(shim.url.clone())
+                .await
+                .unwrap()
+                .status(KeyStatusRequest { scan: true })
+                .await
+        })
+        .expect_err("KeyAdmin on the etcd listener");
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+
+    let wrong = Command::new(support::bin())
+        .args(["keys", "status", "--admin-endpoint", &shim.url])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("does not serve KeyAdmin"),
+        "{wrong:?}"
+    );
+    let ok = run_ok(Command::new(support::bin()).args([
+        "keys",
+        "status",
+        "--admin-endpoint",
+        &shim.admin_url,
+        "--scan",
+    ]));
+    assert!(ok.contains("scanned"), "{ok}");
+
+    for rate in ["0", "10001", "4294967295"] {
+        let out = Command::new(support::bin())
+            .args(["keys", "rewrap", "--admin-endpoint", &shim.admin_url])
+            .args(["--max-writes-per-second", rate])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "rate {rate}: {out:?}");
+    }
+}
+
+/// Retiring a key archives it: a backup taken before rotate → rewrap → retire, restored later,
+/// reads again with the archived key (`--with-archived-keys`). The restore itself is a rollback
+/// of the datastore, refused until the operator accepts it.
+#[test]
+fn a_backup_from_before_retirement_reads_with_the_archived_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let data = tmp.path().join("data");
+    let port = support::free_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kv = |shim: &ShimProcess| rt.block_on(KvClient::connect(shim.url.clone())).unwrap();
+    let get_all = |kv: &mut KvClient<tonic::transport::Channel>| {
+        rt.block_on(kv.range(RangeRequest {
+            key: Bytes::from_static(b"/bk/"),
+            range_end: Bytes::from_static(b"/bk0"),
+            ..RangeRequest::default()
+        }))
+        .map(|r| r.into_inner())
+    };
+
+    let mut shim = ShimProcess::start_on(port, &data, &keyring);
+    let mut c = kv(&shim);
+    for i in 0..10 {
+        rt.block_on(c.put(PutRequest {
+            key: Bytes::from(format!("/bk/{i:02}")),
+            value: Bytes::from(format!("backed-up-{i}")),
+            ..PutRequest::default()
+        }))
+        .unwrap();
+    }
+    shim.stop();
+    // The operator's backup: a copy of the store.
+    let backup = tmp.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    std::fs::copy(data.join("state.redb"), backup.join("state.redb")).unwrap();
+
+    let mut shim = ShimProcess::start_on(port, &data, &keyring);
+    let admin = ["--admin-endpoint", shim.admin_url.as_str()];
+    let keys = || {
+        let mut cmd = Command::new(support::bin());
+        cmd.arg("keys");
+        cmd
+    };
+    let status = run_ok(keys().args(["status", "--scan"]).args(admin));
+    let old_id = status
+        .lines()
+        .find(|l| l.contains("10 values under"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    run_ok(
+        keys()
+            .args(["rotate", "--keyring"])
+            .arg(&keyring)
+            .args(admin),
+    );
+    run_ok(keys().arg("rewrap").args(admin));
+    let mut c = kv(&shim);
+    let current = get_all(&mut c).unwrap().header.unwrap().revision;
+    rt.block_on(c.compact(daas_etcd_proto::CompactionRequest {
+        revision: current,
+        physical: false,
+    }))
+    .unwrap();
+    run_ok(
+        keys()
+            .args(["retire", "--keyring"])
+            .arg(&keyring)
+            .args(["--key-id", &old_id])
+            .args(admin),
+    );
+    let listed = run_ok(keys().args(["status", "--keyring"]).arg(&keyring));
+    assert!(
+        listed.contains(&format!("{old_id} (retired, in archive/)")),
+        "{listed}"
+    );
+    shim.stop();
+
+    // Disaster: the store is restored from the backup.
+    std::fs::copy(backup.join("state.redb"), data.join("state.redb")).unwrap();
+    let refused = ShimProcess::try_start(port, &data, &keyring, &[])
+        .err()
+        .unwrap();
+    assert!(refused.contains("rolled back"), "{refused}");
+    // Accepted on purpose, but without the retired key nothing in it reads.
+    let mut shim =
+        ShimProcess::start_with(port, &data, &keyring, &["--accept-rolled-back-datastore"]);
+    let err = get_all(&mut kv(&shim)).expect_err("sealed under the retired key");
+    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    shim.stop();
+    // With the archived keys loaded, the backup reads again.
+    let _shim = ShimProcess::start_with(port, &data, &keyring, &["--with-archived-keys"]);
+    let all = get_all(&mut kv(&_shim)).unwrap();
+    assert_eq!(all.kvs.len(), 10);
+    assert_eq!(all.kvs[3].value.as_ref(), b"backed-up-3");
 }

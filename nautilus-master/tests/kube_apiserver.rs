@@ -149,3 +149,58 @@ fn kube_apiserver_runs_on_the_shim_and_survives_restarts() {
         "{names}"
     );
 }
+
+/// K3s hands `--datastore-endpoint` to kube-apiserver as `--etcd-servers`, and `dev` serves the
+/// shim on a unix socket: the real apiserver's etcd client must reach it as
+/// `unix:///absolute/path`.
+#[test]
+fn kube_apiserver_reaches_the_shim_on_a_unix_socket() {
+    let Some(peer_dir) = peer("DAAS_K8S_PEER_DIR", "kube-apiserver-peer-dir-unset") else {
+        return;
+    };
+    let Some(kubectl) = peer("KUBECTL", "kubectl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let data = tmp.path().join("etcd");
+    let socket = tmp.path().join("etcd.sock");
+    let shim = ShimProcess::try_listen(
+        &format!("unix://{}", socket.display()),
+        &data,
+        &keyring,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(shim.url, format!("unix://{}", socket.display()));
+    let (_plane, kubeconfig) = ControlPlane::start_with(
+        &peer_dir,
+        &tmp.path().join("k8s"),
+        &shim.url,
+        free_port(),
+        &[("K8S_NO_CONTROLLERS", "1")],
+    );
+    let k = || {
+        let mut c = Command::new(&kubectl);
+        c.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--request-timeout=20s");
+        c
+    };
+    run_ok(k().args([
+        "create",
+        "configmap",
+        "over-a-socket",
+        "--from-literal=k=UNIX-SOCKET-MARKER",
+    ]));
+    let got = run_ok(k().args([
+        "get",
+        "configmap",
+        "over-a-socket",
+        "-o",
+        "jsonpath={.data.k}",
+    ]));
+    assert_eq!(got, "UNIX-SOCKET-MARKER");
+    assert!(files_containing(&data, b"UNIX-SOCKET-MARKER").is_empty());
+}

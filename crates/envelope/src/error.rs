@@ -8,11 +8,14 @@ use crate::key::KeyId;
 /// Why a stored value could not be decrypted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecryptError {
-    /// Shorter than the 48-byte minimum of an envelope (but what is there looks like one).
-    #[error("envelope truncated: {len} bytes, an envelope has at least 48")]
+    /// Shorter than the minimum of its version (48 bytes for v1, 56 for v2; 48 when too
+    /// short to carry a version byte), but what is there looks like an envelope.
+    #[error("envelope truncated: {len} bytes, this envelope version has at least {min}")]
     Truncated {
         /// Length of the input.
         len: usize,
+        /// The minimum length for its version.
+        min: usize,
     },
     /// The first bytes are not `k3e`.
     #[error("not a K3s-DaaS envelope (plaintext or foreign data?)")]

@@ -16,6 +16,8 @@ use crate::key::{DataKey, KEY_LEN, KeyId};
 
 /// Name of the file in a [`KeyRingDir`] that holds the active key id.
 const ACTIVE: &str = "active";
+/// Subdirectory of a [`KeyRingDir`] that holds retired keys.
+const ARCHIVE: &str = "archive";
 /// Suffix of key files in a [`KeyRingDir`].
 const KEY_SUFFIX: &str = ".key";
 /// Largest `active` file accepted (an id, a newline, some slack).
@@ -40,6 +42,8 @@ pub trait KeyProvider: Send + Sync {
 /// <dir>/              mode 0700 or stricter (group and others: no access)
 ///   <keyid>.key       32 raw key bytes, mode 0600 or stricter; <keyid> = 8 lowercase hex digits
 ///   active            the active key id, 8 lowercase hex digits (a trailing newline is allowed)
+///   archive/          retired keys (same rules), loaded only by a provider built
+///     <keyid>.key     with [`with_archived`](Self::with_archived)
 /// ```
 ///
 /// Every file is written to a temporary file in the same directory with mode 0600 from
@@ -48,16 +52,28 @@ pub trait KeyProvider: Send + Sync {
 /// key files that are not exactly 32 bytes, and key files whose name is not their key's id.
 ///
 /// Run the mutating operations ([`init`](Self::init), [`rotate`](Self::rotate),
-/// [`retire`](Self::retire)) one at a time; they take no lock.
+/// [`retire`](Self::retire), [`unretire`](Self::unretire)) one at a time; they take no lock.
 #[derive(Debug, Clone)]
 pub struct KeyRingDir {
     dir: PathBuf,
+    with_archived: bool,
 }
 
 impl KeyRingDir {
     /// The key ring in `dir`. Does no I/O.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        KeyRingDir { dir: dir.into() }
+        KeyRingDir {
+            dir: dir.into(),
+            with_archived: false,
+        }
+    }
+
+    /// The same ring, whose [`load`](KeyProvider::load) also reads the retired keys in
+    /// `archive/` (decrypt-only): for reading a restored backup that still holds values sealed
+    /// under them. Never needed in normal operation.
+    pub fn with_archived(mut self) -> Self {
+        self.with_archived = true;
+        self
     }
 
     /// The directory.
@@ -101,10 +117,12 @@ impl KeyRingDir {
         Ok(key.id())
     }
 
-    /// Deletes the key file of `id`, which must not be the active key.
-    ///
-    /// Values still encrypted under `id` can never be decrypted again: retire a key only once
-    /// every value has been rewritten under a newer key (decryption reports
+    /// Moves the key file of `id`, which must not be the active key, into `archive/` (mode
+    /// 0700, created if needed). An archived key is no longer loaded, so values still sealed
+    /// under it stop decrypting; but backups and history sealed under it stay recoverable:
+    /// [`with_archived`](Self::with_archived) loads it again for reading, and
+    /// [`unretire`](Self::unretire) moves it back. Retire a key only once every value has been
+    /// rewritten under a newer key (decryption reports
     /// [`Decrypted::stale`](crate::Decrypted::stale) for values that still need it).
     pub fn retire(&self, id: KeyId) -> Result<(), ProviderError> {
         let ring = self.load()?;
@@ -112,11 +130,57 @@ impl KeyRingDir {
             return Err(ProviderError::RetireActive(id));
         }
         let path = key_path(&self.dir, id);
-        if !ring.contains(id) {
+        if !path.is_file() {
             return Err(ProviderError::NoSuchKey { path });
         }
-        fs::remove_file(&path).map_err(io_err("remove", &path))?;
+        let archive = self.archive_dir();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&archive)
+            .map_err(io_err("create directory", &archive))?;
+        check_dir(&archive)?;
+        move_key_file(&path, &key_path(&archive, id))?;
+        sync_dir(&archive)?;
         sync_dir(&self.dir)
+    }
+
+    /// Moves the archived key `id` back into the ring (decrypt-only; the active key does not
+    /// change). For an offline restore of a backup sealed under a retired key.
+    pub fn unretire(&self, id: KeyId) -> Result<(), ProviderError> {
+        check_dir(&self.dir)?;
+        let archive = self.archive_dir();
+        let from = key_path(&archive, id);
+        if !from.is_file() {
+            return Err(ProviderError::NoSuchKey { path: from });
+        }
+        // Check it before it joins the ring: a bad file must not break the next load.
+        let key = read_key_file(&from)?;
+        if key.id() != id {
+            return Err(ProviderError::IdMismatch {
+                path: from,
+                actual: key.id(),
+            });
+        }
+        move_key_file(&from, &key_path(&self.dir, id))?;
+        sync_dir(&self.dir)?;
+        sync_dir(&archive)
+    }
+
+    /// Ids of the retired keys in `archive/`, in ascending order (empty without an archive).
+    pub fn archived_ids(&self) -> Result<Vec<KeyId>, ProviderError> {
+        let archive = self.archive_dir();
+        if !archive.exists() {
+            return Ok(Vec::new());
+        }
+        check_dir(&archive)?;
+        let mut ids: Vec<KeyId> = key_files(&archive)?.into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn archive_dir(&self) -> PathBuf {
+        self.dir.join(ARCHIVE)
     }
 
     fn has_ring_files(&self) -> Result<bool, ProviderError> {
@@ -162,16 +226,8 @@ impl KeyProvider for KeyRingDir {
         let active_id = self.read_active()?;
         let mut active = None;
         let mut previous = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))? {
-            let entry = entry.map_err(io_err("list", &self.dir))?;
-            let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(KEY_SUFFIX)) else {
-                continue;
-            };
-            let path = entry.path();
-            let Some(named) = canonical_id(stem) else {
-                return Err(ProviderError::BadKeyFileName { path });
-            };
+        let mut loaded = std::collections::BTreeSet::new();
+        for (named, path) in key_files(&self.dir)? {
             let key = read_key_file(&path)?;
             if key.id() != named {
                 return Err(ProviderError::IdMismatch {
@@ -179,6 +235,7 @@ impl KeyProvider for KeyRingDir {
                     actual: key.id(),
                 });
             }
+            loaded.insert(named);
             if named == active_id {
                 active = Some(key);
             } else {
@@ -189,12 +246,65 @@ impl KeyProvider for KeyRingDir {
             dir: self.dir.clone(),
             id: active_id,
         })?;
+        if self.with_archived {
+            let archive = self.archive_dir();
+            if archive.exists() {
+                check_dir(&archive)?;
+                for (named, path) in key_files(&archive)? {
+                    // A crash inside retire/unretire can leave a key in both places.
+                    if loaded.contains(&named) {
+                        continue;
+                    }
+                    let key = read_key_file(&path)?;
+                    if key.id() != named {
+                        return Err(ProviderError::IdMismatch {
+                            path,
+                            actual: key.id(),
+                        });
+                    }
+                    previous.push(key);
+                }
+            }
+        }
         Ok(KeyRing::new(active, previous)?)
     }
 
     fn describe(&self) -> String {
-        format!("key ring directory {}", self.dir.display())
+        if self.with_archived {
+            format!(
+                "key ring directory {} (with archived keys)",
+                self.dir.display()
+            )
+        } else {
+            format!("key ring directory {}", self.dir.display())
+        }
     }
+}
+
+/// The `<id>.key` entries of `dir` with the id their name gives; other names are ignored, a
+/// `*.key` name that is not a canonical id is an error.
+fn key_files(dir: &Path) -> Result<Vec<(KeyId, PathBuf)>, ProviderError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(KEY_SUFFIX)) else {
+            continue;
+        };
+        let path = entry.path();
+        let Some(named) = canonical_id(stem) else {
+            return Err(ProviderError::BadKeyFileName { path });
+        };
+        out.push((named, path));
+    }
+    Ok(out)
+}
+
+/// Moves a key file without ever replacing one: hard link, then unlink the source. A crash in
+/// between leaves the key in both places, which `load` tolerates.
+fn move_key_file(from: &Path, to: &Path) -> Result<(), ProviderError> {
+    fs::hard_link(from, to).map_err(io_err("create", to))?;
+    fs::remove_file(from).map_err(io_err("remove", from))
 }
 
 /// A single file of 32 raw key bytes (mode 0600 or stricter): a ring with one key.

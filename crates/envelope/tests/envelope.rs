@@ -1,11 +1,12 @@
-//! Envelope v1 behaviour through the public API: round trips, what binds a value to its etcd
-//! key and its data key, and the error each malformed input gets.
+//! Envelope behaviour through the public API: round trips, what binds a value to its etcd key,
+//! its data key and its write sequence number, and the error each malformed input gets. v1
+//! envelopes (read only) are covered by the golden vectors in `golden.rs`.
 
 use std::collections::HashSet;
 
 use daas_envelope::{
-    DataKey, DecryptError, KeyId, KeyRing, KeyRingError, MAGIC, NullCipher, OVERHEAD, VERSION,
-    ValueCipher,
+    DataKey, DecryptError, HEADER_LEN, Header, KeyId, KeyRing, KeyRingError, MAGIC, NullCipher,
+    OVERHEAD, VERSION, VERSION_1, ValueCipher,
 };
 use proptest::prelude::*;
 
@@ -23,12 +24,25 @@ fn ring(byte: u8) -> KeyRing {
 fn round_trips_empty_small_and_large_values() {
     let ring = ring(1);
     let large: Vec<u8> = (0..3 * 512 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    for plaintext in [&b""[..], b"hello etcd", &large] {
-        let envelope = ring.encrypt(ETCD_KEY, plaintext);
+    for (plaintext, sequence) in [(&b""[..], 0), (b"hello etcd", 7), (&large, u64::MAX)] {
+        let envelope = ring.encrypt(ETCD_KEY, plaintext, sequence);
         assert_eq!(envelope.len(), plaintext.len() + OVERHEAD);
         assert_eq!(&envelope[..3], &MAGIC);
         assert_eq!(envelope[3], VERSION);
         assert_eq!(&envelope[4..8], &ring.active_id().0.to_be_bytes());
+        assert_eq!(&envelope[8..16], &sequence.to_be_bytes());
+        assert_eq!(
+            KeyRing::header_of(&envelope),
+            Ok(Header {
+                version: 2,
+                key_id: ring.active_id(),
+                sequence: Some(sequence)
+            })
+        );
+        assert_eq!(
+            KeyRing::header_of_prefix(&envelope[..HEADER_LEN], envelope.len()),
+            KeyRing::header_of(&envelope)
+        );
         if plaintext.len() >= 16 {
             assert!(
                 !envelope.windows(16).any(|w| w == &plaintext[..16]),
@@ -38,14 +52,50 @@ fn round_trips_empty_small_and_large_values() {
         let out = ring.decrypt(ETCD_KEY, &envelope).expect("decrypts");
         assert_eq!(out.plaintext, plaintext);
         assert_eq!(out.key_id, ring.active_id());
+        assert_eq!(out.sequence, Some(sequence));
         assert!(!out.stale);
     }
 }
 
 #[test]
+fn the_sequence_number_is_authenticated() {
+    let ring = ring(1);
+    let envelope = ring.encrypt(ETCD_KEY, b"value", 41);
+    for other in [0u64, 40, 42, u64::MAX] {
+        let mut bad = envelope.clone();
+        bad[8..16].copy_from_slice(&other.to_be_bytes());
+        assert_eq!(
+            ring.decrypt(ETCD_KEY, &bad),
+            Err(DecryptError::Authentication {
+                key_id: ring.active_id()
+            }),
+            "sequence {other} accepted"
+        );
+        // The header itself still parses: it is not authenticated before decryption.
+        assert_eq!(
+            KeyRing::header_of(&bad).map(|h| h.sequence),
+            Ok(Some(other))
+        );
+    }
+}
+
+#[test]
+fn a_v2_envelope_relabelled_as_v1_does_not_decrypt() {
+    let ring = ring(1);
+    let mut envelope = ring.encrypt(ETCD_KEY, b"value", 3);
+    envelope[3] = VERSION_1;
+    assert_eq!(
+        ring.decrypt(ETCD_KEY, &envelope),
+        Err(DecryptError::Authentication {
+            key_id: ring.active_id()
+        })
+    );
+}
+
+#[test]
 fn value_is_bound_to_its_etcd_key() {
     let ring = ring(1);
-    let envelope = ring.encrypt(b"/registry/secrets/a/x", b"secret");
+    let envelope = ring.encrypt(b"/registry/secrets/a/x", b"secret", 1);
     for other in [
         &b"/registry/secrets/a/y"[..],
         b"/registry/secrets/a/x/",
@@ -60,7 +110,7 @@ fn value_is_bound_to_its_etcd_key() {
         );
     }
     // Keys that differ only by a trailing NUL byte are different keys.
-    let envelope = ring.encrypt(b"", b"v");
+    let envelope = ring.encrypt(b"", b"v", 1);
     assert!(ring.decrypt(b"\0", &envelope).is_err());
 }
 
@@ -68,7 +118,7 @@ fn value_is_bound_to_its_etcd_key() {
 fn every_single_byte_change_is_rejected_with_the_right_error() {
     let ring = ring(1);
     let id = ring.active_id();
-    let envelope = ring.encrypt(ETCD_KEY, b"a small value");
+    let envelope = ring.encrypt(ETCD_KEY, b"a small value", 9);
     for i in 0..envelope.len() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut bad = envelope.clone();
@@ -83,6 +133,7 @@ fn every_single_byte_change_is_rejected_with_the_right_error() {
                     matches!(err, DecryptError::UnknownKey(other) if other != id),
                     "byte {i}: {err:?}"
                 ),
+                // 8..16 is the sequence number, then salt, ciphertext and tag.
                 _ => assert_eq!(err, DecryptError::Authentication { key_id: id }, "byte {i}"),
             }
         }
@@ -92,7 +143,7 @@ fn every_single_byte_change_is_rejected_with_the_right_error() {
 #[test]
 fn appended_or_removed_bytes_are_rejected() {
     let ring = ring(1);
-    let envelope = ring.encrypt(ETCD_KEY, b"value");
+    let envelope = ring.encrypt(ETCD_KEY, b"value", 1);
     let mut longer = envelope.clone();
     longer.push(0);
     let shorter = &envelope[..envelope.len() - 1];
@@ -105,18 +156,20 @@ fn appended_or_removed_bytes_are_rejected() {
 }
 
 #[test]
-fn every_length_below_48_is_truncated() {
+fn every_length_below_56_is_truncated() {
     let ring = ring(1);
-    let envelope = ring.encrypt(ETCD_KEY, b"");
-    assert_eq!(envelope.len(), 48);
-    for len in 0..48 {
+    let envelope = ring.encrypt(ETCD_KEY, b"", 1);
+    assert_eq!(envelope.len(), 56);
+    for len in 0..56 {
+        // Without a version byte the smallest envelope (v1, 48 bytes) is the measure.
+        let min = if len < 4 { 48 } else { 56 };
         assert_eq!(
             ring.decrypt(ETCD_KEY, &envelope[..len]),
-            Err(DecryptError::Truncated { len })
+            Err(DecryptError::Truncated { len, min })
         );
         assert_eq!(
             KeyRing::key_id_of(&envelope[..len]),
-            Err(DecryptError::Truncated { len })
+            Err(DecryptError::Truncated { len, min })
         );
     }
     assert!(ring.decrypt(ETCD_KEY, &envelope).is_ok());
@@ -147,8 +200,8 @@ fn foreign_data_is_bad_magic() {
 #[test]
 fn other_versions_are_unsupported() {
     let ring = ring(1);
-    let envelope = ring.encrypt(ETCD_KEY, b"v");
-    for version in [0u8, 2, 0xff] {
+    let envelope = ring.encrypt(ETCD_KEY, b"v", 1);
+    for version in [0u8, 3, 0xff] {
         let mut bad = envelope.clone();
         bad[3] = version;
         assert_eq!(
@@ -166,7 +219,7 @@ fn other_versions_are_unsupported() {
 #[test]
 fn a_ring_without_the_key_reports_unknown_key() {
     let (one, two) = (ring(1), ring(2));
-    let envelope = one.encrypt(ETCD_KEY, b"v");
+    let envelope = one.encrypt(ETCD_KEY, b"v", 1);
     assert_eq!(
         two.decrypt(ETCD_KEY, &envelope),
         Err(DecryptError::UnknownKey(one.active_id()))
@@ -177,7 +230,7 @@ fn a_ring_without_the_key_reports_unknown_key() {
 #[test]
 fn rotation_keeps_old_values_readable_and_marks_them_stale() {
     let k1 = ring(1);
-    let old = k1.encrypt(ETCD_KEY, b"old");
+    let old = k1.encrypt(ETCD_KEY, b"old", 1);
     let k1_id = k1.active_id();
 
     let rotated = KeyRing::new(key(2), [key(1)]).expect("distinct keys");
@@ -193,7 +246,7 @@ fn rotation_keeps_old_values_readable_and_marks_them_stale() {
     assert_eq!(out.key_id, k1_id);
     assert!(out.stale);
 
-    let new = rotated.encrypt(ETCD_KEY, b"new");
+    let new = rotated.encrypt(ETCD_KEY, b"new", 2);
     assert_eq!(KeyRing::key_id_of(&new), Ok(k2_id));
     let out = rotated.decrypt(ETCD_KEY, &new).expect("decrypts");
     assert_eq!((out.key_id, out.stale), (k2_id, false));
@@ -221,8 +274,8 @@ fn ten_thousand_encryptions_of_one_value_are_all_distinct() {
     let mut salts = HashSet::new();
     let mut envelopes = HashSet::new();
     for _ in 0..10_000 {
-        let envelope = ring.encrypt(ETCD_KEY, b"same plaintext");
-        salts.insert(envelope[8..32].to_vec());
+        let envelope = ring.encrypt(ETCD_KEY, b"same plaintext", 5);
+        salts.insert(envelope[16..40].to_vec());
         envelopes.insert(envelope);
     }
     assert_eq!(salts.len(), 10_000);
@@ -233,18 +286,19 @@ fn ten_thousand_encryptions_of_one_value_are_all_distinct() {
 fn null_cipher_is_the_identity() {
     let cipher: &dyn ValueCipher = &NullCipher;
     for value in [&b""[..], b"plain", b"k3e\x01 looks like an envelope"] {
-        let stored = cipher.encrypt(ETCD_KEY, value);
+        let stored = cipher.encrypt(ETCD_KEY, value, 3);
         assert_eq!(stored, value);
         let out = cipher.decrypt(b"any key", &stored).expect("identity");
         assert_eq!(out.plaintext, value);
         assert!(!out.stale);
+        assert_eq!(out.sequence, None);
     }
 }
 
 #[test]
 fn key_ring_works_through_the_trait_object() {
     let cipher: Box<dyn ValueCipher> = Box::new(ring(1));
-    let stored = cipher.encrypt(ETCD_KEY, b"v");
+    let stored = cipher.encrypt(ETCD_KEY, b"v", 1);
     assert_ne!(stored, b"v");
     assert_eq!(
         cipher
@@ -273,7 +327,7 @@ fn debug_output_never_contains_key_bytes_or_plaintext() {
         assert!(!text.contains("167, 167"), "{text}"); // the bytes as a Debug array
     }
     let out = ring
-        .decrypt(ETCD_KEY, &ring.encrypt(ETCD_KEY, b"TOPSECRET"))
+        .decrypt(ETCD_KEY, &ring.encrypt(ETCD_KEY, b"TOPSECRET", 1))
         .expect("decrypts");
     assert!(!format!("{out:?}").contains("TOPSECRET"));
     assert!(!format!("{out:?}").contains("84, 79, 80")); // "TOP" as bytes
@@ -282,7 +336,7 @@ fn debug_output_never_contains_key_bytes_or_plaintext() {
 #[test]
 fn error_messages_name_the_key_but_no_secret() {
     let ring = ring(1);
-    let envelope = ring.encrypt(b"/a", b"v");
+    let envelope = ring.encrypt(b"/a", b"v", 1);
     let err = ring.decrypt(b"/b", &envelope).expect_err("moved value");
     assert_eq!(
         err.to_string(),
@@ -331,12 +385,14 @@ proptest! {
         etcd_key in proptest::collection::vec(any::<u8>(), 0..300),
         value in proptest::collection::vec(any::<u8>(), 0..4096),
         other in proptest::collection::vec(any::<u8>(), 0..300),
+        sequence in any::<u64>(),
     ) {
         let ring = KeyRing::new(key(9), [key(8)]).expect("ring");
-        let envelope = ring.encrypt(&etcd_key, &value);
+        let envelope = ring.encrypt(&etcd_key, &value, sequence);
         prop_assert_eq!(envelope.len(), value.len() + OVERHEAD);
         let out = ring.decrypt(&etcd_key, &envelope).expect("round trip");
         prop_assert_eq!(out.plaintext, value);
+        prop_assert_eq!(out.sequence, Some(sequence));
         prop_assert!(!out.stale);
         if other != etcd_key {
             let is_auth_err = matches!(

@@ -114,7 +114,7 @@ fn init_refuses_an_open_directory() {
 #[test]
 fn rotate_then_retire() {
     let (_tmp, dir, k1) = initialised();
-    let old_value = dir.load().expect("load").encrypt(ETCD_KEY, b"old");
+    let old_value = dir.load().expect("load").encrypt(ETCD_KEY, b"old", 1);
 
     let k2 = dir.rotate().expect("rotate");
     assert_ne!(k1, k2);
@@ -124,7 +124,7 @@ fn rotate_then_retire() {
     assert!(ring.contains(k1));
     let out = ring.decrypt(ETCD_KEY, &old_value).expect("old key kept");
     assert_eq!((out.key_id, out.stale), (k1, true));
-    let new_value = ring.encrypt(ETCD_KEY, b"new");
+    let new_value = ring.encrypt(ETCD_KEY, b"new", 2);
     assert_eq!(daas_envelope::KeyRing::key_id_of(&new_value), Ok(k2));
 
     // No temporary files are left behind.
@@ -147,6 +147,83 @@ fn rotate_then_retire() {
         Err(DecryptError::UnknownKey(k1))
     );
     assert!(ring.decrypt(ETCD_KEY, &new_value).is_ok());
+
+    // The retired key is archived, not deleted: private, never loaded by default.
+    let archive = dir.path().join("archive");
+    assert_eq!(mode(&archive), 0o700);
+    assert_eq!(mode(&archive.join(format!("{k1}.key"))), 0o600);
+    assert_eq!(file_names(&archive), [format!("{k1}.key")]);
+    assert_eq!(dir.archived_ids().expect("archive"), [k1]);
+    assert_eq!(
+        file_names(dir.path()),
+        sorted(["active".into(), "archive".into(), format!("{k2}.key")])
+    );
+    // Retiring it again finds nothing to retire.
+    assert!(matches!(
+        dir.retire(k1),
+        Err(ProviderError::NoSuchKey { .. })
+    ));
+}
+
+#[test]
+fn archived_keys_read_backups_on_request_and_can_be_unretired() {
+    let (_tmp, dir, k1) = initialised();
+    let backup = dir
+        .load()
+        .expect("load")
+        .encrypt(ETCD_KEY, b"in a backup", 1);
+    let k2 = dir.rotate().expect("rotate");
+    dir.retire(k1).expect("retire");
+
+    // With archived keys: the backup reads (decrypt-only), the active key is unchanged.
+    let with = dir.clone().with_archived();
+    assert!(with.describe().contains("with archived keys"));
+    let ring = with.load().expect("load with archived keys");
+    assert_eq!(ring.active_id(), k2);
+    assert!(ring.contains(k1));
+    let out = ring.decrypt(ETCD_KEY, &backup).expect("archived key reads");
+    assert_eq!(
+        (out.plaintext.as_slice(), out.stale),
+        (&b"in a backup"[..], true)
+    );
+    // The default provider still does not load it.
+    assert!(!dir.load().expect("load").contains(k1));
+
+    // A key left in both places (crash inside retire) is loaded once.
+    fs::hard_link(
+        dir.path().join("archive").join(format!("{k1}.key")),
+        key_file(&dir, k1),
+    )
+    .expect("link");
+    assert!(with.load().expect("duplicate tolerated").contains(k1));
+    fs::remove_file(key_file(&dir, k1)).expect("unlink");
+
+    // Unretire moves it back into the ring (not active).
+    assert!(matches!(
+        dir.unretire(KeyId(k1.0 ^ 1)),
+        Err(ProviderError::NoSuchKey { .. })
+    ));
+    dir.unretire(k1).expect("unretire");
+    let ring = dir.load().expect("load");
+    assert_eq!(ring.active_id(), k2);
+    assert!(ring.decrypt(ETCD_KEY, &backup).is_ok());
+    assert!(dir.archived_ids().expect("archive").is_empty());
+    assert_eq!(mode(&key_file(&dir, k1)), 0o600);
+}
+
+#[test]
+fn an_open_archive_is_refused() {
+    let (_tmp, dir, k1) = initialised();
+    dir.rotate().expect("rotate");
+    dir.retire(k1).expect("retire");
+    let archive = dir.path().join("archive");
+    chmod(&archive, 0o755);
+    assert!(matches!(
+        dir.clone().with_archived().load(),
+        Err(ProviderError::InsecureMode { mode: 0o755, .. })
+    ));
+    // The default provider never reads the archive.
+    assert!(dir.load().is_ok());
 }
 
 #[test]

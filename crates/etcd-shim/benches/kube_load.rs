@@ -322,11 +322,12 @@ fn start_target(target: Target, opts: &Options) -> Result<Running, BoxError> {
     let etcd_url = etcd.as_ref().map(|e| e.url.clone());
     let dir_path = dir.as_ref().map(|d| d.path().to_path_buf());
     let url = rt.block_on(async move {
-        let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), false).await?;
+        let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse()?), None).await?;
         let url = listener.url(false);
         let serve_options = ServeOptions {
             tls: None,
             key_reload_interval: Duration::ZERO,
+            anchor: None,
         };
         match (etcd_url, dir_path) {
             (Some(etcd_url), _) => {
@@ -335,12 +336,24 @@ fn start_target(target: Target, opts: &Options) -> Result<Running, BoxError> {
                     ..Default::default()
                 })?;
                 let shim = EtcdShim::new(backend, keys, ShimOptions::default());
-                tokio::spawn(serve(shim, listener, serve_options, std::future::pending()));
+                tokio::spawn(serve(
+                    shim,
+                    listener,
+                    None,
+                    serve_options,
+                    std::future::pending(),
+                ));
             }
             (None, Some(dir)) => {
                 let backend = EmbeddedBackend::open(&EmbeddedConfig::new(dir))?;
                 let shim = EtcdShim::new(backend, keys, ShimOptions::default());
-                tokio::spawn(serve(shim, listener, serve_options, std::future::pending()));
+                tokio::spawn(serve(
+                    shim,
+                    listener,
+                    None,
+                    serve_options,
+                    std::future::pending(),
+                ));
             }
             (None, None) => return Err::<String, BoxError>("no backend".into()),
         }

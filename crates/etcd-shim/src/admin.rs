@@ -1,26 +1,40 @@
 //! `daas.shim.v1.KeyAdmin`: key ring status, reload and re-encryption (`rewrap`).
+//!
+//! Served on a listener of its own (see [`crate::listen`]), never next to the etcd API.
+//! Inputs are bounded: a rewrap writes at 1..=[`MAX_RATE`] values per second and reads pages
+//! of 1..=[`MAX_PAGE`] keys; anything outside is `InvalidArgument`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use daas_envelope::{KeyId, KeyRing};
+use daas_envelope::{KeyId, KeyRing, VERSION_1};
 use daas_etcd_proto::admin::{
     KeyCount, KeyStatusRequest, KeyStatusResponse, ReloadRequest, ReloadResponse, RewrapRequest,
     RewrapResponse, key_admin_server,
 };
-use daas_etcd_proto::mvccpb::KeyValue;
 use daas_etcd_proto::{
-    Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, compare::CompareResult,
+    Compare, PutRequest, RequestOp, StatusRequest, TxnRequest, compare::CompareResult,
     compare::CompareTarget, compare::TargetUnion, request_op::Request,
 };
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::backend::Backend;
+use crate::scan::{Scan, compact_revision};
 use crate::server::EtcdShim;
 
-const DEFAULT_PAGE: u32 = 500;
-const DEFAULT_RATE: u32 = 500;
+/// Default and largest rewrap page (keys per read).
+pub const DEFAULT_PAGE: u32 = 500;
+pub const MAX_PAGE: u32 = 5_000;
+/// Default and largest rewrap rate (writes per second).
+pub const DEFAULT_RATE: u32 = 500;
+pub const MAX_RATE: u32 = 10_000;
+/// Keys per page of a status scan, which needs only each value's 16-byte header. Small on
+/// purpose: etcd has no read that returns part of a value, so with the etcd backend every value
+/// crosses the wire once, and one page of full values (at most 100 × etcd's 1.5 MiB value
+/// limit, typically a few hundred KiB) is held while its headers are counted. The embedded
+/// backend hands out shared buffers, so nothing is copied there.
+const STATUS_PAGE: u32 = 100;
 
 /// Key administration on top of a running shim.
 pub struct KeyAdmin<B> {
@@ -33,52 +47,26 @@ impl<B: Backend> KeyAdmin<B> {
     }
 }
 
-/// Pages through every stored key-value (ciphertext) in key order.
-struct Scan {
-    from: Option<Bytes>,
-    page: u32,
-    revision: i64,
-}
-
-impl Scan {
-    fn new(page: u32) -> Self {
-        Self {
-            from: Some(Bytes::from_static(b"\0")),
-            page: page.max(1),
-            revision: 0,
-        }
-    }
-
-    async fn next_page<B: Backend>(
-        &mut self,
-        backend: &B,
-    ) -> Result<Option<Vec<KeyValue>>, Status> {
-        let Some(from) = self.from.take() else {
-            return Ok(None);
-        };
-        let resp = backend
-            .range(RangeRequest {
-                key: from,
-                range_end: Bytes::from_static(b"\0"),
-                limit: i64::from(self.page),
-                ..RangeRequest::default()
-            })
-            .await?;
-        self.revision = resp.header.map_or(self.revision, |h| h.revision);
-        if resp.more
-            && let Some(last) = resp.kvs.last()
-        {
-            let mut next = last.key.to_vec();
-            next.push(0);
-            self.from = Some(Bytes::from(next));
-        }
-        Ok(Some(resp.kvs))
-    }
-}
-
 fn ids_of(ring: Option<&KeyRing>) -> Vec<String> {
     ring.map(|r| r.ids().map(|id| id.to_string()).collect())
         .unwrap_or_default()
+}
+
+/// A client-chosen bound: 0 means `default`, otherwise it must lie in `1..=max`.
+fn bounded(value: u32, default: u32, max: u32, what: &str) -> Result<u32, Status> {
+    match value {
+        0 => Ok(default),
+        v if v <= max => Ok(v),
+        v => Err(Status::invalid_argument(format!(
+            "{what} must be between 1 and {max} (0 for the default {default}), got {v}"
+        ))),
+    }
+}
+
+#[derive(Default)]
+struct Count {
+    values: u64,
+    v1: u64,
 }
 
 #[tonic::async_trait]
@@ -96,15 +84,24 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
             ..KeyStatusResponse::default()
         };
         if request.into_inner().scan {
-            let mut counts: BTreeMap<KeyId, u64> = BTreeMap::new();
+            let backend = self.shim.backend.as_ref();
+            let mut counts: BTreeMap<KeyId, Count> = BTreeMap::new();
             let mut scanned = 0u64;
             let mut unreadable = 0u64;
-            let mut scan = Scan::new(DEFAULT_PAGE);
-            while let Some(kvs) = scan.next_page(self.shim.backend.as_ref()).await? {
+            let mut scan = Scan::new(STATUS_PAGE);
+            while let Some(kvs) = scan.next_page(backend).await? {
+                // Only each value's header is looked at; the page is dropped before the next
+                // one is read.
                 for kv in kvs {
                     scanned += 1;
-                    match KeyRing::key_id_of(&kv.value) {
-                        Ok(id) => *counts.entry(id).or_default() += 1,
+                    match KeyRing::header_of(&kv.value) {
+                        Ok(h) => {
+                            let count = counts.entry(h.key_id).or_default();
+                            count.values += 1;
+                            if h.version == VERSION_1 {
+                                count.v1 += 1;
+                            }
+                        }
                         Err(_) => unreadable += 1,
                     }
                 }
@@ -114,14 +111,24 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
             resp.unreadable = unreadable;
             resp.counts = counts
                 .into_iter()
-                .map(|(id, values)| KeyCount {
+                .map(|(id, count)| KeyCount {
                     key_id: id.to_string(),
-                    values,
+                    values: count.values,
                     active: Some(id) == active,
                     loaded: ring.as_ref().is_some_and(|r| r.contains(id)),
+                    v1_values: count.v1,
                 })
                 .collect();
+        } else {
+            resp.revision = self
+                .shim
+                .backend
+                .status(StatusRequest {})
+                .await?
+                .header
+                .map_or(0, |h| h.revision);
         }
+        resp.compact_revision = compact_revision(self.shim.backend.as_ref(), resp.revision).await?;
         Ok(GrpcResponse::new(resp))
     }
 
@@ -148,20 +155,17 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
         request: GrpcRequest<RewrapRequest>,
     ) -> Result<GrpcResponse<RewrapResponse>, Status> {
         let req = request.into_inner();
+        let rate = bounded(
+            req.max_writes_per_second,
+            DEFAULT_RATE,
+            MAX_RATE,
+            "max_writes_per_second",
+        )?;
+        let page = bounded(req.page_size, DEFAULT_PAGE, MAX_PAGE, "page_size")?;
         let Some(ring) = self.shim.keys.ring() else {
             return Err(Status::failed_precondition("no key ring (null cipher)"));
         };
         let active = ring.active_id();
-        let rate = if req.max_writes_per_second == 0 {
-            DEFAULT_RATE
-        } else {
-            req.max_writes_per_second
-        };
-        let page = if req.page_size == 0 {
-            DEFAULT_PAGE
-        } else {
-            req.page_size
-        };
         let mut pacer = tokio::time::interval(Duration::from_secs(1) / rate);
         let mut out = RewrapResponse {
             active_key_id: active.to_string(),
@@ -172,19 +176,24 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
         while let Some(kvs) = scan.next_page(backend).await? {
             for kv in kvs {
                 out.scanned += 1;
-                match KeyRing::key_id_of(&kv.value) {
-                    Ok(id) if id == active => continue,
+                match KeyRing::header_of(&kv.value) {
+                    // Current: the active key and envelope v2.
+                    Ok(h) if h.key_id == active && h.version != VERSION_1 => continue,
                     Ok(_) => {}
                     Err(_) => {
                         out.unreadable += 1;
                         continue;
                     }
                 }
-                let Ok(opened) = ring.decrypt(&kv.key, &kv.value) else {
+                // Opened with the same checks as a client read: a replayed value must not be
+                // laundered into a fresh one by re-sealing it.
+                let mut opened = kv.clone();
+                if self.shim.opener().value(&mut opened).is_err() {
                     out.unreadable += 1;
                     continue;
-                };
+                }
                 pacer.tick().await;
+                let ticket = self.shim.freshness.ticket()?;
                 let txn = TxnRequest {
                     compare: vec![Compare {
                         result: CompareResult::Equal as i32,
@@ -196,20 +205,28 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
                     success: vec![RequestOp {
                         request: Some(Request::RequestPut(PutRequest {
                             key: kv.key.clone(),
-                            value: Bytes::from(ring.encrypt(&kv.key, &opened.plaintext)),
+                            value: Bytes::from(ring.encrypt(&kv.key, &opened.value, ticket.seq())),
                             lease: kv.lease,
                             ..PutRequest::default()
                         })),
                     }],
                     failure: Vec::new(),
                 };
-                match backend.txn(txn).await {
+                let backend = self.shim.backend.clone();
+                let written = self
+                    .shim
+                    .send_write(ticket, async move { backend.txn(txn).await }, |r| {
+                        r.header.as_ref().map(|h| h.revision)
+                    })
+                    .await;
+                match written {
                     Ok(r) if r.succeeded => out.rewrapped += 1,
                     // Changed meanwhile (so written with the active key) or its lease expired.
                     Ok(_) | Err(_) => out.conflicts += 1,
                 }
             }
         }
+        out.revision = scan.revision;
         tracing::info!(
             scanned = out.scanned,
             rewrapped = out.rewrapped,
@@ -221,3 +238,6 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
         Ok(GrpcResponse::new(out))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -107,3 +107,70 @@ pub fn value_compare_unsupported() -> Status {
         "etcd-shim: compares on VALUE are not supported (values are encrypted with random salts)",
     )
 }
+
+/// A value whose write sequence number is below what the shim knows about its own writes at
+/// that revision: an older ciphertext put back (replay), a deleted key resurrected with its
+/// last ciphertext, or a rolled-back datastore. Names the key and revision, never the value.
+pub fn stale_value(key: &[u8], mod_revision: i64) -> Status {
+    Status::new(
+        Code::DataLoss,
+        format!(
+            "etcd-shim: value of key {:?} at revision {mod_revision} is older than the shim's \
+             own writes at that revision: the datastore returned a replayed, resurrected or \
+             rolled-back value",
+            String::from_utf8_lossy(key)
+        ),
+    )
+}
+
+/// A stored value that is empty where the shim always stores an envelope (every value it
+/// writes is at least 56 bytes). Only `keys_only`/`count_only` reads and the `kv` of a watch
+/// DELETE event carry no value.
+pub fn empty_value(key: &[u8], mod_revision: i64) -> Status {
+    Status::new(
+        Code::DataLoss,
+        format!(
+            "etcd-shim: value of key {:?} at revision {mod_revision} is empty: the shim never \
+             stores an empty value (written around the shim?)",
+            String::from_utf8_lossy(key)
+        ),
+    )
+}
+
+/// A watch DELETE event whose `kv` carries a value: not something etcd produces.
+pub fn delete_event_with_value(key: &[u8], mod_revision: i64) -> Status {
+    Status::new(
+        Code::DataLoss,
+        format!(
+            "etcd-shim: DELETE event of key {:?} at revision {mod_revision} carries a value",
+            String::from_utf8_lossy(key)
+        ),
+    )
+}
+
+/// The freshness anchor has not been written for so long that a restart could no longer tell
+/// this process's values from replays: refuse writes until it is.
+pub fn anchor_stale() -> Status {
+    Status::new(
+        Code::Unavailable,
+        "etcd-shim: the freshness anchor could not be written for 2^32 writes; refusing writes \
+         until it is (see the shim's log)",
+    )
+}
+
+/// A client write to a key the shim reserves for itself.
+pub fn reserved_key() -> Status {
+    Status::new(
+        Code::InvalidArgument,
+        "etcd-shim: keys starting with \"\\u{0}k3s-daas/\" are reserved by the shim",
+    )
+}
+
+/// A put with `ignore_value` inside a Txn: the backend would re-stamp the old envelope at a new
+/// revision without a fresh sequence number.
+pub fn ignore_value_in_txn() -> Status {
+    Status::new(
+        Code::InvalidArgument,
+        "etcd-shim: a put with ignore_value is not supported inside a Txn (use a plain Put)",
+    )
+}

@@ -1,13 +1,20 @@
 //! The key ring the shim encrypts with, reloadable while serving.
+//!
+//! Fail closed: there is always a ring. A poisoned lock (a panic while a reload held it) is
+//! recovered, because the slot only ever holds a complete `Arc<KeyRing>`; nothing ever falls
+//! back to storing plaintext. The null cipher exists only with the `null-cipher` feature (for
+//! the benchmark that measures what encryption costs) and only through
+//! [`Keys::null_for_benchmarks`]; no binary enables that feature.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use daas_envelope::{KeyId, KeyProvider, KeyRing, NullCipher, ProviderError, ValueCipher};
+use daas_envelope::{KeyId, KeyProvider, KeyRing, ProviderError, ValueCipher};
 
 enum Source {
     Provider(Box<dyn KeyProvider>),
     Fixed,
     /// Benchmarks only: measures the cost of encryption against the same path without it.
+    #[cfg(feature = "null-cipher")]
     Null,
 }
 
@@ -16,7 +23,7 @@ enum Source {
 /// new writes use the new active key immediately, old values stay readable.
 pub struct Keys {
     source: Source,
-    ring: RwLock<Option<Arc<KeyRing>>>,
+    ring: RwLock<Arc<KeyRing>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -42,7 +49,7 @@ impl Keys {
         let ring = provider.load()?;
         Ok(Self {
             source: Source::Provider(provider),
-            ring: RwLock::new(Some(Arc::new(ring))),
+            ring: RwLock::new(Arc::new(ring)),
         })
     }
 
@@ -50,29 +57,54 @@ impl Keys {
     pub fn from_ring(ring: KeyRing) -> Self {
         Self {
             source: Source::Fixed,
-            ring: RwLock::new(Some(Arc::new(ring))),
+            ring: RwLock::new(Arc::new(ring)),
         }
     }
 
     /// **No encryption.** For the benchmark that measures encryption overhead; never served
-    /// by the CLI.
+    /// by the CLI, and compiled only with the `null-cipher` feature.
+    #[cfg(feature = "null-cipher")]
     pub fn null_for_benchmarks() -> Self {
         Self {
             source: Source::Null,
-            ring: RwLock::new(None),
+            // Never used for sealing: `cipher` returns the null cipher for this source.
+            ring: RwLock::new(Arc::new(
+                KeyRing::new(daas_envelope::DataKey::generate(), [])
+                    .expect("a ring of one key has no duplicate"),
+            )),
         }
+    }
+
+    /// Whether this is the benchmark's null cipher (no sealing, no freshness checks).
+    pub fn is_null(&self) -> bool {
+        #[cfg(feature = "null-cipher")]
+        if matches!(self.source, Source::Null) {
+            return true;
+        }
+        false
+    }
+
+    fn current(&self) -> Arc<KeyRing> {
+        // The slot is replaced whole, so a guard poisoned by a panic elsewhere still holds a
+        // complete ring: recover it rather than fail open.
+        self.ring
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The cipher for one request (a cheap `Arc` clone; a concurrent reload does not affect it).
     pub fn cipher(&self) -> Arc<dyn ValueCipher> {
-        match self.ring() {
-            Some(ring) => ring,
-            None => Arc::new(NullCipher),
+        #[cfg(feature = "null-cipher")]
+        if self.is_null() {
+            return Arc::new(daas_envelope::NullCipher);
         }
+        self.current()
     }
 
+    /// The ring, or `None` for the benchmark's null cipher.
     pub fn ring(&self) -> Option<Arc<KeyRing>> {
-        self.ring.read().ok().and_then(|r| r.clone())
+        (!self.is_null()).then(|| self.current())
     }
 
     pub fn active_id(&self) -> Option<KeyId> {
@@ -83,6 +115,7 @@ impl Keys {
         match &self.source {
             Source::Provider(p) => p.describe(),
             Source::Fixed => "fixed key ring".into(),
+            #[cfg(feature = "null-cipher")]
             Source::Null => "NONE (benchmark null cipher)".into(),
         }
     }
@@ -91,7 +124,7 @@ impl Keys {
     pub fn reload(&self) -> Result<Reloaded, ProviderError> {
         let ring = match &self.source {
             Source::Provider(provider) => Arc::new(provider.load()?),
-            Source::Fixed | Source::Null => {
+            _ => {
                 let current = self.ring();
                 let active = current.as_ref().map_or(KeyId(0), |r| r.active_id());
                 return Ok(Reloaded {
@@ -103,14 +136,81 @@ impl Keys {
         };
         let active = ring.active_id();
         let ids: Vec<KeyId> = ring.ids().collect();
-        let previous_active = match self.ring.write() {
-            Ok(mut slot) => slot.replace(ring).map(|r| r.active_id()),
-            Err(_) => None,
+        let previous = {
+            let mut slot = self.ring.write().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *slot, ring)
         };
         Ok(Reloaded {
-            previous_active,
+            previous_active: Some(previous.active_id()),
             active,
             ids,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use daas_envelope::DataKey;
+
+    use super::*;
+
+    fn poisoned() -> Arc<Keys> {
+        let keys = Arc::new(Keys::from_ring(
+            KeyRing::new(DataKey::generate(), []).expect("ring"),
+        ));
+        let k = keys.clone();
+        let result = std::thread::spawn(move || {
+            let _guard = k.ring.write().expect("not yet poisoned");
+            panic!("poison the key ring lock");
+        })
+        .join();
+        assert!(result.is_err());
+        assert!(keys.ring.is_poisoned());
+        keys
+    }
+
+    #[test]
+    fn a_poisoned_ring_still_seals_and_never_accepts_plaintext() {
+        let keys = poisoned();
+        let cipher = keys.cipher();
+        let secret = b"MARKER-this-must-never-be-stored-in-clear";
+        let stored = cipher.encrypt(b"/registry/secrets/a", secret, 1);
+        assert!(stored.starts_with(b"k3e"), "not sealed");
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret),
+            "plaintext stored"
+        );
+        assert_eq!(
+            cipher
+                .decrypt(b"/registry/secrets/a", &stored)
+                .expect("opens")
+                .plaintext,
+            secret
+        );
+        assert!(
+            cipher.decrypt(b"/registry/secrets/a", secret).is_err(),
+            "plaintext accepted as a stored value"
+        );
+        assert!(keys.active_id().is_some());
+        assert!(!keys.is_null());
+    }
+
+    #[test]
+    fn a_poisoned_ring_still_reloads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring_dir = daas_envelope::KeyRingDir::new(dir.path().join("keys"));
+        let first = ring_dir.init().expect("init");
+        let keys = Arc::new(Keys::from_provider(Box::new(ring_dir.clone())).expect("load"));
+        let k = keys.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = k.ring.write().expect("not yet poisoned");
+            panic!("poison");
+        })
+        .join();
+        let second = ring_dir.rotate().expect("rotate");
+        let reloaded = keys.reload().expect("reload");
+        assert_eq!(reloaded.previous_active, Some(first));
+        assert_eq!(reloaded.active, second);
+        assert_eq!(keys.active_id(), Some(second));
     }
 }

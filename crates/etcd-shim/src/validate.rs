@@ -72,3 +72,34 @@ fn request_op(op: &RequestOp, max_ops: usize) -> Result<(), Status> {
         None => Err(errors::key_not_found()),
     }
 }
+
+/// Keys the shim keeps for itself: no client may store a value under them, so nothing the
+/// shim seals for a client can be passed off as its own records (the freshness anchor is
+/// sealed under such a label).
+pub const RESERVED_PREFIX: &[u8] = b"\0k3s-daas/";
+
+/// Refuses client writes of values under [`RESERVED_PREFIX`], and `ignore_value` puts inside
+/// a Txn, anywhere in the request tree.
+pub fn writes(txn: &TxnRequest) -> Result<(), Status> {
+    for op in txn.success.iter().chain(&txn.failure) {
+        match &op.request {
+            Some(Request::RequestPut(p)) => {
+                not_reserved(&p.key)?;
+                if p.ignore_value {
+                    return Err(errors::ignore_value_in_txn());
+                }
+            }
+            Some(Request::RequestTxn(t)) => writes(t)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a key under [`RESERVED_PREFIX`].
+pub fn not_reserved(key: &[u8]) -> Result<(), Status> {
+    if key.starts_with(RESERVED_PREFIX) {
+        return Err(errors::reserved_key());
+    }
+    Ok(())
+}

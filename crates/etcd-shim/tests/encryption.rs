@@ -1,8 +1,13 @@
-//! Encryption at rest and request limits, end to end.
+//! Encryption at rest, freshness and request limits, end to end.
 //!
-//! - Over a real etcd, only envelopes (`k3e…`, 48 bytes of overhead) reach etcd; a value
+//! - Over a real etcd, only envelopes (`k3e…`, 56 bytes of overhead) reach etcd; a value
 //!   moved to another key, a plaintext value, or a value sealed under another key ring is
 //!   refused with `DataLoss` naming the key, and the shim keeps serving.
+//! - Whoever holds the datastore cannot roll it back unnoticed: an older ciphertext put back,
+//!   a deleted key resurrected with its last ciphertext, an empty value, a replayed value in a
+//!   watch, all fail with `DataLoss` naming key and revision (both backends); a cancelled write
+//!   that still commits is no false alarm; an embedded store restored from an older copy is
+//!   refused at start unless the operator accepts the rollback.
 //! - The embedded store's files never contain a value's plaintext (checked against a
 //!   null-cipher control, which proves the scan finds plaintext when it is there).
 //! - Request limits and unsupported compares answer like etcd.
@@ -22,11 +27,18 @@ use daas_etcd_proto::{
     request_op::Request,
 };
 use daas_etcd_shim::Keys;
+use daas_etcd_shim::backend::Backend;
+use daas_etcd_shim::{
+    AnchorError, Baseline, EmbeddedBackend, EmbeddedConfig, EtcdShim, ShimOptions,
+};
 use rand_core::RngCore;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use support::record::{Session, assert_same, err_repr};
-use support::{Clients, Trio, start_embedded_shim, start_etcd, start_etcd_shim, test_keys};
+use support::{
+    Clients, Trio, start_anchored_embedded_shim, start_embedded_shim, start_embedded_shim_with_raw,
+    start_etcd, start_etcd_shim, test_keys,
+};
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -112,10 +124,10 @@ async fn etcd_backend_sees_only_envelopes() {
     );
     assert_eq!(
         stored.len(),
-        plaintext.len() + 48,
-        "envelope overhead must be 48 bytes"
+        plaintext.len() + 56,
+        "envelope v2 overhead must be 56 bytes"
     );
-    assert_eq!(daas_envelope::OVERHEAD, 48);
+    assert_eq!(daas_envelope::OVERHEAD, 56);
 
     // Clients of the shim see exactly what they wrote, in every response that carries values.
     assert_eq!(
@@ -424,4 +436,692 @@ async fn request_limits_and_value_compares() {
             "{name}: the refused txn wrote nothing"
         );
     }
+}
+
+// ------------------------------------------------------------ freshness, over real etcd
+
+/// The stored bytes of `key`, read around the shim.
+async fn raw_value(direct: &Clients, key: &str) -> Bytes {
+    value_of(direct, key)
+        .await
+        .expect("direct read")
+        .expect("stored in etcd")
+}
+
+async fn raw_put(direct: &Clients, key: &str, value: impl Into<Bytes>) {
+    direct
+        .kv
+        .clone()
+        .put(put(key, value))
+        .await
+        .expect("direct put");
+}
+
+/// `result` must be DataLoss naming `key` and a revision, and never carry a value.
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, key: &str, what: &str) {
+    let status = match result {
+        Ok(v) => panic!("{what}: must fail with DataLoss, got {v:?}"),
+        Err(s) => s,
+    };
+    assert_eq!(
+        status.code(),
+        Code::DataLoss,
+        "{what}: {}",
+        err_repr(&status)
+    );
+    assert!(
+        status.message().contains(key) && status.message().contains("revision"),
+        "{what}: the message must name the key and the revision: {}",
+        err_repr(&status)
+    );
+}
+
+fn prefix_of(p: &str) -> RangeRequest {
+    let mut end = p.as_bytes().to_vec();
+    *end.last_mut().expect("non-empty") += 1;
+    RangeRequest {
+        key: b(p),
+        range_end: Bytes::from(end),
+        ..Default::default()
+    }
+}
+
+/// kube-apiserver's GuaranteedUpdate shape: `Txn[MOD(key)==rev] Put / else Range(key)`.
+fn guaranteed_update(key: &str, rev: i64, value: &str) -> TxnRequest {
+    TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Mod as i32,
+            key: b(key),
+            range_end: Bytes::new(),
+            target_union: Some(TargetUnion::ModRevision(rev)),
+        }],
+        success: vec![RequestOp {
+            request: Some(Request::RequestPut(put(key, value.to_owned()))),
+        }],
+        failure: vec![RequestOp {
+            request: Some(Request::RequestRange(get(key))),
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_ciphertext_is_data_loss() {
+    let Some(etcd) = start_etcd().await else {
+        return;
+    };
+    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
+    let via_shim = Clients::connect(&shim.url).await;
+    let direct = Clients::connect(&etcd.url).await;
+    let mut kv = via_shim.kv.clone();
+
+    kv.put(put("/fresh/rb", "subject: alice"))
+        .await
+        .expect("v1");
+    let c1 = raw_value(&direct, "/fresh/rb").await;
+    kv.put(put("/fresh/rb", "subject: nobody"))
+        .await
+        .expect("v2");
+    kv.put(put("/fresh/other", "x")).await.expect("other");
+    // The datastore holder puts the older ciphertext back: it decrypts, but is stale.
+    raw_put(&direct, "/fresh/rb", c1).await;
+    assert_refused(
+        value_of(&via_shim, "/fresh/rb").await,
+        "/fresh/rb",
+        "a replayed older ciphertext",
+    );
+    assert_refused(
+        kv.range(prefix_of("/fresh/")).await,
+        "/fresh/rb",
+        "a list containing it",
+    );
+    // The update path (CAS against a stale revision) reads it in the failure branch.
+    assert_refused(
+        kv.txn(guaranteed_update("/fresh/rb", 1, "new")).await,
+        "/fresh/rb",
+        "a failed CAS returning it",
+    );
+    // keys_only reads carry no value and still work.
+    let keys = kv
+        .range(RangeRequest {
+            keys_only: true,
+            ..prefix_of("/fresh/")
+        })
+        .await
+        .expect("keys_only")
+        .into_inner();
+    assert_eq!(keys.kvs.len(), 2);
+    assert!(keys.kvs.iter().all(|kv| kv.value.is_empty()));
+    // Other keys are unaffected; a fresh write over the replayed one heals it.
+    assert_eq!(
+        value_of(&via_shim, "/fresh/other").await.expect("other"),
+        Some(b("x"))
+    );
+    kv.put(put("/fresh/rb", "subject: nobody"))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        value_of(&via_shim, "/fresh/rb").await.expect("healed"),
+        Some(b("subject: nobody"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resurrected_key_is_data_loss() {
+    let Some(etcd) = start_etcd().await else {
+        return;
+    };
+    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
+    let via_shim = Clients::connect(&shim.url).await;
+    let direct = Clients::connect(&etcd.url).await;
+    let mut kv = via_shim.kv.clone();
+
+    // Deleted through the shim (kube-apiserver's delete Txn), then re-inserted raw.
+    kv.put(put("/fresh/crb", "cluster-admin"))
+        .await
+        .expect("put");
+    let last = raw_value(&direct, "/fresh/crb").await;
+    let rev = kv
+        .range(get("/fresh/crb"))
+        .await
+        .expect("get")
+        .into_inner()
+        .kvs[0]
+        .mod_revision;
+    let deleted = kv
+        .txn(TxnRequest {
+            compare: vec![Compare {
+                result: CompareResult::Equal as i32,
+                target: CompareTarget::Mod as i32,
+                key: b("/fresh/crb"),
+                range_end: Bytes::new(),
+                target_union: Some(TargetUnion::ModRevision(rev)),
+            }],
+            success: vec![RequestOp {
+                request: Some(Request::RequestDeleteRange(
+                    daas_etcd_proto::DeleteRangeRequest {
+                        key: b("/fresh/crb"),
+                        ..Default::default()
+                    },
+                )),
+            }],
+            failure: vec![],
+        })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert!(deleted.succeeded);
+    raw_put(&direct, "/fresh/crb", last).await;
+    assert_refused(
+        value_of(&via_shim, "/fresh/crb").await,
+        "/fresh/crb",
+        "a key deleted through the shim, resurrected with its last ciphertext",
+    );
+
+    // Deleted raw, behind the shim's back, and put back raw after the shim wrote something
+    // else: also caught (what is not caught is the deletion itself; see docs/etcd-shim.md).
+    kv.put(put("/fresh/sa", "token")).await.expect("put");
+    let last = raw_value(&direct, "/fresh/sa").await;
+    kv.put(put("/fresh/lease", "renewed")).await.expect("put");
+    direct
+        .kv
+        .clone()
+        .delete_range(daas_etcd_proto::DeleteRangeRequest {
+            key: b("/fresh/sa"),
+            ..Default::default()
+        })
+        .await
+        .expect("raw delete");
+    raw_put(&direct, "/fresh/sa", last).await;
+    assert_refused(
+        value_of(&via_shim, "/fresh/sa").await,
+        "/fresh/sa",
+        "a key deleted raw, resurrected with its last ciphertext",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_value_over_etcd_is_data_loss() {
+    let Some(etcd) = start_etcd().await else {
+        return;
+    };
+    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
+    let via_shim = Clients::connect(&shim.url).await;
+    let direct = Clients::connect(&etcd.url).await;
+    let mut kv = via_shim.kv.clone();
+    kv.put(put("/empty/ok", "v")).await.expect("put");
+    raw_put(&direct, "/empty/forged", Bytes::new()).await;
+    assert_refused(
+        value_of(&via_shim, "/empty/forged").await,
+        "/empty/forged",
+        "an empty stored value",
+    );
+    assert_refused(
+        kv.range(prefix_of("/empty/")).await,
+        "/empty/forged",
+        "a list containing an empty value",
+    );
+    let count = kv
+        .range(RangeRequest {
+            count_only: true,
+            ..prefix_of("/empty/")
+        })
+        .await
+        .expect("count_only carries no values")
+        .into_inner();
+    assert_eq!(count.count, 2);
+    let keys = kv
+        .range(RangeRequest {
+            keys_only: true,
+            ..prefix_of("/empty/")
+        })
+        .await
+        .expect("keys_only carries no values")
+        .into_inner();
+    assert_eq!(keys.kvs.len(), 2);
+    // A delete's prev_kv carries the value: an empty one is refused too (the delete itself
+    // has happened; the answer is what fails closed).
+    assert_refused(
+        kv.delete_range(daas_etcd_proto::DeleteRangeRequest {
+            key: b("/empty/forged"),
+            prev_kv: true,
+            ..Default::default()
+        })
+        .await,
+        "/empty/forged",
+        "an empty prev_kv",
+    );
+    // A legitimate delete with prev_kv gets the plaintext.
+    let deleted = kv
+        .delete_range(daas_etcd_proto::DeleteRangeRequest {
+            key: b("/empty/ok"),
+            prev_kv: true,
+            ..Default::default()
+        })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert_eq!(deleted.prev_kvs[0].value, b("v"));
+}
+
+/// Opens a watch on `prefix` (with prev_kv) through `c`; returns the request sender and the
+/// response stream.
+async fn watch_prefix(
+    c: &Clients,
+    prefix: &str,
+) -> (
+    tokio::sync::mpsc::Sender<daas_etcd_proto::WatchRequest>,
+    tonic::Streaming<daas_etcd_proto::WatchResponse>,
+) {
+    use daas_etcd_proto::{WatchCreateRequest, WatchRequest, watch_request::RequestUnion};
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let range = prefix_of(prefix);
+    tx.send(WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: range.key,
+            range_end: range.range_end,
+            prev_kv: true,
+            ..Default::default()
+        })),
+    })
+    .await
+    .expect("send create");
+    let mut stream = c
+        .watch
+        .clone()
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("watch")
+        .into_inner();
+    let created = stream.message().await.expect("created").expect("response");
+    assert!(created.created);
+    (tx, stream)
+}
+
+/// Reads watch responses until one has events or an error ends the stream.
+async fn next_events(
+    stream: &mut tonic::Streaming<daas_etcd_proto::WatchResponse>,
+) -> Result<Vec<daas_etcd_proto::mvccpb::Event>, tonic::Status> {
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("a watch response within 10 s")?;
+        match next {
+            Some(resp) if !resp.events.is_empty() => return Ok(resp.events),
+            Some(_) => continue,
+            None => panic!("watch stream ended without an error"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_delivering_a_replayed_value_fails() {
+    let Some(etcd) = start_etcd().await else {
+        return;
+    };
+    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
+    let via_shim = Clients::connect(&shim.url).await;
+    let direct = Clients::connect(&etcd.url).await;
+    let mut kv = via_shim.kv.clone();
+    let (_tx, mut stream) = watch_prefix(&via_shim, "/w/").await;
+
+    kv.put(put("/w/psa", "restricted")).await.expect("v1");
+    let c1 = raw_value(&direct, "/w/psa").await;
+    let events = next_events(&mut stream).await.expect("v1 event");
+    assert_eq!(events[0].kv.as_ref().expect("kv").value, b("restricted"));
+    kv.put(put("/w/psa", "privileged-not")).await.expect("v2");
+    next_events(&mut stream).await.expect("v2 event");
+    // A delete event (empty kv, prev_kv with the value) is delivered normally.
+    kv.put(put("/w/tmp", "t")).await.expect("tmp");
+    next_events(&mut stream).await.expect("tmp event");
+    kv.delete_range(daas_etcd_proto::DeleteRangeRequest {
+        key: b("/w/tmp"),
+        ..Default::default()
+    })
+    .await
+    .expect("delete");
+    let events = next_events(&mut stream).await.expect("delete event");
+    assert_eq!(events[0].prev_kv.as_ref().expect("prev_kv").value, b("t"));
+    assert!(events[0].kv.as_ref().expect("kv").value.is_empty());
+
+    raw_put(&direct, "/w/psa", c1).await;
+    assert_refused(
+        next_events(&mut stream).await,
+        "/w/psa",
+        "a watch event carrying a replayed value",
+    );
+}
+
+// ------------------------------------------------------- freshness, embedded store
+
+/// The raw stored bytes of `key` in the embedded store (around the shim).
+async fn raw_embedded(store: &EmbeddedBackend, key: &str) -> Bytes {
+    store
+        .range(get(key))
+        .await
+        .expect("raw read")
+        .kvs
+        .into_iter()
+        .next()
+        .expect("stored")
+        .value
+}
+
+async fn raw_embedded_put(store: &EmbeddedBackend, key: &str, value: impl Into<Bytes>) {
+    store.put(put(key, value)).await.expect("raw put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_gets_the_same_checks() {
+    let (shim, store) = start_embedded_shim_with_raw(test_keys()).await;
+    let via_shim = Clients::connect(&shim.url).await;
+    let mut kv = via_shim.kv.clone();
+    let (_tx, mut stream) = watch_prefix(&via_shim, "/e/").await;
+
+    kv.put(put("/e/secret", "v1")).await.expect("v1");
+    let c1 = raw_embedded(&store, "/e/secret").await;
+    kv.put(put("/e/secret", "v2")).await.expect("v2");
+    next_events(&mut stream).await.expect("v1 event");
+    next_events(&mut stream).await.expect("v2 event");
+    // A delete event: empty kv, prev_kv opened.
+    kv.delete_range(daas_etcd_proto::DeleteRangeRequest {
+        key: b("/e/secret"),
+        prev_kv: true,
+        ..Default::default()
+    })
+    .await
+    .expect("delete");
+    let events = next_events(&mut stream).await.expect("delete event");
+    assert_eq!(events[0].prev_kv.as_ref().expect("prev_kv").value, b("v2"));
+    assert!(events[0].kv.as_ref().expect("kv").value.is_empty());
+
+    // Resurrected with an older ciphertext.
+    raw_embedded_put(&store, "/e/secret", c1).await;
+    assert_refused(
+        value_of(&via_shim, "/e/secret").await,
+        "/e/secret",
+        "embedded: an older ciphertext put back",
+    );
+    assert_refused(
+        next_events(&mut stream).await,
+        "/e/secret",
+        "embedded: the watch event carrying it",
+    );
+    // An empty value.
+    raw_embedded_put(&store, "/e/empty", Bytes::new()).await;
+    assert_refused(
+        value_of(&via_shim, "/e/empty").await,
+        "/e/empty",
+        "embedded: an empty value",
+    );
+    // keys_only / count_only, top level and inside a Txn, carry no value and still work.
+    let keys = kv
+        .range(RangeRequest {
+            keys_only: true,
+            ..prefix_of("/e/")
+        })
+        .await
+        .expect("keys_only")
+        .into_inner();
+    assert_eq!(keys.kvs.len(), 2);
+    let txn = kv
+        .txn(TxnRequest {
+            compare: vec![],
+            success: vec![
+                RequestOp {
+                    request: Some(Request::RequestRange(RangeRequest {
+                        keys_only: true,
+                        ..prefix_of("/e/")
+                    })),
+                },
+                RequestOp {
+                    request: Some(Request::RequestRange(RangeRequest {
+                        count_only: true,
+                        ..prefix_of("/e/")
+                    })),
+                },
+            ],
+            failure: vec![],
+        })
+        .await
+        .expect("keys_only and count_only inside a Txn")
+        .into_inner();
+    assert_eq!(txn.responses.len(), 2);
+    // The same Range with values inside a Txn is refused.
+    assert_refused(
+        kv.txn(TxnRequest {
+            compare: vec![],
+            success: vec![RequestOp {
+                request: Some(Request::RequestRange(prefix_of("/e/"))),
+            }],
+            failure: vec![],
+        })
+        .await,
+        "/e/",
+        "embedded: a Txn range returning them",
+    );
+}
+
+/// A backend that holds puts of one key until released, to cancel a write mid-flight. Like a
+/// real etcd that already received the request, it applies the put once released even if the
+/// caller has gone away.
+struct Gated {
+    inner: EmbeddedBackend,
+    key: Bytes,
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Backend for Gated {
+    async fn range(&self, req: RangeRequest) -> Result<daas_etcd_proto::RangeResponse, Status> {
+        self.inner.range(req).await
+    }
+    async fn put(&self, req: PutRequest) -> Result<daas_etcd_proto::PutResponse, Status> {
+        if req.key != self.key {
+            return self.inner.put(req).await;
+        }
+        self.arrived.notify_one();
+        let (inner, release) = (self.inner.clone(), self.release.clone());
+        let on_the_wire = tokio::spawn(async move {
+            release.notified().await;
+            inner.put(req).await
+        });
+        on_the_wire
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+    }
+    async fn delete_range(
+        &self,
+        req: daas_etcd_proto::DeleteRangeRequest,
+    ) -> Result<daas_etcd_proto::DeleteRangeResponse, Status> {
+        self.inner.delete_range(req).await
+    }
+    async fn txn(&self, req: TxnRequest) -> Result<daas_etcd_proto::TxnResponse, Status> {
+        self.inner.txn(req).await
+    }
+    async fn compact(
+        &self,
+        req: daas_etcd_proto::CompactionRequest,
+    ) -> Result<daas_etcd_proto::CompactionResponse, Status> {
+        self.inner.compact(req).await
+    }
+    async fn watch(
+        &self,
+        requests: daas_etcd_shim::backend::Requests<daas_etcd_proto::WatchRequest>,
+    ) -> Result<daas_etcd_shim::backend::Responses<daas_etcd_proto::WatchResponse>, Status> {
+        self.inner.watch(requests).await
+    }
+    async fn lease_grant(
+        &self,
+        req: daas_etcd_proto::LeaseGrantRequest,
+    ) -> Result<daas_etcd_proto::LeaseGrantResponse, Status> {
+        self.inner.lease_grant(req).await
+    }
+    async fn lease_revoke(
+        &self,
+        req: daas_etcd_proto::LeaseRevokeRequest,
+    ) -> Result<daas_etcd_proto::LeaseRevokeResponse, Status> {
+        self.inner.lease_revoke(req).await
+    }
+    async fn lease_keep_alive(
+        &self,
+        requests: daas_etcd_shim::backend::Requests<daas_etcd_proto::LeaseKeepAliveRequest>,
+    ) -> Result<daas_etcd_shim::backend::Responses<daas_etcd_proto::LeaseKeepAliveResponse>, Status>
+    {
+        self.inner.lease_keep_alive(requests).await
+    }
+    async fn lease_time_to_live(
+        &self,
+        req: daas_etcd_proto::LeaseTimeToLiveRequest,
+    ) -> Result<daas_etcd_proto::LeaseTimeToLiveResponse, Status> {
+        self.inner.lease_time_to_live(req).await
+    }
+    async fn lease_leases(
+        &self,
+        req: daas_etcd_proto::LeaseLeasesRequest,
+    ) -> Result<daas_etcd_proto::LeaseLeasesResponse, Status> {
+        self.inner.lease_leases(req).await
+    }
+    async fn status(
+        &self,
+        req: daas_etcd_proto::StatusRequest,
+    ) -> Result<daas_etcd_proto::StatusResponse, Status> {
+        self.inner.status(req).await
+    }
+    async fn alarm(
+        &self,
+        req: daas_etcd_proto::AlarmRequest,
+    ) -> Result<daas_etcd_proto::AlarmResponse, Status> {
+        self.inner.alarm(req).await
+    }
+}
+
+/// A client that gives up on a put while the backend is still working on it must not make
+/// the shim forget that write: it commits later, after other writes were recorded, and must
+/// then read back as valid (no false DataLoss).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_write_in_flight_is_no_false_alarm() {
+    use daas_etcd_proto::kv_server::Kv;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EmbeddedBackend::open(&EmbeddedConfig::new(dir.path())).expect("open");
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let shim = EtcdShim::new(
+        Gated {
+            inner: store.clone(),
+            key: b("/slow"),
+            arrived: arrived.clone(),
+            release: release.clone(),
+        },
+        test_keys(),
+        ShimOptions::default(),
+    );
+    {
+        let slow = shim.put(tonic::Request::new(put("/slow", "late but legitimate")));
+        tokio::select! {
+            _ = slow => panic!("the gated put cannot finish before it is released"),
+            () = arrived.notified() => {}
+        }
+        // `slow` is dropped here: the client cancelled while the backend holds the write.
+    }
+    for key in ["/a", "/b", "/c"] {
+        shim.put(tonic::Request::new(put(key, "v")))
+            .await
+            .expect("later writes");
+    }
+    release.notify_one();
+    // The cancelled write still commits, at a revision above the later writes' records.
+    let committed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let r = store.range(get("/slow")).await.expect("raw read");
+            if let Some(kv) = r.kvs.first() {
+                return kv.mod_revision;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the cancelled write commits");
+    assert!(committed > 4, "committed at {committed}, after /a /b /c");
+    // Give the write task time to finish its ticket, then write once more.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    shim.put(tonic::Request::new(put("/d", "v")))
+        .await
+        .expect("a write after it");
+    // The cancelled write was finished with its answer (not left pinned for the grace
+    // period): the floor has moved past it to the last write's own number (5).
+    assert_eq!(shim.freshness().floor_at(i64::MAX), 5);
+    let got = shim
+        .range(tonic::Request::new(get("/slow")))
+        .await
+        .expect("the cancelled write reads back: no false DataLoss")
+        .into_inner();
+    assert_eq!(got.kvs[0].value, b("late but legitimate"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+/// The whole embedded store put back to an older copy while the shim was down: refused at
+/// start (the anchor lives outside the store), accepted with the deliberate override.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_embedded_store_is_refused_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().join("store");
+    let anchor = tmp.path().join("keys.anchor");
+    let keys = test_keys();
+    let start = |baseline| start_anchored_embedded_shim(&store, &anchor, keys.clone(), baseline);
+
+    let shim = start(Baseline::Verify).await.expect("first start");
+    let c = Clients::connect(&shim.url).await;
+    c.kv.clone()
+        .put(put("/r/binding", "alice: admin"))
+        .await
+        .expect("put");
+    shim.stop().await;
+    copy_dir(&store, &tmp.path().join("copy"));
+
+    let shim = start(Baseline::Verify).await.expect("restart");
+    let c = Clients::connect(&shim.url).await;
+    for (k, v) in [("/r/binding", "alice: revoked"), ("/r/other", "x")] {
+        c.kv.clone().put(put(k, v)).await.expect("put");
+    }
+    shim.stop().await;
+
+    // The datastore holder swaps the store for the older copy.
+    std::fs::remove_dir_all(&store).expect("rm");
+    copy_dir(&tmp.path().join("copy"), &store);
+    let err = match start(Baseline::Verify).await {
+        Ok(_) => panic!("a rolled-back store must be refused at start"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, AnchorError::RolledBack { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("rolled back") && text.contains("--accept-rolled-back-datastore"),
+        "{text}"
+    );
+
+    // Disaster recovery on purpose: the override takes the restored state as the baseline.
+    let shim = start(Baseline::AcceptRollback)
+        .await
+        .expect("accepted with the override");
+    let c = Clients::connect(&shim.url).await;
+    assert_eq!(
+        value_of(&c, "/r/binding").await.expect("restored value"),
+        Some(b("alice: admin"))
+    );
+    assert_eq!(value_of(&c, "/r/other").await.expect("get"), None);
+    c.kv.clone().put(put("/r/after", "y")).await.expect("put");
+    shim.stop().await;
+    // ... and from then on it is the anchor the next start is checked against.
+    let shim = start(Baseline::Verify)
+        .await
+        .expect("start after re-baseline");
+    shim.stop().await;
 }

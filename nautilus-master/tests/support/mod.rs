@@ -57,6 +57,8 @@ pub struct ShimProcess {
     pub child: Child,
     pub port: u16,
     pub url: String,
+    /// Its KeyAdmin endpoint (`unix://<keyring>.admin.sock`).
+    pub admin_url: String,
 }
 
 impl ShimProcess {
@@ -66,9 +68,37 @@ impl ShimProcess {
     }
 
     pub fn start_on(port: u16, data: &Path, keyring: &Path) -> Self {
+        Self::start_with(port, data, keyring, &[])
+    }
+
+    /// The same with extra flags (`--accept-rolled-back-datastore`, `--with-archived-keys`).
+    pub fn start_with(port: u16, data: &Path, keyring: &Path, extra: &[&str]) -> Self {
+        match Self::try_start(port, data, keyring, extra) {
+            Ok(shim) => shim,
+            Err(stderr) => panic!("etcd-shim did not start: {stderr}"),
+        }
+    }
+
+    /// Starts it on 127.0.0.1:`port`, or returns its stderr if it exits instead of serving.
+    pub fn try_start(
+        port: u16,
+        data: &Path,
+        keyring: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
+        Self::try_listen(&format!("127.0.0.1:{port}"), data, keyring, extra)
+    }
+
+    /// Starts it on `listen` (`127.0.0.1:PORT` or `unix:///path`), or returns its stderr if
+    /// it exits instead of serving. `port` is 0 for a unix socket.
+    pub fn try_listen(
+        listen: &str,
+        data: &Path,
+        keyring: &Path,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         let mut child = Command::new(bin())
-            .args(["etcd-shim", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
+            .args(["etcd-shim", "--listen", listen])
             .arg("--backend")
             .arg(format!("embedded:{}", data.display()))
             .arg("--keyring")
@@ -79,30 +109,66 @@ impl ShimProcess {
                 "--progress-notify-interval",
                 "5s",
             ])
+            .args(extra)
             .env("DAAS_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nautilus-master etcd-shim");
         let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        // Pass stderr through (for the test log), keeping a copy in case it does not start.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = tx.send(line);
+            }
+        });
+        let mut out = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read shim stdout");
-        assert!(
-            line.starts_with("etcd-shim listening on http://127.0.0.1:"),
-            "unexpected first line from the shim: {line:?}"
-        );
-        Self {
+        out.read_line(&mut line).expect("read shim stdout");
+        if line.is_empty() {
+            let _ = child.wait();
+            return Err(rx.try_iter().collect::<Vec<_>>().join("\n"));
+        }
+        let url = line
+            .trim()
+            .strip_prefix("etcd-shim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the shim: {line:?}"))
+            .to_owned();
+        let port = url
+            .strip_prefix("http://127.0.0.1:")
+            .map_or(0, |p| p.parse().unwrap());
+        let mut admin = String::new();
+        out.read_line(&mut admin).expect("read shim stdout");
+        let admin_url = admin
+            .trim()
+            .strip_prefix("etcd-shim KeyAdmin on ")
+            .unwrap_or_else(|| panic!("unexpected second line from the shim: {admin:?}"))
+            .to_owned();
+        Ok(Self {
             child,
             port,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+            url,
+            admin_url,
+        })
     }
 
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit (the freshness anchor is written at shutdown).
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "etcd-shim exited with {status} on SIGTERM"
+        );
     }
 }
 

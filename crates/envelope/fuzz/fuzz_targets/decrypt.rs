@@ -1,9 +1,11 @@
 //! Untrusted stored bytes → `KeyRing::decrypt` under a fixed two-key ring. Must never panic, and
 //! must never accept bytes it did not produce (forging a GCM tag is out of the fuzzer's reach,
-//! so any `Ok` is a bug). The same input, used as an etcd key and a value, must round-trip.
+//! so any `Ok` is a bug). The header parser must agree with `decrypt` on every format error,
+//! for v1 and v2 alike. The same input, used as an etcd key, a value and a sequence number,
+//! must round-trip.
 #![no_main]
 
-use daas_envelope::{DataKey, DecryptError, KeyRing, OVERHEAD};
+use daas_envelope::{DataKey, DecryptError, KeyRing, OVERHEAD, OVERHEAD_V1, VERSION, VERSION_1};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,16 +21,30 @@ fuzz_target!(|data: &[u8]| {
             | DecryptError::UnsupportedVersion(_)
             | DecryptError::Truncated { .. })
     );
-    assert_eq!(KeyRing::key_id_of(data).is_ok(), !format_error);
-    if let Ok(id) = KeyRing::key_id_of(data) {
-        assert!(data.len() >= OVERHEAD);
-        assert_eq!(data[4..8], id.0.to_be_bytes());
+    let header = KeyRing::header_of(data);
+    assert_eq!(header.is_ok(), !format_error);
+    if let Ok(h) = header {
+        assert_eq!(data[4..8], h.key_id.0.to_be_bytes());
+        match h.version {
+            VERSION_1 => assert!(data.len() >= OVERHEAD_V1 && h.sequence.is_none()),
+            VERSION => {
+                assert!(data.len() >= OVERHEAD);
+                assert_eq!(h.sequence.map(u64::to_be_bytes), data[8..16].try_into().ok());
+            }
+            other => panic!("header_of accepted version {other}"),
+        }
+        let prefix = &data[..data.len().min(16)];
+        assert_eq!(KeyRing::header_of_prefix(prefix, data.len()), Ok(h));
     }
 
     let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
     let (key, value) = data.split_at(split);
-    let envelope = ring.encrypt(key, value);
+    let sequence = value
+        .get(..8)
+        .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")));
+    let envelope = ring.encrypt(key, value, sequence);
     let out = ring.decrypt(key, &envelope).expect("round trip");
     assert_eq!(out.plaintext, value);
+    assert_eq!(out.sequence, Some(sequence));
     assert!(!out.stale);
 });

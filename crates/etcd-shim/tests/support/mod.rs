@@ -23,8 +23,8 @@ use daas_etcd_proto::{
     maintenance_client::MaintenanceClient, watch_client::WatchClient,
 };
 use daas_etcd_shim::{
-    EmbeddedBackend, EmbeddedConfig, EtcdBackend, EtcdConfig, EtcdShim, Keys, Listen, Listener,
-    ServeOptions, ShimOptions, serve,
+    Anchor, AnchorError, Baseline, EmbeddedBackend, EmbeddedConfig, EtcdBackend, EtcdConfig,
+    EtcdShim, Keys, Listen, Listener, ServeOptions, ShimOptions, serve,
 };
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -204,12 +204,25 @@ pub fn test_keys() -> Arc<Keys> {
     ))
 }
 
-/// A shim served in-process; shut down on drop.
+/// A shim served in-process; shut down on drop (or with [`ShimHandle::stop`], which waits).
 pub struct ShimHandle {
     pub url: String,
     /// The embedded backend's data dir (`None` for the etcd backend).
     pub dir: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ShimHandle {
+    /// Shuts the shim down and waits until it has stopped (anchor written, store closed).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("shim serve task");
+        }
+    }
 }
 
 impl Drop for ShimHandle {
@@ -224,7 +237,15 @@ async fn serve_shim<B: daas_etcd_shim::backend::Backend>(
     make: impl FnOnce(ShimOptions) -> EtcdShim<B>,
     dir: Option<TempDir>,
 ) -> ShimHandle {
-    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse().expect("addr")), false)
+    serve_shim_anchored(make, dir, None).await
+}
+
+async fn serve_shim_anchored<B: daas_etcd_shim::backend::Backend>(
+    make: impl FnOnce(ShimOptions) -> EtcdShim<B>,
+    dir: Option<TempDir>,
+    anchor: Option<Anchor>,
+) -> ShimHandle {
+    let listener = Listener::bind(&Listen::Tcp("127.0.0.1:0".parse().expect("addr")), None)
         .await
         .expect("bind shim listener");
     let url = listener.url(false);
@@ -234,13 +255,15 @@ async fn serve_shim<B: daas_etcd_shim::backend::Backend>(
     };
     let shim = make(options);
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let result = serve(
             shim,
             listener,
+            None,
             ServeOptions {
                 tls: None,
                 key_reload_interval: Duration::ZERO,
+                anchor,
             },
             async {
                 let _ = rx.await;
@@ -255,6 +278,7 @@ async fn serve_shim<B: daas_etcd_shim::backend::Backend>(
         url,
         dir,
         shutdown: Some(tx),
+        task: Some(task),
     }
 }
 
@@ -264,6 +288,36 @@ pub async fn start_embedded_shim(keys: Arc<Keys>) -> ShimHandle {
     let backend =
         EmbeddedBackend::open(&EmbeddedConfig::new(dir.path())).expect("open embedded store");
     serve_shim(|options| EtcdShim::new(backend, keys, options), Some(dir)).await
+}
+
+/// A shim over the embedded store in a fresh temp dir, and a second handle on that store for
+/// writing around the shim (what whoever holds the datastore can do).
+pub async fn start_embedded_shim_with_raw(keys: Arc<Keys>) -> (ShimHandle, EmbeddedBackend) {
+    let dir = tempfile::tempdir().expect("temp dir for the embedded store");
+    let backend =
+        EmbeddedBackend::open(&EmbeddedConfig::new(dir.path())).expect("open embedded store");
+    let raw = backend.clone();
+    let shim = serve_shim(|options| EtcdShim::new(backend, keys, options), Some(dir)).await;
+    (shim, raw)
+}
+
+/// A shim over the embedded store in `store`, checked against and keeping the freshness anchor
+/// at `anchor`, as `nautilus-master etcd-shim` runs it. Fails where the CLI refuses to start.
+pub async fn start_anchored_embedded_shim(
+    store: &Path,
+    anchor: &Path,
+    keys: Arc<Keys>,
+    baseline: Baseline,
+) -> Result<ShimHandle, AnchorError> {
+    let backend = EmbeddedBackend::open(&EmbeddedConfig::new(store)).expect("open embedded store");
+    let anchor = Anchor::new(anchor);
+    let freshness = daas_etcd_shim::anchor::start(&backend, &keys, &anchor, baseline).await?;
+    Ok(serve_shim_anchored(
+        |options| EtcdShim::with_freshness(backend, keys, options, freshness),
+        None,
+        Some(anchor),
+    )
+    .await)
 }
 
 /// A shim forwarding to the etcd at `etcd_url`.
