@@ -71,8 +71,18 @@ async fn value_of(c: &Clients, key: &str) -> Result<Option<Bytes>, tonic::Status
 }
 
 fn assert_undecryptable(result: Result<Option<Bytes>, tonic::Status>, key: &str, what: &str) {
+    assert_data_loss(result, key, "cannot be decrypted", what);
+}
+
+/// `result` must be DataLoss whose message names `key` and contains `says`; never a value.
+fn assert_data_loss<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    key: &str,
+    says: &str,
+    what: &str,
+) {
     let status = match result {
-        Ok(v) => panic!("{what}: reading {key} must fail with DataLoss, got value {v:?}"),
+        Ok(v) => panic!("{what}: reading {key} must fail with DataLoss, got {v:?}"),
         Err(s) => s,
     };
     assert_eq!(
@@ -82,8 +92,8 @@ fn assert_undecryptable(result: Result<Option<Bytes>, tonic::Status>, key: &str,
         err_repr(&status)
     );
     assert!(
-        status.message().contains(key) && status.message().contains("cannot be decrypted"),
-        "{what}: the message must name the key and say it cannot be decrypted: {}",
+        status.message().contains(key) && status.message().contains(says),
+        "{what}: the message must name the key and say {says:?}: {}",
         err_repr(&status)
     );
 }
@@ -459,21 +469,7 @@ async fn raw_put(direct: &Clients, key: &str, value: impl Into<Bytes>) {
 
 /// `result` must be DataLoss naming `key` and a revision, and never carry a value.
 fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, key: &str, what: &str) {
-    let status = match result {
-        Ok(v) => panic!("{what}: must fail with DataLoss, got {v:?}"),
-        Err(s) => s,
-    };
-    assert_eq!(
-        status.code(),
-        Code::DataLoss,
-        "{what}: {}",
-        err_repr(&status)
-    );
-    assert!(
-        status.message().contains(key) && status.message().contains("revision"),
-        "{what}: the message must name the key and the revision: {}",
-        err_repr(&status)
-    );
+    assert_data_loss(result, key, "revision", what);
 }
 
 fn prefix_of(p: &str) -> RangeRequest {
