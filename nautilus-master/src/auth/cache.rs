@@ -139,6 +139,22 @@ impl TokenCache {
     }
 
     pub(crate) fn get(&self, key: &Key, now_ms: u64, rules: &TimeRules) -> Option<Arc<Identity>> {
+        self.lookup(key, now_ms, rules, true)
+    }
+
+    /// [`Self::get`] that counts only a hit: for a probe that a full verification (and its own
+    /// lookup) follows on a miss.
+    pub(crate) fn probe(&self, key: &Key, now_ms: u64, rules: &TimeRules) -> Option<Arc<Identity>> {
+        self.lookup(key, now_ms, rules, false)
+    }
+
+    fn lookup(
+        &self,
+        key: &Key,
+        now_ms: u64,
+        rules: &TimeRules,
+        count_miss: bool,
+    ) -> Option<Arc<Identity>> {
         let mut entries = self.lock();
         let found = match entries.lru.get(key) {
             Some(e) if rules.is_unexpired(e.expires_at_ms, now_ms) => Some(e.identity.clone()),
@@ -149,12 +165,11 @@ impl TokenCache {
             None => None,
         };
         drop(entries);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        } else if count_miss {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 

@@ -235,7 +235,8 @@ impl<V: StakeView> SealAuthenticator<V> {
             return None;
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.cache.get(&key, now_ms, &self.config.time)
+        // A miss is counted by the verification that follows it.
+        self.cache.probe(&key, now_ms, &self.config.time)
     }
 
     pub fn config(&self) -> &AuthConfig {
