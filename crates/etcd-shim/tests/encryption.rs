@@ -36,8 +36,8 @@ use tonic::{Code, Status};
 
 use support::record::{Session, assert_same, err_repr};
 use support::{
-    Clients, Trio, start_anchored_embedded_shim, start_embedded_shim, start_embedded_shim_with_raw,
-    start_etcd, start_etcd_shim, test_keys,
+    Clients, EtcdProcess, ShimHandle, Trio, start_anchored_embedded_shim, start_embedded_shim,
+    start_embedded_shim_with_raw, start_etcd, start_etcd_shim, test_keys,
 };
 
 fn b(s: &str) -> Bytes {
@@ -102,12 +102,9 @@ fn assert_data_loss<T: std::fmt::Debug>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_backend_sees_only_envelopes() {
-    let Some(etcd) = start_etcd().await else {
+    let Some((etcd, _shim, via_shim, direct)) = shim_over_etcd().await else {
         return;
     };
-    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
-    let via_shim = Clients::connect(&shim.url).await;
-    let direct = Clients::connect(&etcd.url).await;
 
     let plaintext = marker();
     via_shim
@@ -501,14 +498,21 @@ fn guaranteed_update(key: &str, rev: i64, value: &str) -> TxnRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_ciphertext_is_data_loss() {
-    let Some(etcd) = start_etcd().await else {
-        return;
-    };
+/// A real etcd, a shim over it with the test keys, and clients of both (`None`: etcd missing,
+/// skipped). The first two must stay alive for the test.
+async fn shim_over_etcd() -> Option<(EtcdProcess, ShimHandle, Clients, Clients)> {
+    let etcd = start_etcd().await?;
     let shim = start_etcd_shim(&etcd.url, test_keys()).await;
     let via_shim = Clients::connect(&shim.url).await;
     let direct = Clients::connect(&etcd.url).await;
+    Some((etcd, shim, via_shim, direct))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_ciphertext_is_data_loss() {
+    let Some((_etcd, _shim, via_shim, direct)) = shim_over_etcd().await else {
+        return;
+    };
     let mut kv = via_shim.kv.clone();
 
     kv.put(put("/fresh/rb", "subject: alice"))
@@ -564,12 +568,9 @@ async fn a_replayed_ciphertext_is_data_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resurrected_key_is_data_loss() {
-    let Some(etcd) = start_etcd().await else {
+    let Some((_etcd, _shim, via_shim, direct)) = shim_over_etcd().await else {
         return;
     };
-    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
-    let via_shim = Clients::connect(&shim.url).await;
-    let direct = Clients::connect(&etcd.url).await;
     let mut kv = via_shim.kv.clone();
 
     // Deleted through the shim (kube-apiserver's delete Txn), then re-inserted raw.
@@ -638,12 +639,9 @@ async fn a_resurrected_key_is_data_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_value_over_etcd_is_data_loss() {
-    let Some(etcd) = start_etcd().await else {
+    let Some((_etcd, _shim, via_shim, direct)) = shim_over_etcd().await else {
         return;
     };
-    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
-    let via_shim = Clients::connect(&shim.url).await;
-    let direct = Clients::connect(&etcd.url).await;
     let mut kv = via_shim.kv.clone();
     kv.put(put("/empty/ok", "v")).await.expect("put");
     raw_put(&direct, "/empty/forged", Bytes::new()).await;
@@ -752,12 +750,9 @@ async fn next_events(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_delivering_a_replayed_value_fails() {
-    let Some(etcd) = start_etcd().await else {
+    let Some((_etcd, _shim, via_shim, direct)) = shim_over_etcd().await else {
         return;
     };
-    let shim = start_etcd_shim(&etcd.url, test_keys()).await;
-    let via_shim = Clients::connect(&shim.url).await;
-    let direct = Clients::connect(&etcd.url).await;
     let mut kv = via_shim.kv.clone();
     let (_tx, mut stream) = watch_prefix(&via_shim, "/w/").await;
 
