@@ -87,6 +87,8 @@ const ERoleNotGrantable: u64 = 12;
 const EAlreadyGranted: u64 = 13;
 /// `revoke_role` for a role the account holds no grant for.
 const ENotGranted: u64 = 14;
+/// An expected PCR is all zero: the value of a debug-mode enclave, which must never be approved.
+const EZeroPcr: u64 = 15;
 
 // ------------------------------------------------------------------------------------------------ objects
 
@@ -107,6 +109,9 @@ public struct Enclave has copy, drop, store {
     public_key: vector<u8>,
     /// Endpoint (URL or host:port) where the enclave serves; bound into the attestation's user_data.
     endpoint: String,
+    /// SHA-256 (32 bytes) of the DER of the enclave's CA certificate, bound into the attestation's
+    /// user_data: clients pin the CA whose certificate hashes to this value.
+    ca_sha256: vector<u8>,
     /// PCR0/1/2 of the attested enclave (equal to the cluster's expected PCRs at registration time).
     pcr0: vector<u8>,
     pcr1: vector<u8>,
@@ -292,8 +297,8 @@ public fun set_unbonding_period(cap: &AdminCap, cluster: &mut Cluster, period_ms
     });
 }
 
-/// Sets the expected enclave PCR0/1/2 (48 bytes each) and removes the registered enclave, which was
-/// attested against the previous values and must register again.
+/// Sets the expected enclave PCR0/1/2 (48 bytes each, none all zero: that is a debug-mode enclave) and
+/// removes the registered enclave, which was attested against the previous values and must register again.
 public fun set_expected_pcrs(
     cap: &AdminCap,
     cluster: &mut Cluster,
@@ -306,6 +311,7 @@ public fun set_expected_pcrs(
         pcr0.length() == PCR_LENGTH && pcr1.length() == PCR_LENGTH && pcr2.length() == PCR_LENGTH,
         EInvalidPcrLength,
     );
+    assert!(!is_zero_pcr(&pcr0) && !is_zero_pcr(&pcr1) && !is_zero_pcr(&pcr2), EZeroPcr);
     let enclave_cleared = cluster.enclave.is_some();
     cluster.enclave = option::none();
     cluster.expected_pcr0 = pcr0;
@@ -455,6 +461,8 @@ public fun enclave_public_key(e: &Enclave): &vector<u8> { &e.public_key }
 
 public fun enclave_endpoint(e: &Enclave): &String { &e.endpoint }
 
+public fun enclave_ca_sha256(e: &Enclave): &vector<u8> { &e.ca_sha256 }
+
 public fun enclave_attested_at_ms(e: &Enclave): u64 { e.attested_at_ms }
 
 public fun enclave_registered_at_ms(e: &Enclave): u64 { e.registered_at_ms }
@@ -489,6 +497,19 @@ public fun is_valid_dns_label(s: &String): bool {
     true
 }
 
+/// Whether `pcr` is non-empty and all zero bytes. Debug-mode enclaves report PCR0, PCR1 and PCR2 as zeros
+/// (PCR3 and PCR4 stay populated), so such a value is never approved nor accepted.
+public fun is_zero_pcr(pcr: &vector<u8>): bool {
+    let n = pcr.length();
+    if (n == 0) return false;
+    let mut i = 0;
+    while (i < n) {
+        if (pcr[i] != 0) return false;
+        i = i + 1;
+    };
+    true
+}
+
 // ------------------------------------------------------------------------------------------------ package-internal
 
 /// Upgrade guard, called first by every state-changing function of the package.
@@ -517,13 +538,14 @@ public(package) fun clear_slashed(cluster: &mut Cluster, record_id: ID) {
 public(package) fun new_enclave(
     public_key: vector<u8>,
     endpoint: String,
+    ca_sha256: vector<u8>,
     pcr0: vector<u8>,
     pcr1: vector<u8>,
     pcr2: vector<u8>,
     attested_at_ms: u64,
     registered_at_ms: u64,
 ): Enclave {
-    Enclave { public_key, endpoint, pcr0, pcr1, pcr2, attested_at_ms, registered_at_ms }
+    Enclave { public_key, endpoint, ca_sha256, pcr0, pcr1, pcr2, attested_at_ms, registered_at_ms }
 }
 
 /// Replaces the registered enclave.

@@ -159,6 +159,53 @@ fun set_expected_pcrs_rejects_wrong_length() {
     abort 0xDEAD
 }
 
+#[test, expected_failure(abort_code = cluster::EZeroPcr)]
+fun set_expected_pcrs_rejects_zero_pcr0() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::set_expected_pcrs(&cap, &mut cluster, pcr(0), pcr(2), pcr(3));
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::EZeroPcr)]
+fun set_expected_pcrs_rejects_zero_pcr1() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::set_expected_pcrs(&cap, &mut cluster, pcr(1), pcr(0), pcr(3));
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::EZeroPcr)]
+fun set_expected_pcrs_rejects_zero_pcr2() {
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::set_expected_pcrs(&cap, &mut cluster, pcr(1), pcr(2), pcr(0));
+    abort 0xDEAD
+}
+
+#[test, expected_failure(abort_code = cluster::EInvalidPcrLength)]
+fun set_expected_pcrs_checks_length_before_zero() {
+    // An empty PCR is a length error, not a zero one.
+    let mut s = tc::begin();
+    let mut cluster = s.take_shared<Cluster>();
+    let cap = s.take_from_sender<AdminCap>();
+    cluster::set_expected_pcrs(&cap, &mut cluster, vector[], pcr(0), pcr(0));
+    abort 0xDEAD
+}
+
+#[test]
+fun zero_pcr_rule() {
+    assert!(cluster::is_zero_pcr(&pcr(0)));
+    assert!(!cluster::is_zero_pcr(&pcr(1)));
+    assert!(!cluster::is_zero_pcr(&vector[]));
+    let mut last_set = pcr(0);
+    *&mut last_set[47] = 1;
+    assert!(!cluster::is_zero_pcr(&last_set));
+}
+
 // ------------------------------------------------------------------------------------------------ set_enclave_operator
 
 #[test]

@@ -26,6 +26,7 @@ pub enum AbortCode {
     RoleNotGrantable,
     AlreadyGranted,
     NotGranted,
+    ZeroPcr,
     // staking
     BelowMinimum,
     InvalidNodeName,
@@ -46,11 +47,16 @@ pub enum AbortCode {
     AttestationStale,
     AttestationFromFuture,
     MissingUserData,
-    UserDataMismatch,
+    UserDataWrongCluster,
     MissingPublicKey,
     InvalidEndpoint,
     NotEnclaveOperator,
     AttestationNotNewer,
+    DebugAttestation,
+    UserDataTooShort,
+    UserDataBadMagic,
+    UserDataUnsupportedVersion,
+    UserDataEndpointMismatch,
 }
 
 use AbortCode::*;
@@ -140,6 +146,12 @@ const TABLE: &[(AbortCode, &str, u64, &str)] = &[
         MODULE_CLUSTER,
         14,
         "the account holds no grant for this role",
+    ),
+    (
+        ZeroPcr,
+        MODULE_CLUSTER,
+        15,
+        "an expected PCR is all zero (a debug-mode enclave's value)",
     ),
     (
         BelowMinimum,
@@ -250,10 +262,10 @@ const TABLE: &[(AbortCode, &str, u64, &str)] = &[
         "the attestation has no user_data",
     ),
     (
-        UserDataMismatch,
+        UserDataWrongCluster,
         MODULE_ENCLAVE,
         45,
-        "the attestation's user_data does not bind this cluster and endpoint",
+        "the attestation's user_data names another cluster",
     ),
     (
         MissingPublicKey,
@@ -278,6 +290,36 @@ const TABLE: &[(AbortCode, &str, u64, &str)] = &[
         MODULE_ENCLAVE,
         49,
         "the attestation is not newer than the registered one",
+    ),
+    (
+        DebugAttestation,
+        MODULE_ENCLAVE,
+        50,
+        "the attestation comes from a debug-mode enclave (PCR0, PCR1 or PCR2 all zero)",
+    ),
+    (
+        UserDataTooShort,
+        MODULE_ENCLAVE,
+        51,
+        "the attestation's user_data is shorter than the 72-byte header of layout v1",
+    ),
+    (
+        UserDataBadMagic,
+        MODULE_ENCLAVE,
+        52,
+        "the attestation's user_data does not start with the K3SDAAS magic",
+    ),
+    (
+        UserDataUnsupportedVersion,
+        MODULE_ENCLAVE,
+        53,
+        "the attestation's user_data has a layout version other than 1",
+    ),
+    (
+        UserDataEndpointMismatch,
+        MODULE_ENCLAVE,
+        54,
+        "the endpoint in the attestation's user_data differs from the registered endpoint",
     ),
 ];
 
@@ -376,7 +418,7 @@ mod tests {
             assert!(seen.insert((c.module(), c.code())), "duplicate {c}");
             assert_eq!(AbortCode::from_location(c.module(), c.code()), Some(c));
         }
-        assert_eq!(seen.len(), 37);
+        assert_eq!(seen.len(), 43);
     }
 
     #[test]

@@ -51,6 +51,31 @@ pub const MAX_ATTESTATION_AGE_MS: u64 = 300_000;
 pub const MAX_CLOCK_SKEW_MS: u64 = 60_000;
 pub const MAX_ENDPOINT_LENGTH: usize = 256;
 
+/// `cluster::is_zero_pcr`: non-empty and all zero bytes, the PCR0/1/2 of a debug-mode enclave.
+/// `set_expected_pcrs` refuses such a value (`EZeroPcr`) and `register_enclave` refuses a
+/// document with one (`EDebugAttestation`).
+pub fn is_zero_pcr(pcr: &[u8]) -> bool {
+    !pcr.is_empty() && pcr.iter().all(|&b| b == 0)
+}
+
+/// `enclave` user_data layout v1: `USER_DATA_MAGIC` (magic `K3SDAAS` and version byte 1) ‖
+/// cluster id (32) ‖ SHA-256 of the enclave CA certificate DER (32) ‖ endpoint (UTF-8, to the end).
+pub const USER_DATA_MAGIC: [u8; 8] = *b"K3SDAAS\x01";
+/// Offsets in user_data layout v1; `USER_DATA_ENDPOINT_OFFSET` is also the fixed header's length.
+pub const USER_DATA_CLUSTER_OFFSET: usize = 8;
+pub const USER_DATA_CA_OFFSET: usize = 40;
+pub const USER_DATA_ENDPOINT_OFFSET: usize = 72;
+
+/// `enclave::encode_user_data`: user_data layout v1 for `cluster_id`, the CA hash and `endpoint`.
+pub fn encode_user_data(cluster_id: &[u8; 32], ca_sha256: &[u8; 32], endpoint: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(USER_DATA_ENDPOINT_OFFSET + endpoint.len());
+    bytes.extend_from_slice(&USER_DATA_MAGIC);
+    bytes.extend_from_slice(cluster_id);
+    bytes.extend_from_slice(ca_sha256);
+    bytes.extend_from_slice(endpoint.as_bytes());
+    bytes
+}
+
 /// `cluster::is_valid_dns_label`: 1..=63 bytes of `a-z`, `0-9`, `-`, no leading or trailing `-`.
 pub fn is_valid_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
@@ -80,6 +105,29 @@ mod tests {
         // A user needs no grant and never holds one, whatever the mask says.
         assert!(!mask_grants(0xff, ROLE_USER) && !mask_grants(0xff, 9));
         assert!(!mask_grants(0, ROLE_ADMIN));
+    }
+
+    #[test]
+    fn zero_pcrs_follow_the_move_rule() {
+        assert!(is_zero_pcr(&[0; PCR_LENGTH]));
+        assert!(!is_zero_pcr(&[]));
+        let mut last = [0; PCR_LENGTH];
+        last[PCR_LENGTH - 1] = 1;
+        assert!(!is_zero_pcr(&last));
+    }
+
+    /// The bytes `enclave_tests::user_data_v1_layout` asserts in Move.
+    #[test]
+    fn user_data_layout_v1() {
+        let mut id = [0; 32];
+        id[31] = 0x42;
+        let ca = [0xca; 32];
+        let ud = encode_user_data(&id, &ca, "h:1");
+        assert_eq!(ud.len(), 75);
+        assert_eq!(&ud[..8], b"K3SDAAS\x01");
+        assert_eq!(&ud[USER_DATA_CLUSTER_OFFSET..USER_DATA_CA_OFFSET], &id);
+        assert_eq!(&ud[USER_DATA_CA_OFFSET..USER_DATA_ENDPOINT_OFFSET], &ca);
+        assert_eq!(&ud[USER_DATA_ENDPOINT_OFFSET..], b"h:1");
     }
 
     #[test]

@@ -162,6 +162,8 @@ pub struct EnclaveRegistered {
     pub cluster_id: Address,
     pub public_key: Vec<u8>,
     pub endpoint: String,
+    /// SHA-256 of the enclave CA certificate's DER (32 bytes), from user_data.
+    pub ca_sha256: Vec<u8>,
     pub attested_at_ms: u64,
     pub registered_at_ms: u64,
 }

@@ -41,8 +41,13 @@ impl StakeRecord {
 /// `k3s_daas::cluster::Enclave`: the registered enclave (stored inside the cluster).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enclave {
+    /// The attestation document's `public_key` (the enclave CA's SubjectPublicKeyInfo DER).
     pub public_key: Vec<u8>,
+    /// Where the enclave serves; bound into the attestation's user_data.
     pub endpoint: String,
+    /// SHA-256 of the DER of the enclave's CA certificate (32 bytes), bound into the
+    /// attestation's user_data (layout v1); clients pin the CA whose certificate hashes to this.
+    pub ca_sha256: Vec<u8>,
     pub pcr0: Vec<u8>,
     pub pcr1: Vec<u8>,
     pub pcr2: Vec<u8>,
