@@ -86,13 +86,33 @@ enum Command {
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("mode").required(true).args(["token_stdin", "exec"])))]
+#[command(group(ArgGroup::new("pin").required(true).args(["ca_file", "attested"])))]
 struct GenerateArgs {
-    /// The proxy's URL; https:// only (e.g. https://203.0.113.7:8080).
+    /// The proxy's URL; https:// only (e.g. https://203.0.113.7:8080). With --attested the
+    /// default is the endpoint registered on chain.
     #[arg(long, env = "DAAS_SERVER", value_parser = parse_server)]
-    server: ServerUrl,
+    server: Option<ServerUrl>,
     /// PEM certificate to pin: the proxy CA (`<data-dir>/proxy/ca.crt`) or its certificate.
     #[arg(long, env = "DAAS_CA_FILE")]
-    ca_file: PathBuf,
+    ca_file: Option<PathBuf>,
+    /// Pin the CA only after checking the master: a fresh attestation for a random nonce,
+    /// signed under the AWS Nitro root, with the cluster's expected PCRs read from chain, its
+    /// CA registered on chain and served over TLS. Needs the chain (--rpc/--chain-config) and
+    /// --cluster.
+    #[arg(long, requires = "cluster")]
+    attested: bool,
+    /// (attested) gRPC endpoint of a Sui full node: a URL or devnet|testnet|mainnet.
+    #[arg(long, env = "DAAS_RPC")]
+    rpc: Option<String>,
+    /// (attested) Deployment file (JSON: rpc, chain_id, package, cluster, …).
+    #[arg(long = "chain-config", env = "DAAS_CHAIN_CONFIG")]
+    chain_config: Option<PathBuf>,
+    /// (attested) The k3s_daas package id (default: from --chain-config).
+    #[arg(long, env = "DAAS_PACKAGE")]
+    package: Option<Address>,
+    /// (attested) Also trust this DEV attestation root (PEM). Development only.
+    #[arg(long, env = "DAAS_DEV_ATTESTATION_ROOT")]
+    dev_root: Option<PathBuf>,
     /// Name of the cluster, user and context entries.
     #[arg(long, default_value = "k3s-daas", env = "DAAS_KUBECONFIG_NAME")]
     name: String,
@@ -105,7 +125,7 @@ struct GenerateArgs {
     /// Exec mode: kubectl runs `kubeconfig credential` for a fresh short-lived Seal token.
     #[arg(long, requires_all = ["cluster", "stake"])]
     exec: bool,
-    /// (exec) On-chain Cluster object id.
+    /// On-chain Cluster object id (exec and attested).
     #[arg(long, env = "DAAS_CLUSTER")]
     cluster: Option<Address>,
     /// (exec) Your stake record's object id.
@@ -168,6 +188,69 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 fn parse_server(s: &str) -> Result<ServerUrl, String> {
     ServerUrl::parse(s).map_err(|e| e.to_string())
+}
+
+mod attested {
+    //! `generate --attested`: the CA to pin comes from a master that passed every check.
+
+    use anyhow::{Context, Result};
+    use daas_attestation::{RootKind, TrustAnchor};
+    use daas_kubeconfig::{CaBundle, ServerUrl};
+    use daas_verify_master::{MasterCheck, verify_master};
+
+    use super::GenerateArgs;
+
+    pub(super) fn pin(args: &GenerateArgs) -> Result<(ServerUrl, CaBundle)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let verified = runtime.block_on(async {
+            let config = daas_chain::Deployment {
+                rpc: args.rpc.clone(),
+                chain_config: args.chain_config.clone(),
+                package: args.package,
+                cluster: args.cluster,
+            }
+            .resolve()
+            .await?;
+            let chain = daas_chain::GrpcChain::new(config)?;
+            chain.check_chain().await?;
+            let check = MasterCheck {
+                endpoint: args.server.as_ref().map(|s| s.as_str().to_owned()),
+                anchors: anchors(args)?,
+                ..MasterCheck::new(daas_seal::unix_ms(std::time::SystemTime::now()))
+            };
+            verify_master(&chain, &check)
+                .await
+                .context("the master did not pass the attestation check; nothing was pinned")
+        })?;
+        if verified.root == RootKind::Dev {
+            eprintln!(
+                "kubeconfig: WARNING: the master attested under the DEV root: it runs in no enclave"
+            );
+        }
+        eprintln!(
+            "kubeconfig: verified {} ({}): PCRs match the cluster on chain, CA sha256 {} registered on chain",
+            verified.endpoint,
+            verified.module_id,
+            hex::encode(verified.ca_sha256)
+        );
+        let server = ServerUrl::parse(&verified.endpoint)?;
+        let ca = CaBundle::from_pem(verified.ca_pem.as_bytes())?;
+        Ok((server, ca))
+    }
+
+    fn anchors(args: &GenerateArgs) -> Result<Vec<TrustAnchor>> {
+        let anchors = daas_verify_master::trust_anchors(args.dev_root.as_deref())?;
+        if let Some(path) = &args.dev_root {
+            eprintln!(
+                "kubeconfig: WARNING: trusting the DEV attestation root {}; development only",
+                path.display()
+            );
+        }
+        Ok(anchors)
+    }
 }
 
 fn main() -> ExitCode {
@@ -239,10 +322,20 @@ fn load_keystore(path: &Path) -> Result<Keystore> {
 const MAX_TOKEN_INPUT: u64 = 64 * 1024;
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
-    let pem = std::fs::read(&args.ca_file)
-        .with_context(|| format!("reading the CA file {}", args.ca_file.display()))?;
-    let ca =
-        CaBundle::from_pem(&pem).with_context(|| format!("pinning {}", args.ca_file.display()))?;
+    let (server, ca) = match &args.ca_file {
+        Some(path) => {
+            let server = args
+                .server
+                .clone()
+                .context("--server is needed with --ca-file")?;
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the CA file {}", path.display()))?;
+            let ca =
+                CaBundle::from_pem(&pem).with_context(|| format!("pinning {}", path.display()))?;
+            (server, ca)
+        }
+        None => attested::pin(&args)?,
+    };
     let credential = if args.token_stdin {
         UserCredential::Token(read_token_from_stdin()?)
     } else {
@@ -275,7 +368,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     };
     let config = generate(&GenerateSpec {
         name: args.name,
-        server: args.server,
+        server,
         ca,
         namespace: args.namespace,
         credential,

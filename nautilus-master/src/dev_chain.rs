@@ -187,6 +187,54 @@ impl DevChain {
             .context("the new stake record is not readable")
     }
 
+    /// Registers the dev enclave on the dev chain, the way an operator registers a real one:
+    /// the cluster's expected PCRs are set to the dev image's (with the admin key, only when they
+    /// differ), then one PTB of `load_nitro_attestation` → `enclave::register_enclave`, signed by
+    /// the cluster's enclave operator (the devnet's admin key), with a fresh document from
+    /// `service`. Returns the document's timestamp.
+    pub async fn register_enclave(
+        &self,
+        service: &crate::tee::AttestationService,
+        pcrs: [&[u8]; 3],
+        endpoint: &str,
+    ) -> Result<u64> {
+        let admin = self.admin_key()?;
+        let cluster = self.chain.cluster().await?.value.cluster;
+        if [
+            cluster.expected_pcr0.as_slice(),
+            cluster.expected_pcr1.as_slice(),
+            cluster.expected_pcr2.as_slice(),
+        ] != pcrs
+        {
+            let cap = self.chain.object_ref(self.devnet.config.admin_cap).await?;
+            let gas = self.chain.gas_for(admin.address(), 0).await?;
+            let t = tx::set_expected_pcrs(&self.config, &gas, cap, pcrs)?;
+            self.chain
+                .sign_and_execute(admin.keypair(), t)
+                .await
+                .context("setting the dev image's PCRs as the cluster's expected PCRs")?;
+        }
+        anyhow::ensure!(
+            cluster.enclave_operator == admin.address(),
+            "the dev cluster's enclave operator {} is not the dev chain's admin {}",
+            cluster.enclave_operator,
+            admin.address()
+        );
+        let document = service
+            .document(None)
+            .await
+            .context("attesting the dev enclave")?;
+        let timestamp = daas_attestation::parse(&document)?.timestamp_ms;
+        let gas = self.chain.gas_for(admin.address(), 0).await?;
+        let t = tx::register_enclave(&self.config, &gas, &document, endpoint)?;
+        self.chain
+            .sign_and_execute(admin.keypair(), t)
+            .await
+            .context("registering the dev enclave on the dev chain")?;
+        tracing::info!(%endpoint, "dev enclave registered on the dev chain");
+        Ok(timestamp)
+    }
+
     /// Stops serving and waits for the devnet to flush.
     pub async fn shutdown(self) -> Result<()> {
         self.devnet

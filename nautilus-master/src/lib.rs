@@ -19,5 +19,6 @@ pub mod k3s;
 mod private_fs;
 pub mod proxy;
 mod ratelimit;
+pub mod tee;
 
 pub use ratelimit::RateLimit;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use daas_chain::effects::Executed;
-use daas_chain::{Chain, ChainConfig, ChainError, GrpcChain, Network, RecordObject, tx};
+use daas_chain::{Chain, ChainConfig, ChainError, GrpcChain, RecordObject, tx};
 use daas_chain_types::{AbortCode, Cluster, PackageEvent, consts};
 use daas_seal::{Address, Role};
 use daas_wallet::WalletKey;
@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::amount;
 use crate::cli::{AddStakeArgs, ChainArgs, ChainOnly, Global, GrantArgs, RecordArgs, StakeArgs};
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,63 +27,20 @@ fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .block_on(f)
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     daas_seal::unix_ms(SystemTime::now())
 }
 
 /// The deployment from `--chain-config`, `--rpc`, `--package`, `--cluster`.
-async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
-    let file = args
-        .chain_config
-        .as_deref()
-        .map(ChainConfig::load)
-        .transpose()?;
-    let (rpc, preset_chain_id) = match args.rpc.as_deref() {
-        Some(name) => match Network::from_name(name) {
-            Some(n) => (Some(n.url().to_owned()), n.chain_id()),
-            None => (Some(name.to_owned()), None),
-        },
-        None => (None, None),
-    };
-    let rpc = rpc
-        .or_else(|| file.as_ref().map(|f| f.rpc.clone()))
-        .unwrap_or_else(|| Network::Devnet.url().to_owned());
-    let chain_id = match (
-        file.as_ref().and_then(|f| f.chain_id.clone()),
-        preset_chain_id,
-    ) {
-        (Some(a), Some(b)) if a != b => bail!(
-            "the chain config expects chain id {a}, but --rpc {} is chain {b}",
-            args.rpc.as_deref().unwrap_or_default()
-        ),
-        (a, b) => a.or(b.map(str::to_owned)),
-    };
-    let package = args
-        .package
-        .or(file.as_ref().map(|f| f.package))
-        .ok_or_else(|| anyhow!("no package id: pass --chain-config <file> or --package"))?;
-    let cluster = args
-        .cluster
-        .or(file.as_ref().map(|f| f.cluster))
-        .ok_or_else(|| anyhow!("no cluster id: pass --chain-config <file> or --cluster"))?;
-    let initial = file
-        .as_ref()
-        .filter(|f| f.cluster == cluster)
-        .map(|f| f.cluster_initial_shared_version);
-    let mut config = ChainConfig::new(rpc, package, cluster, initial.unwrap_or(0));
-    config.chain_id = chain_id;
-    config.admin_cap = file
-        .as_ref()
-        .filter(|f| f.cluster == cluster)
-        .and_then(|f| f.admin_cap);
-    if initial.is_none() {
-        let chain = GrpcChain::new(config.clone())?;
-        config.cluster_initial_shared_version = chain
-            .initial_shared_version(cluster)
-            .await
-            .context("reading the cluster object")?;
+pub(crate) async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
+    Ok(daas_chain::Deployment {
+        rpc: args.rpc.clone(),
+        chain_config: args.chain_config.clone(),
+        package: args.package,
+        cluster: args.cluster,
     }
-    Ok(config)
+    .resolve()
+    .await?)
 }
 
 /// For `token mint --chain-config`: the record's role, node name and current token epoch, after
@@ -137,7 +94,7 @@ pub(crate) fn record_for_token(
 }
 
 /// A checked connection: right chain, reachable.
-async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
+pub(crate) async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
     let config = resolve(args).await?;
     let chain = GrpcChain::new(config)?;
     let info = chain.check_chain().await?;

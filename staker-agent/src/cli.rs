@@ -75,9 +75,29 @@ pub(crate) enum Command {
     RevokeTokens(RecordArgs),
     /// Show your stake records: amount, status, token epoch, unbonding time left.
     Status(ChainOnly),
+    /// Check the cluster's master before trusting it: a fresh attestation for a random nonce,
+    /// signed under the AWS Nitro root, PCRs equal to the cluster's expected PCRs on chain, its
+    /// CA the one registered on chain and the one its TLS certificate chains to.
+    VerifyMaster(VerifyMasterArgs),
     /// Cluster administration, for the holder of the cluster's AdminCap (its key: --keystore/--key).
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyMasterArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// The master's URL (default: the endpoint registered on chain).
+    #[arg(long, env = "DAAS_MASTER")]
+    pub(crate) endpoint: Option<String>,
+    /// Also trust this DEV attestation root (PEM; `nautilus-master dev` writes
+    /// <data-dir>/tee/dev-root.pem). Development only: a dev master proves nothing.
+    #[arg(long, env = "DAAS_DEV_ATTESTATION_ROOT")]
+    pub(crate) dev_root: Option<PathBuf>,
+    /// Write the verified CA certificate (PEM) here.
+    #[arg(long)]
+    pub(crate) ca_out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +266,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Withdraw(args) => crate::chain::withdraw(&cli.global, args),
         Command::RevokeTokens(args) => crate::chain::revoke_tokens(&cli.global, args),
         Command::Status(args) => crate::chain::status(&cli.global, args),
+        Command::VerifyMaster(args) => crate::master::run(&cli.global, args),
         Command::Admin(AdminCommand::Grant(args)) => {
             crate::chain::grant(&cli.global, args, crate::chain::GrantChange::Grant)
         }

@@ -4,6 +4,7 @@
 mod amount;
 mod chain;
 mod cli;
+mod master;
 mod token;
 mod wallet;
 

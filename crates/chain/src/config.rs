@@ -139,6 +139,73 @@ impl ChainConfig {
     }
 }
 
+/// Where a command-line tool finds its deployment: `--chain-config FILE`, `--rpc` (a URL or a
+/// [`Network`] name), `--package`, `--cluster`; flags override the file.
+#[derive(Clone, Debug, Default)]
+pub struct Deployment {
+    pub rpc: Option<String>,
+    pub chain_config: Option<std::path::PathBuf>,
+    pub package: Option<Address>,
+    pub cluster: Option<Address>,
+}
+
+impl Deployment {
+    /// The configuration these flags name. A preset network pins its chain id; a file's chain
+    /// id must agree with it. The cluster's initial shared version is read from the chain when
+    /// the file does not give it for this cluster.
+    pub async fn resolve(&self) -> Result<ChainConfig, ChainError> {
+        let file = self
+            .chain_config
+            .as_deref()
+            .map(ChainConfig::load)
+            .transpose()?;
+        let (rpc, preset_chain_id) = match self.rpc.as_deref() {
+            Some(name) => match Network::from_name(name) {
+                Some(n) => (Some(n.url().to_owned()), n.chain_id()),
+                None => (Some(name.to_owned()), None),
+            },
+            None => (None, None),
+        };
+        let rpc = rpc
+            .or_else(|| file.as_ref().map(|f| f.rpc.clone()))
+            .unwrap_or_else(|| Network::Devnet.url().to_owned());
+        let chain_id = match (
+            file.as_ref().and_then(|f| f.chain_id.clone()),
+            preset_chain_id,
+        ) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ChainError::Config(format!(
+                    "the chain config expects chain id {a}, but --rpc {} is chain {b}",
+                    self.rpc.as_deref().unwrap_or_default()
+                )));
+            }
+            (a, b) => a.or(b.map(str::to_owned)),
+        };
+        let package = self
+            .package
+            .or(file.as_ref().map(|f| f.package))
+            .ok_or_else(|| {
+                ChainError::Config("no package id: pass --chain-config <file> or --package".into())
+            })?;
+        let cluster = self
+            .cluster
+            .or(file.as_ref().map(|f| f.cluster))
+            .ok_or_else(|| {
+                ChainError::Config("no cluster id: pass --chain-config <file> or --cluster".into())
+            })?;
+        let same_cluster = file.as_ref().filter(|f| f.cluster == cluster);
+        let initial = same_cluster.map(|f| f.cluster_initial_shared_version);
+        let mut config = ChainConfig::new(rpc, package, cluster, initial.unwrap_or(0));
+        config.chain_id = chain_id;
+        config.admin_cap = same_cluster.and_then(|f| f.admin_cap);
+        if initial.is_none() {
+            let chain = crate::GrpcChain::new(config.clone())?;
+            config.cluster_initial_shared_version = chain.initial_shared_version(cluster).await?;
+        }
+        Ok(config)
+    }
+}
+
 /// `localhost`, `127.0.0.0/8` or `::1` (URI hosts keep IPv6 brackets).
 fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

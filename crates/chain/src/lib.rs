@@ -21,7 +21,7 @@ pub mod follow;
 mod grpc;
 pub mod tx;
 
-pub use config::{ChainConfig, Network};
+pub use config::{ChainConfig, Deployment, Network};
 pub use effects::{ChangedObject, Executed, ObjectChange};
 pub use error::ChainError;
 pub use grpc::GrpcChain;

@@ -94,6 +94,9 @@ pub struct ProxyConfig {
     pub upstream_connections: usize,
     /// What the master creates for RBAC and tenants (with `bootstrap_rbac`).
     pub rbac: rbac::RbacPolicy,
+    /// Serves `GET /attestation?nonce=…` (unauthenticated, public data, metered per client
+    /// address like cold authentications); `None`: 404.
+    pub attestation: Option<Arc<crate::tee::AttestationService>>,
 }
 
 impl Default for ProxyConfig {
@@ -112,6 +115,7 @@ impl Default for ProxyConfig {
             max_requests_per_identity: 16,
             upstream_connections: 4,
             rbac: rbac::RbacPolicy::default(),
+            attestation: None,
         }
     }
 }
@@ -334,6 +338,9 @@ impl<V: StakeView + 'static> Proxy<V> {
         remote: SocketAddr,
         verb: &'static str,
     ) -> Response<ProxyBody> {
+        if req.uri().path() == daas_verify_master::wire::PATH {
+            return self.attestation(&req, remote).await;
+        }
         // Audit records carry at most 256 bytes of path, whatever the client sent.
         let path = truncate(req.uri().path(), 256).to_owned();
         // Before the verdict: a re-check from here on may miss this request's session.
@@ -426,6 +433,61 @@ impl<V: StakeView + 'static> Proxy<V> {
         }
         self.forward(upstream, req, identity, verb, remote, rechecks)
             .await
+    }
+
+    /// `GET /attestation?nonce=<hex>`: a fresh document for the caller's nonce and the CA it
+    /// attests. No credential is needed (everything in it is public); each client address is
+    /// metered with the cold-authentication budget, since each answer costs a document.
+    async fn attestation(
+        &self,
+        req: &Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<ProxyBody> {
+        let Some(service) = &self.config.attestation else {
+            return status::response(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "this master has no attester (it is not running in an enclave)",
+            );
+        };
+        if req.method() != Method::GET {
+            return status::response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "GET /attestation?nonce=<hex>",
+            );
+        }
+        let client = crate::ratelimit::client_key(remote.ip());
+        if let Err(wait) = self.pre_auth.check(&client, Instant::now()) {
+            let secs = wait.as_secs().max(1);
+            return status::response_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!("too many attestation requests from {}; retry in {secs}s", remote.ip()),
+                Some(secs),
+            );
+        }
+        let nonce = match daas_verify_master::wire::parse_nonce_query(req.uri().query()) {
+            Ok(nonce) => nonce,
+            Err(e) => {
+                return status::response(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("{e}; send GET /attestation?nonce=<16 to 64 bytes as hex>"),
+                );
+            }
+        };
+        match service.answer(nonce).await {
+            Ok(answer) => status::json(StatusCode::OK, &answer),
+            Err(e) => {
+                warn!(error = %e, "attestation request failed");
+                status::response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "the enclave could not produce an attestation document; retry shortly",
+                )
+            }
+        }
     }
 
     /// A token the verdict cache does not know: metered per client address and in total before

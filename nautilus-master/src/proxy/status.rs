@@ -51,6 +51,15 @@ pub(crate) fn response_with(
     resp
 }
 
+/// `value` as a JSON body (never cached: every answer is fresh).
+pub(crate) fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<ProxyBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = with_body(code, body, "application/json");
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// A complete response of `code` with `body` as `content_type`: every answer the proxy,
 /// webhook and admin listener write themselves.
 pub(crate) fn with_body(

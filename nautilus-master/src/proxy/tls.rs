@@ -97,6 +97,21 @@ impl ServerCert {
         })
     }
 
+    /// A certificate that exists only in memory (the enclave's attested identity); `ca_path`
+    /// is empty until the caller writes the CA somewhere public.
+    pub(crate) fn in_memory(
+        ca_pem: String,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        ServerCert {
+            ca_pem,
+            ca_path: PathBuf::new(),
+            chain,
+            key,
+        }
+    }
+
     /// rustls server configuration offering HTTP/2 and HTTP/1.1.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())

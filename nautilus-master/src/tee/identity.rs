@@ -1,0 +1,117 @@
+//! The enclave's TLS identity: a CA generated in enclave memory whose private key is never
+//! written anywhere, and the :8080 serving certificate it issues.
+//!
+//! What leaves the enclave is public: the CA certificate (PEM, for pinning), its SHA-256 (in the
+//! attestation's `user_data`) and its SubjectPublicKeyInfo (the attestation's `public_key`).
+//! A restart makes a new CA, which must be attested and registered again; clients re-check
+//! (`kubeconfig generate --attested`, `staker-agent verify-master`).
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+
+use crate::proxy::{ServerCert, TlsError};
+
+/// The in-memory CA and the proxy certificate it issued.
+pub struct EnclaveIdentity {
+    server: ServerCert,
+    ca_der: Vec<u8>,
+    ca_sha256: [u8; 32],
+    ca_spki: Vec<u8>,
+    /// Kept (in memory only) to issue further certificates, e.g. for the :6443 front.
+    issuer: Arc<Issuer<'static, KeyPair>>,
+}
+
+impl std::fmt::Debug for EnclaveIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnclaveIdentity")
+            .field("ca_sha256", &hex::encode(self.ca_sha256))
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnclaveIdentity {
+    /// A fresh CA (P-256) and a serving certificate for `sans` (host names or IP addresses).
+    pub fn generate(sans: &[String]) -> Result<Self, TlsError> {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "k3s-daas enclave CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate()?;
+        let ca_spki = rcgen::PublicKeyData::subject_public_key_info(&ca_key);
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let mut leaf_params = CertificateParams::new(sans.to_vec())?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "k3s-daas proxy");
+        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = KeyPair::generate()?;
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
+
+        let ca_der = ca_cert.der().to_vec();
+        let chain = vec![leaf.der().clone(), ca_cert.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        Ok(EnclaveIdentity {
+            server: ServerCert::in_memory(ca_cert.pem(), chain, key),
+            ca_sha256: Sha256::digest(&ca_der).into(),
+            ca_der,
+            ca_spki,
+            issuer: Arc::new(issuer),
+        })
+    }
+
+    /// The serving certificate (and the CA PEM clients pin).
+    pub fn server_cert(&self) -> &ServerCert {
+        &self.server
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.server.ca_pem
+    }
+
+    pub fn ca_der(&self) -> CertificateDer<'_> {
+        CertificateDer::from(self.ca_der.as_slice())
+    }
+
+    /// SHA-256 of the CA certificate's DER: what `user_data` (layout v1) binds.
+    pub fn ca_sha256(&self) -> [u8; 32] {
+        self.ca_sha256
+    }
+
+    /// The CA's SubjectPublicKeyInfo (DER): the attestation's `public_key`.
+    pub fn ca_public_key(&self) -> &[u8] {
+        &self.ca_spki
+    }
+
+    /// The in-memory issuer, for certificates of further front doors.
+    pub fn issuer(&self) -> Arc<Issuer<'static, KeyPair>> {
+        self.issuer.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_identity_is_new_and_its_hash_is_over_the_ca_der() {
+        let a = EnclaveIdentity::generate(&["127.0.0.1".into()]).expect("identity");
+        let b = EnclaveIdentity::generate(&["127.0.0.1".into()]).expect("identity");
+        assert_ne!(a.ca_sha256(), b.ca_sha256(), "a restart makes a new CA");
+        let der = CertificateDer::from_pem_slice(a.ca_pem().as_bytes()).expect("pem");
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&der)), a.ca_sha256());
+        assert!(!a.ca_public_key().is_empty());
+    }
+
+    use rustls::pki_types::pem::PemObject;
+}
