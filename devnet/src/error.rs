@@ -59,4 +59,12 @@ pub enum DevnetError {
     Faucet(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("the dev attestation root must be a DEV root (RootKind::Dev), not {0:?}")]
+    NotADevRoot(daas_attestation::RootKind),
+    #[error("{path} is not a PEM certificate usable as the dev attestation root")]
+    DevRoot {
+        path: PathBuf,
+        #[source]
+        source: daas_attestation::AttestationError,
+    },
 }

@@ -32,11 +32,17 @@
 //! aborting Move function), events and object changes; the cluster's slashed set and its role
 //! grants are real `0x2::table::Table<ID, bool>` and `Table<address, u8>` whose entries are
 //! dynamic-field objects (`daas_chain_types::package::{slashed_entry_id, grant_entry_id}`).
-//! From the framework: `0x2::coin::destroy_zero`, `0x2::transfer::public_transfer`, and
-//! `0x2::nitro_attestation::load_nitro_attestation`, which **always aborts with code 0
-//! (`ENotSupportedError`)** as on a network without the Nitro native, so
-//! `k3s_daas::enclave::register_enclave` cannot succeed on the devnet. Any other function fails
-//! with `FunctionNotFound` effects. Transactions see the wall clock (ms) as `Clock` time.
+//! `k3s_daas::enclave::register_enclave` with every check of the Move source. From the
+//! framework: `0x2::coin::destroy_zero`, `0x2::transfer::public_transfer`, and
+//! `0x2::nitro_attestation::load_nitro_attestation` with Sui's native rules
+//! (`daas_attestation::verify`: COSE, certificate chain, validity at the clock time; aborts 1
+//! parse, 2 verify, 3 invalid PCRs), returning a `NitroAttestationDocument` value whose PCR list
+//! follows Sui's current parsing (sorted by index; PCRs 0-4 and 8 even when zero, other PCRs
+//! when non-zero). It trusts the **AWS Nitro root G1** and, only when the node is started with
+//! one ([`DevnetOptions::trust_dev_attestation_root`], `--trust-dev-attestation-root FILE`), a
+//! **DEV root** (logged as a warning at start and at every document it accepts). Any other
+//! function fails with `FunctionNotFound` effects. Transactions see the wall clock (ms) as
+//! `Clock` time.
 //!
 //! ## RPCs
 //! LedgerService: `GetServiceInfo`, `GetEpoch`, `GetObject`, `BatchGetObjects`,
@@ -73,6 +79,7 @@ mod rpc;
 mod server;
 mod state;
 mod store;
+mod trust;
 
 pub use client_config::{CLIENT_CONFIG_FILE, ClientConfig};
 pub use error::DevnetError;
@@ -83,3 +90,4 @@ pub use rpc::CHAIN_NAME;
 pub use server::LocalDevnet;
 pub use state::ChainInfo;
 pub use store::SNAPSHOT_FILE;
+pub use trust::DevnetOptions;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use sui_sdk_types::Address;
 
-use daas_devnet::{ClientConfig, Devnet, GenesisConfig, faucet};
+use daas_devnet::{ClientConfig, Devnet, DevnetOptions, GenesisConfig, faucet};
 
 const ABOUT: &str = "K3s-DaaS development chain. This is a development chain, NOT Sui: it does \
 not run Move. It models the k3s_daas Move package natively in Rust and serves the subset of the \
@@ -55,6 +55,11 @@ enum Command {
         /// subscriptions keep making progress.
         #[arg(long, default_value_t = 10_000)]
         heartbeat_ms: u64,
+        /// DEV MODE: also trust this dev attestation root (PEM certificate) in
+        /// load_nitro_attestation, besides the AWS Nitro root. Documents signed under it prove
+        /// nothing about a TEE.
+        #[arg(long, value_name = "FILE")]
+        trust_dev_attestation_root: Option<PathBuf>,
     },
     /// Send SUI from the faucet key to an address with a signed transfer transaction.
     Faucet {
@@ -121,7 +126,22 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             genesis,
             heartbeat_ms,
-        } => start(&data_dir, listen, genesis.as_deref(), heartbeat_ms).await,
+            trust_dev_attestation_root,
+        } => {
+            let options = match &trust_dev_attestation_root {
+                Some(path) => DevnetOptions::with_dev_root_file(path)
+                    .with_context(|| format!("--trust-dev-attestation-root {}", path.display()))?,
+                None => DevnetOptions::default(),
+            };
+            start(
+                &data_dir,
+                listen,
+                genesis.as_deref(),
+                heartbeat_ms,
+                &options,
+            )
+            .await
+        }
         Command::Faucet {
             data_dir,
             rpc,
@@ -141,6 +161,7 @@ async fn start(
     listen: SocketAddr,
     genesis: Option<&Path>,
     heartbeat_ms: u64,
+    options: &DevnetOptions,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -153,7 +174,7 @@ async fn start(
     } else if genesis.is_some() {
         tracing::warn!("the data directory already holds a chain; --genesis is ignored");
     }
-    let devnet = Devnet::open(data_dir)?;
+    let devnet = Devnet::open_with(data_dir, options)?;
     devnet.write_client_config(&rpc)?;
     {
         let mut stdout = std::io::stdout().lock();

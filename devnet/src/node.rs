@@ -13,6 +13,8 @@ use crate::error::DevnetError;
 use crate::exec::{self, Rejection};
 use crate::state::{ChainInfo, Ledger};
 use crate::store;
+use crate::trust::DevnetOptions;
+use daas_attestation::TrustAnchor;
 
 /// Wall-clock time in ms since the UNIX epoch (the devnet's clock).
 pub(crate) fn now_ms() -> u64 {
@@ -28,6 +30,8 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Node {
     data_dir: PathBuf,
+    /// The roots `load_nitro_attestation` trusts (see [`DevnetOptions`]).
+    anchors: Vec<TrustAnchor>,
     ledger: RwLock<Ledger>,
     /// Serialises execution, sealing and persistence (snapshots are written in order).
     exec: Mutex<()>,
@@ -74,7 +78,7 @@ impl Node {
                 return Ok(digest);
             }
             let now = now_ms();
-            let record = exec::execute(&ledger, tx, signatures, now)?;
+            let record = exec::execute(&ledger, tx, signatures, now, &self.anchors)?;
             let ok = matches!(
                 record.effects.status(),
                 sui_sdk_types::ExecutionStatus::Success
@@ -126,8 +130,16 @@ pub struct Devnet {
 }
 
 impl Devnet {
-    /// Opens the chain stored in `data_dir` (see [`crate::genesis::init`]).
+    /// Opens the chain stored in `data_dir` (see [`crate::genesis::init`]), trusting only the
+    /// AWS Nitro root for attestation documents.
     pub fn open(data_dir: &Path) -> Result<Devnet, DevnetError> {
+        Devnet::open_with(data_dir, &DevnetOptions::default())
+    }
+
+    /// Opens the chain stored in `data_dir` with `options` (e.g. a trusted dev attestation
+    /// root).
+    pub fn open_with(data_dir: &Path, options: &DevnetOptions) -> Result<Devnet, DevnetError> {
+        let anchors = options.anchors()?;
         if !store::exists(data_dir) {
             return Err(DevnetError::NotInitialised(data_dir.to_owned()));
         }
@@ -141,6 +153,7 @@ impl Devnet {
         Ok(Devnet {
             node: Arc::new(Node {
                 data_dir: data_dir.to_owned(),
+                anchors,
                 ledger: RwLock::new(ledger),
                 exec: Mutex::new(()),
                 tip: watch::Sender::new(tip),

@@ -20,6 +20,7 @@ use crate::rpc::{
     LedgerServiceServer, Rpc, StateServiceServer, SubscriptionServiceServer,
     TransactionExecutionServiceServer,
 };
+use crate::trust::DevnetOptions;
 
 /// Largest request or response message (checkpoints carry every object they touch).
 const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -109,6 +110,25 @@ impl LocalDevnet {
         genesis: Option<GenesisConfig>,
         heartbeat: Option<Duration>,
     ) -> Result<LocalDevnet, DevnetError> {
+        Self::start_with(
+            listen,
+            data_dir,
+            genesis,
+            heartbeat,
+            &DevnetOptions::default(),
+        )
+        .await
+    }
+
+    /// As [`LocalDevnet::start_on`], with node `options` (e.g.
+    /// [`DevnetOptions::trust_dev_attestation_root`] for a dev enclave's registration).
+    pub async fn start_with(
+        listen: SocketAddr,
+        data_dir: &Path,
+        genesis: Option<GenesisConfig>,
+        heartbeat: Option<Duration>,
+        options: &DevnetOptions,
+    ) -> Result<LocalDevnet, DevnetError> {
         let bind_error = |source| DevnetError::Bind {
             addr: listen.to_string(),
             source,
@@ -119,7 +139,7 @@ impl LocalDevnet {
         if !crate::store::exists(data_dir) {
             genesis::init(data_dir, genesis, &rpc)?;
         }
-        let devnet = Devnet::open(data_dir)?;
+        let devnet = Devnet::open_with(data_dir, options)?;
         let config = devnet.write_client_config(&rpc)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(devnet.clone().serve(listener, heartbeat, async move {

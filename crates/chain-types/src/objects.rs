@@ -128,3 +128,38 @@ pub struct Field<K, V> {
     pub name: K,
     pub value: V,
 }
+
+/// `0x2::nitro_attestation::PCREntry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PcrEntry {
+    pub index: u8,
+    pub value: Vec<u8>,
+}
+
+/// `0x2::nitro_attestation::NitroAttestationDocument`: what `load_nitro_attestation` returns
+/// after verifying a document (`drop` only, not an object; the certificate and cabundle are not
+/// exposed). `pcrs` is sorted by index; under Sui's current parsing it holds PCRs 0-4 and 8 even
+/// when zero plus every other non-zero PCR, so look PCRs up by index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NitroAttestationDocument {
+    /// `module_id` as UTF-8 bytes.
+    pub module_id: Vec<u8>,
+    /// ms since the UNIX epoch.
+    pub timestamp: u64,
+    /// `digest` as UTF-8 bytes (`SHA384`).
+    pub digest: Vec<u8>,
+    pub pcrs: Vec<PcrEntry>,
+    pub public_key: Option<Vec<u8>>,
+    pub user_data: Option<Vec<u8>>,
+    pub nonce: Option<Vec<u8>>,
+}
+
+impl NitroAttestationDocument {
+    /// PCR `index` from the list (by index, never by position), if present.
+    pub fn pcr(&self, index: u8) -> Option<&[u8]> {
+        self.pcrs
+            .iter()
+            .find(|e| e.index == index)
+            .map(|e| e.value.as_slice())
+    }
+}

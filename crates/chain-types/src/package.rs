@@ -112,6 +112,20 @@ pub fn clock_type() -> StructTag {
     )
 }
 
+/// `0x2::nitro_attestation` and its `load_nitro_attestation` entry function.
+pub const MODULE_NITRO_ATTESTATION: &str = "nitro_attestation";
+pub const FN_LOAD_NITRO_ATTESTATION: &str = "load_nitro_attestation";
+
+/// `0x2::nitro_attestation::NitroAttestationDocument` (`drop` only: it lives within one PTB).
+pub fn nitro_attestation_document_type() -> StructTag {
+    StructTag::new(
+        Address::TWO,
+        Identifier::from_static("nitro_attestation"),
+        Identifier::from_static("NitroAttestationDocument"),
+        vec![],
+    )
+}
+
 /// Object id of the `Cluster.slashed` entry for `record_id`: the dynamic field of the table
 /// `table_id` keyed by the `ID` `record_id`. It exists exactly while the record is marked slashed,
 /// so a reader checks "slashed?" with one object read (not found = not slashed).

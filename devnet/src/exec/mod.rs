@@ -19,6 +19,7 @@ use sui_sdk_types::{
     Address, CommandArgumentError, ExecutionError, Object, Owner, Transaction, UserSignature,
 };
 
+use daas_attestation::TrustAnchor;
 use daas_chain_types::Package;
 
 pub(crate) use effects::balance_changes as effects_balance_changes;
@@ -115,13 +116,15 @@ impl Failure {
     }
 }
 
-/// Executes `tx` against `ledger` at wall time `now_ms`. Does not modify the ledger: the
+/// Executes `tx` against `ledger` at wall time `now_ms` (the `Clock` time Move code sees), with
+/// `anchors` as the roots `load_nitro_attestation` trusts. Does not modify the ledger: the
 /// returned record is committed (and sealed into a checkpoint) by the caller.
 pub(crate) fn execute(
     ledger: &Ledger,
     tx: Transaction,
     signatures: Vec<UserSignature>,
     now_ms: u64,
+    anchors: &[TrustAnchor],
 ) -> Result<TxRecord, Rejection> {
     let digest = tx.digest();
     let validated = validate::validate(ledger, &tx, &signatures, now_ms)?;
@@ -165,6 +168,7 @@ pub(crate) fn execute(
         package,
         tx.sender,
         now_ms,
+        anchors,
         &validated.inputs,
         gas_coin,
     )

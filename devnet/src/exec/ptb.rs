@@ -1,5 +1,7 @@
 //! The programmable-transaction interpreter: inputs, results and nested results, the native
 //! commands (SplitCoins, MergeCoins, TransferObjects, MakeMoveVec) and modelled MoveCalls.
+//! Results are pure values, objects, or droppable non-object structs (the
+//! `NitroAttestationDocument` that `load_nitro_attestation` returns).
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,7 @@ use sui_sdk_types::{
     TypeTag,
 };
 
+use daas_attestation::TrustAnchor;
 use daas_chain_types::{Coin, Package};
 
 use crate::exec::runtime::{ObjVal, Runtime, Value};
@@ -56,6 +59,7 @@ pub(crate) struct Interpreter<'r, 'l> {
     package: Package,
     sender: Address,
     now_ms: u64,
+    anchors: &'r [TrustAnchor],
     inputs: Vec<Slot>,
     gas: Option<ObjVal>,
     gas_owner: Owner,
@@ -68,6 +72,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
         package: Package,
         sender: Address,
         now_ms: u64,
+        anchors: &'r [TrustAnchor],
         inputs: &[LoadedInput],
         gas: ObjVal,
     ) -> Result<Interpreter<'r, 'l>, Failure> {
@@ -90,6 +95,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
             package,
             sender,
             now_ms,
+            anchors,
             inputs: slots,
             gas: Some(gas),
             gas_owner: Owner::Address(sender),
@@ -260,7 +266,9 @@ impl<'r, 'l> Interpreter<'r, 'l> {
         match self.peek(place, index)? {
             Value::Pure(bytes) => bcs::from_bytes(&bytes)
                 .map_err(|_| Failure::arg(index, CommandArgumentError::InvalidBcsBytes)),
-            Value::Object(_) => Err(Failure::arg(index, CommandArgumentError::TypeMismatch)),
+            Value::Object(_) | Value::Struct(_) => {
+                Err(Failure::arg(index, CommandArgumentError::TypeMismatch))
+            }
         }
     }
 
@@ -280,7 +288,9 @@ impl<'r, 'l> Interpreter<'r, 'l> {
                 }
                 None => Err(Failure::arg(index, CommandArgumentError::TypeMismatch)),
             },
-            Value::Pure(_) => Err(Failure::arg(index, CommandArgumentError::TypeMismatch)),
+            Value::Pure(_) | Value::Struct(_) => {
+                Err(Failure::arg(index, CommandArgumentError::TypeMismatch))
+            }
         }
     }
 
@@ -382,7 +392,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
                         CommandArgumentError::InvalidTransferObject,
                     ));
                 }
-                Value::Pure(_) => {
+                Value::Pure(_) | Value::Struct(_) => {
                     return Err(Failure::arg(
                         index,
                         CommandArgumentError::InvalidTransferObject,
@@ -432,7 +442,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
                 Value::Pure(_) => {
                     return Err(Failure::arg(index, CommandArgumentError::InvalidBcsBytes));
                 }
-                Value::Object(_) => {
+                Value::Object(_) | Value::Struct(_) => {
                     return Err(Failure::arg(index, CommandArgumentError::TypeMismatch));
                 }
             }
@@ -488,6 +498,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
         let mut ctx = CallCtx {
             sender: self.sender,
             now_ms: self.now_ms,
+            anchors: self.anchors,
             package: self.package,
             call_package: call.package,
             call_module: call.module.clone(),
@@ -516,7 +527,9 @@ impl<'r, 'l> Interpreter<'r, 'l> {
         let pure = |value: &Value| -> Result<Vec<u8>, Failure> {
             match value {
                 Value::Pure(bytes) => Ok(bytes.clone()),
-                Value::Object(_) => Err(Failure::arg(index, CommandArgumentError::TypeMismatch)),
+                Value::Object(_) | Value::Struct(_) => {
+                    Err(Failure::arg(index, CommandArgumentError::TypeMismatch))
+                }
             }
         };
         let bad_bcs = |_| Failure::arg(index, CommandArgumentError::InvalidBcsBytes);
@@ -534,10 +547,20 @@ impl<'r, 'l> Interpreter<'r, 'l> {
                     Param::Mut(_) => Usage::Mut,
                     _ => Usage::Val,
                 };
-                let Value::Object(object) = value else {
-                    return Err(Failure::arg(index, CommandArgumentError::TypeMismatch));
+                let (arg, type_) = match value {
+                    Value::Object(object) => {
+                        let type_ = object.type_.clone();
+                        (Arg::Obj(object), type_)
+                    }
+                    Value::Struct(value) => {
+                        let type_ = value.type_.clone();
+                        (Arg::Struct(value), type_)
+                    }
+                    Value::Pure(_) => {
+                        return Err(Failure::arg(index, CommandArgumentError::TypeMismatch));
+                    }
                 };
-                if !kind.matches(&self.package, &object.type_) {
+                if !kind.matches(&self.package, &type_) {
                     return Err(Failure::arg(index, CommandArgumentError::TypeMismatch));
                 }
                 if place == Place::Gas && usage == Usage::Val {
@@ -553,7 +576,7 @@ impl<'r, 'l> Interpreter<'r, 'l> {
                     ));
                 }
                 self.check_usage(place, usage, index)?;
-                return Ok((Arg::Obj(object), Some(usage)));
+                return Ok((arg, Some(usage)));
             }
         };
         Ok((arg, None))

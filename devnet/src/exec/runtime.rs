@@ -57,11 +57,37 @@ impl ObjVal {
     }
 }
 
-/// A value held by the PTB interpreter: pure BCS bytes (typed at use) or an object.
+/// A struct value that is not an object (no `key`), with `drop`: its type and BCS contents.
+/// Only `0x2::nitro_attestation::NitroAttestationDocument` on the devnet; it lives within one
+/// PTB and may stay unused at its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StructVal {
+    pub(crate) type_: StructTag,
+    pub(crate) contents: Vec<u8>,
+}
+
+impl StructVal {
+    /// Encodes `value` as a struct of type `type_`.
+    pub(crate) fn new<T: Serialize>(type_: StructTag, value: &T) -> Result<StructVal, Failure> {
+        let contents =
+            bcs::to_bytes(value).map_err(|e| Failure::invariant(format!("encode {type_}: {e}")))?;
+        Ok(StructVal { type_, contents })
+    }
+
+    /// Decodes the contents as `T`.
+    pub(crate) fn decode<T: DeserializeOwned>(&self) -> Result<T, Failure> {
+        bcs::from_bytes(&self.contents)
+            .map_err(|e| Failure::invariant(format!("decode {}: {e}", self.type_)))
+    }
+}
+
+/// A value held by the PTB interpreter: pure BCS bytes (typed at use), an object, or a
+/// droppable non-object struct.
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
     Pure(Vec<u8>),
     Object(ObjVal),
+    Struct(StructVal),
 }
 
 /// Side effects of one transaction, applied only if it succeeds.

@@ -7,6 +7,7 @@ use sui_sdk_types::{
 };
 use sui_transaction_builder::{Function, ObjectInput, TransactionBuilder};
 
+use daas_attestation::TrustAnchor;
 use daas_chain_types::package::{CLOCK_ID, grant_entry_id, grant_entry_type, slashed_entry_id};
 use daas_chain_types::{Cluster, StakeRecord, consts};
 use daas_wallet::{Scheme, WalletKey};
@@ -25,6 +26,10 @@ struct Chain {
     admin: WalletKey,
     user: WalletKey,
     info: ChainInfo,
+    /// The roots `load_nitro_attestation` trusts (the AWS root only, unless a test adds one).
+    anchors: Vec<TrustAnchor>,
+    /// The clock time of the next transaction.
+    now: u64,
 }
 
 impl Chain {
@@ -55,6 +60,8 @@ impl Chain {
             admin,
             user,
             info,
+            anchors: vec![TrustAnchor::aws_nitro_root_g1()],
+            now: NOW,
         };
         // The user may stake as a worker (`stake`), by the admin's grant.
         let user = chain.user.address();
@@ -131,9 +138,9 @@ impl Chain {
     }
 
     fn run(&mut self, tx: Transaction, sig: UserSignature) -> Result<TxRecord, Rejection> {
-        let record = execute(&self.ledger, tx, vec![sig], NOW)?;
+        let record = execute(&self.ledger, tx, vec![sig], self.now, &self.anchors)?;
         let digest = record.digest();
-        self.ledger.commit(record, NOW);
+        self.ledger.commit(record, self.now);
         Ok(self.ledger.transaction(&digest).expect("committed").clone())
     }
 

@@ -1,5 +1,4 @@
-//! `k3s_daas::cluster` (and the unreachable `k3s_daas::enclave::register_enclave`), modelled
-//! after `move-contracts/sources/cluster.move`.
+//! `k3s_daas::cluster`, modelled after `move-contracts/sources/cluster.move`.
 
 use sui_sdk_types::{Address, Owner, StructTag};
 
@@ -30,8 +29,8 @@ const GRANT_ROLE: Loc = Loc::pkg(M, "grant_role", 9);
 const REVOKE_ROLE: Loc = Loc::pkg(M, "revoke_role", 10);
 const MIGRATE: Loc = Loc::pkg(M, "migrate", 11);
 const MIN_STAKE: Loc = Loc::pkg(M, "min_stake", 14);
-const ASSERT_VERSION: Loc = Loc::pkg(M, "assert_version", 36);
-const ASSERT_ADMIN: Loc = Loc::pkg(M, "assert_admin", 37);
+const ASSERT_VERSION: Loc = Loc::pkg(M, "assert_version", 38);
+const ASSERT_ADMIN: Loc = Loc::pkg(M, "assert_admin", 39);
 
 pub(super) fn function(name: &str) -> Option<&'static Function> {
     use Kind::{AdminCap as Cap, Cluster as Cl};
@@ -100,32 +99,6 @@ pub(super) fn function(name: &str) -> Option<&'static Function> {
         p::FN_MIGRATE => &MIGRATE_FN,
         _ => return None,
     })
-}
-
-/// `enclave::register_enclave(&mut Cluster, NitroAttestationDocument, String, &Clock, &TxContext)`.
-/// Its document argument can only come from `load_nitro_attestation`, which always aborts on the
-/// devnet, so any call fails in argument checking before the body would run.
-pub(super) fn enclave_function(name: &str) -> Option<&'static Function> {
-    static REGISTER_ENCLAVE_FN: Function = Function {
-        params: &[
-            Param::Mut(Kind::Cluster),
-            Param::Val(Kind::NitroDocument),
-            Param::String,
-            Param::Ref(Kind::Clock),
-        ],
-        type_params: 0,
-        handler: register_enclave_unreachable,
-    };
-    (name == daas_chain_types::package::FN_REGISTER_ENCLAVE).then_some(&REGISTER_ENCLAVE_FN)
-}
-
-fn register_enclave_unreachable(
-    _: &mut CallCtx<'_, '_>,
-    _: &mut Args,
-) -> Result<Vec<Value>, Failure> {
-    Err(Failure::invariant(
-        "register_enclave reached without an attestation document",
-    ))
 }
 
 // ---------------------------------------------------------------------------------- shared helpers
@@ -322,7 +295,7 @@ fn set_unbonding_period(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Ve
     Ok(Vec::new())
 }
 
-/// `set_expected_pcrs(cap, cluster, pcr0, pcr1, pcr2)`.
+/// `set_expected_pcrs(cap, cluster, pcr0, pcr1, pcr2)`: 48 bytes each, none all zero.
 fn set_expected_pcrs(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<Value>, Failure> {
     let pkg = ctx.package;
     let cap: AdminCap = args.decode(0)?;
@@ -334,6 +307,9 @@ fn set_expected_pcrs(ctx: &mut CallCtx<'_, '_>, args: &mut Args) -> Result<Vec<V
         .any(|p| p.len() != consts::PCR_LENGTH)
     {
         return Err(SET_EXPECTED_PCRS.abort(&pkg, AbortCode::InvalidPcrLength.code()));
+    }
+    if [&pcr0, &pcr1, &pcr2].iter().any(|p| consts::is_zero_pcr(p)) {
+        return Err(SET_EXPECTED_PCRS.abort(&pkg, AbortCode::ZeroPcr.code()));
     }
     let enclave_cleared = cluster.enclave.is_some();
     cluster.enclave = None;

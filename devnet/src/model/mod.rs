@@ -8,20 +8,22 @@
 //! Modelled: `k3s_daas::staking::{stake, add_stake, request_unstake, withdraw, revoke_tokens,
 //! settle_slash}`, `k3s_daas::cluster::{set_role_minimum, set_unbonding_period,
 //! set_expected_pcrs, set_enclave_operator, set_name, withdraw_treasury, slash, grant_role,
-//! revoke_role, migrate}`,
-//! `k3s_daas::enclave::register_enclave` (unreachable: see below), `0x2::coin::destroy_zero`,
+//! revoke_role, migrate}`, `k3s_daas::enclave::register_enclave`, `0x2::coin::destroy_zero`,
 //! `0x2::transfer::public_transfer` and `0x2::nitro_attestation::load_nitro_attestation`.
 //!
-//! `load_nitro_attestation` always aborts with code 0 (`ENotSupportedError`), exactly as on a
-//! network where the Nitro attestation native is disabled: the devnet cannot verify AWS
-//! certificate chains. Consequently no `NitroAttestationDocument` ever exists and
-//! `enclave::register_enclave` can never be called successfully on the devnet.
+//! `load_nitro_attestation` verifies the document with `daas_attestation::verify` at the
+//! transaction's clock time, against the roots the node trusts (the AWS Nitro root G1 always; a
+//! DEV root only when the devnet was started with one), and aborts with Sui's codes (1 parse,
+//! 2 verify, 3 invalid PCRs) from `0x2::nitro_attestation`. Its result is a
+//! `NitroAttestationDocument` value (`drop` only) that lives within the PTB and feeds
+//! `enclave::register_enclave`.
 //!
 //! Abort locations carry the module and function name of the Move function that aborts; the
 //! function index is the declaration order in the source and the instruction offset is 0 (there
 //! is no bytecode to point into).
 
 mod cluster;
+mod enclave;
 mod framework;
 mod staking;
 
@@ -30,7 +32,8 @@ use sui_sdk_types::{Address, Event, ExecutionError, Identifier, MoveLocation, St
 use daas_chain_types::{Package, PackageEvent};
 
 use crate::exec::Failure;
-use crate::exec::runtime::{ObjVal, Runtime, Value};
+use crate::exec::runtime::{ObjVal, Runtime, StructVal, Value};
+use daas_attestation::TrustAnchor;
 
 /// Object types the model knows, with their Move abilities.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +50,8 @@ pub(crate) enum Kind {
     Cluster,
     /// `0x2::clock::Clock` (key).
     Clock,
-    /// `0x2::nitro_attestation::NitroAttestationDocument` (drop); never exists on the devnet.
+    /// `0x2::nitro_attestation::NitroAttestationDocument` (drop, not an object): only ever a
+    /// result of `load_nitro_attestation` within one PTB.
     NitroDocument,
     /// Any object with `key + store` (for `public_transfer<T>`).
     AnyStore,
@@ -62,7 +66,9 @@ impl Kind {
             Kind::AdminCap => *tag == package.admin_cap_type(),
             Kind::Cluster => *tag == package.cluster_type(),
             Kind::Clock => *tag == daas_chain_types::package::clock_type(),
-            Kind::NitroDocument => false,
+            Kind::NitroDocument => {
+                *tag == daas_chain_types::package::nitro_attestation_document_type()
+            }
             Kind::AnyStore => has_store(package, tag),
         }
     }
@@ -101,6 +107,8 @@ pub(crate) enum Arg {
     Address(Address),
     Bytes(Vec<u8>),
     Obj(ObjVal),
+    /// A non-object struct value (a `NitroAttestationDocument`).
+    Struct(StructVal),
 }
 
 /// The resolved arguments of one call.
@@ -167,6 +175,19 @@ impl Args {
         }
     }
 
+    /// Decodes the non-object struct argument `i` as `T`.
+    pub(crate) fn decode_struct<T: serde::de::DeserializeOwned>(
+        &self,
+        i: usize,
+    ) -> Result<T, Failure> {
+        match self.get(i)? {
+            Arg::Struct(v) => v.decode(),
+            other => Err(Failure::invariant(format!(
+                "argument {i} is {other:?}, not a struct value"
+            ))),
+        }
+    }
+
     /// Decodes object argument `i` as `T`.
     pub(crate) fn decode<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, Failure> {
         self.obj(i)?.decode()
@@ -191,6 +212,8 @@ pub(crate) struct CallCtx<'a, 'l> {
     pub(crate) sender: Address,
     /// The devnet's clock: wall time in ms when the transaction executes.
     pub(crate) now_ms: u64,
+    /// The roots `load_nitro_attestation` trusts.
+    pub(crate) anchors: &'a [TrustAnchor],
     /// The `k3s_daas` package.
     pub(crate) package: Package,
     /// Package and module of the PTB's `MoveCall` (events are attributed to them).
@@ -300,7 +323,7 @@ pub(crate) fn lookup(
         match module {
             daas_chain_types::package::MODULE_STAKING => staking::function(function),
             daas_chain_types::package::MODULE_CLUSTER => cluster::function(function),
-            daas_chain_types::package::MODULE_ENCLAVE => cluster::enclave_function(function),
+            daas_chain_types::package::MODULE_ENCLAVE => enclave::function(function),
             _ => None,
         }
     } else if *package == Address::TWO {
