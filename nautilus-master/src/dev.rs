@@ -225,7 +225,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let listen = "127.0.0.1:0".parse().expect("addr");
-        let chain = DevChain::start(&dir.path().join("chain"), listen)
+        let chain = DevChain::start(&dir.path().join("chain"), listen, None)
             .await
             .expect("dev chain");
         let first = run(dir.path(), &chain).await.expect("first run");

@@ -45,9 +45,17 @@ impl std::fmt::Debug for DevChain {
 }
 
 impl DevChain {
-    /// Opens (creating on first use) the devnet in `dir` and serves it on `listen`.
-    pub async fn start(dir: &Path, listen: SocketAddr) -> Result<DevChain> {
-        let devnet = LocalDevnet::start_on(listen, dir, None, Some(HEARTBEAT))
+    /// Opens (creating on first use) the devnet in `dir` and serves it on `listen`; its
+    /// `load_nitro_attestation` trusts the AWS root and `dev_root` (the dev attester's root).
+    pub async fn start(
+        dir: &Path,
+        listen: SocketAddr,
+        dev_root: Option<daas_attestation::TrustAnchor>,
+    ) -> Result<DevChain> {
+        let options = daas_devnet::DevnetOptions {
+            trust_dev_attestation_root: dev_root,
+        };
+        let devnet = LocalDevnet::start_with(listen, dir, None, Some(HEARTBEAT), &options)
             .await
             .with_context(|| {
                 format!("starting the dev chain on {listen} (is another devnet running? use --chain-listen)")

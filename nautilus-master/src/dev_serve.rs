@@ -22,9 +22,10 @@ use crate::k3s::{
     write_token_webhook_kubeconfig,
 };
 use crate::proxy::{
-    Proxy, ProxyConfig, ReadyCheck, ServeLimits, ServerCert, UpstreamConfig, UpstreamTls,
-    serve_admin, serve_proxy, webhook,
+    Proxy, ProxyConfig, ReadyCheck, ServeLimits, UpstreamConfig, UpstreamTls, serve_admin,
+    serve_proxy, webhook,
 };
+use crate::tee::{AttestationService, EnclaveIdentity};
 
 /// Where the Kubernetes API comes from.
 #[derive(Clone, Debug)]
@@ -58,6 +59,8 @@ pub struct DevServeOptions {
     pub rbac: crate::proxy::rbac::RbacPolicy,
     /// Operator pin of the admin role (see [`crate::auth::AuthConfig::admin_allowlist`]).
     pub admin_allowlist: Option<std::collections::BTreeSet<daas_seal::Address>>,
+    /// The dev stand-in for the enclave's attester (a dev root the dev chain trusts).
+    pub tee: Arc<crate::tee::DevTee>,
 }
 
 /// What is running, for the banner.
@@ -65,6 +68,8 @@ pub struct DevServeOptions {
 pub struct Running {
     pub proxy_url: String,
     pub ca_path: PathBuf,
+    /// The dev attestation root (PEM) clients must be told to trust (`--dev-root`).
+    pub dev_root_path: PathBuf,
     pub webhook_url: String,
     pub admin_url: String,
     pub etcd_url: String,
@@ -164,16 +169,27 @@ pub async fn serve(
     }
     info!(url = %etcd_url, "etcd shim serving (embedded store, AES-256-GCM values)");
 
-    // 2. Proxy TLS (also the webhook's), generated once per data dir.
-    let tls_dir = opts.data_dir.join("proxy");
-    let cert = ServerCert::load_or_generate(
-        &tls_dir,
-        &[
-            "127.0.0.1".to_owned(),
-            "localhost".to_owned(),
-            opts.listen.ip().to_string(),
-        ],
-    )?;
+    // 2. The enclave's TLS identity (also the webhook's): a CA made in memory at every start,
+    //    its key never written; only the public CA certificate goes to disk (for --ca-file) and
+    //    the dev attestation root clients must be told to trust.
+    let identity = EnclaveIdentity::generate(&[
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        opts.listen.ip().to_string(),
+    ])?;
+    let ca_path = opts.data_dir.join("proxy/ca.crt");
+    let dev_root_path = opts.data_dir.join("tee/dev-root.pem");
+    for (path, pem) in [
+        (&ca_path, identity.ca_pem()),
+        (&dev_root_path, opts.tee.root_pem.as_str()),
+    ] {
+        if let Some(dir) = path.parent() {
+            crate::private_fs::create_private_dir(dir)?;
+        }
+        crate::private_fs::write_atomic(path, pem.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let cert = identity.server_cert();
     let server_tls = cert.server_config()?;
     // Bind every listener before anything starts, so a busy port fails fast and port 0 works
     // (the banner and the k3s webhook config use the bound addresses).
@@ -193,6 +209,19 @@ pub async fn serve(
         webhook_listener.local_addr()?,
         webhook::PATH
     );
+    // The attestation service binds cluster, CA and the bound endpoint; the dev enclave is
+    // registered on the dev chain with it, as an operator registers a real one.
+    let endpoint = format!("https://{proxy_addr}");
+    let attestation = Arc::new(AttestationService::new(
+        opts.tee.attester.clone(),
+        &identity,
+        chain.config.cluster.into_inner(),
+        &endpoint,
+    ));
+    let pcrs = opts.tee.pcrs();
+    chain
+        .register_enclave(&attestation, [&pcrs[0], &pcrs[1], &pcrs[2]], &endpoint)
+        .await?;
 
     // 3. The Kubernetes API: k3s, an external server, or none.
     let mut k3s_state: Option<watch::Receiver<SupervisorState>> = None;
@@ -254,6 +283,7 @@ pub async fn serve(
             hint
         },
         rbac: opts.rbac.clone(),
+        attestation: Some(attestation),
         ..ProxyConfig::default()
     };
     let has_upstream = config.upstream.is_some();
@@ -325,7 +355,8 @@ pub async fn serve(
 
     on_ready(&Running {
         proxy_url: format!("{scheme}://{proxy_addr}"),
-        ca_path: cert.ca_path.clone(),
+        ca_path,
+        dev_root_path,
         webhook_url,
         admin_url: format!("http://{admin_addr}"),
         etcd_url,

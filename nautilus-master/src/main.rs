@@ -189,9 +189,13 @@ async fn dev(args: DevArgs) -> Result<()> {
     };
     let shutdown = shutdown_signal()?;
     nautilus_master::dev::prepare(&args.data_dir)?;
+    // The stand-in for the enclave's NSM: a dev root made now (its key only in memory), PCRs
+    // measured from this executable. The dev chain trusts that root, loudly.
+    let tee = std::sync::Arc::new(nautilus_master::tee::DevTee::for_current_exe()?);
     let chain = nautilus_master::dev_chain::DevChain::start(
         &args.data_dir.join("chain"),
         args.chain_listen,
+        Some(tee.trust_anchor()),
     )
     .await?;
     let report = match nautilus_master::dev::run(&args.data_dir, &chain).await {
@@ -230,6 +234,7 @@ async fn dev(args: DevArgs) -> Result<()> {
         rbac,
         admin_allowlist: (!args.admin_allow.is_empty())
             .then(|| args.admin_allow.iter().copied().collect()),
+        tee,
     };
     let data_dir = args.data_dir;
     let served = serve(opts, &chain, shutdown, |running| {
@@ -316,8 +321,13 @@ fn print_running(
     );
     println!("  the loopback ones. Do not run `dev` on a shared host; see docs/security.md.");
     println!(
-        "  kubectl proxy    {}   (Seal tokens; CA to pin: {ca})",
+        "  kubectl proxy    {}   (Seal tokens; enclave CA made in memory: {ca})",
         running.proxy_url
+    );
+    println!(
+        "  attestation      {}/attestation?nonce=<hex>   (DEV attester: root {}, trusted by the dev chain only)",
+        running.proxy_url,
+        running.dev_root_path.display()
     );
     println!("  API server       {}", running.upstream);
     println!(
@@ -347,21 +357,24 @@ fn print_running(
     }
     println!();
     println!("Next, in another shell:");
+    let chain_config = r.chain_config.display();
+    let dev_root = running.dev_root_path.display();
     println!(
-        "  cargo run -q -p kubeconfig -- generate --server {} --ca-file {ca} --name daas-admin \\",
-        running.proxy_url
+        "  cargo run -q -p staker-agent -- verify-master --chain-config {chain_config} --dev-root {dev_root}"
     );
     println!(
-        "      --exec --keystore {ks} --cluster {} --stake {} --role admin --epoch {} -o {dir}/admin.kubeconfig",
+        "  cargo run -q -p kubeconfig -- generate --attested --chain-config {chain_config} --dev-root {dev_root} \\"
+    );
+    println!(
+        "      --name daas-admin --exec --keystore {ks} --cluster {} --stake {} --role admin --epoch {} -o {dir}/admin.kubeconfig",
         r.cluster, r.stake, r.stake_epoch
     );
     println!("  kubectl --kubeconfig {dir}/admin.kubeconfig get namespaces");
     println!(
-        "  cargo run -q -p kubeconfig -- generate --server {} --ca-file {ca} --name daas-user \\",
-        running.proxy_url
+        "  cargo run -q -p kubeconfig -- generate --attested --chain-config {chain_config} --dev-root {dev_root} \\"
     );
     println!(
-        "      --exec --keystore {uks} --cluster {} --stake {} --role user --epoch {} --namespace {user_ns} -o {dir}/user.kubeconfig",
+        "      --name daas-user --exec --keystore {uks} --cluster {} --stake {} --role user --epoch {} --namespace {user_ns} -o {dir}/user.kubeconfig",
         r.cluster, r.user_stake, r.user_stake_epoch
     );
     println!(

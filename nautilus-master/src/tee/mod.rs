@@ -25,6 +25,7 @@ pub enum TeeKind {
 
 /// The dev attester for this executable: a new dev root (its key only in memory), PCRs measured
 /// from `image`.
+#[derive(Debug)]
 pub struct DevTee {
     pub attester: Arc<DevAttester>,
     /// The dev root certificate (PEM) clients must be told to trust explicitly.
@@ -40,6 +41,26 @@ impl DevTee {
             attester: Arc::new(attester),
             root_pem,
         })
+    }
+
+    /// The dev root as a trust anchor (kind `Dev`), for the dev chain.
+    pub fn trust_anchor(&self) -> daas_attestation::TrustAnchor {
+        self.attester.trust_anchor()
+    }
+
+    /// The dev attester of the running executable (its bytes are the measured "image").
+    pub fn for_current_exe() -> anyhow::Result<DevTee> {
+        use anyhow::Context;
+        let exe = std::env::current_exe().context("locating this executable")?;
+        let image =
+            std::fs::read(&exe).with_context(|| format!("measuring {}", exe.display()))?;
+        DevTee::new(&image)
+    }
+
+    /// PCR0/1/2 of the dev image (what the dev cluster expects).
+    pub fn pcrs(&self) -> [Vec<u8>; 3] {
+        let p = self.attester.pcrs();
+        [p.pcr0, p.pcr1, p.pcr2]
     }
 }
 
