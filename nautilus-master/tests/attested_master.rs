@@ -287,4 +287,3 @@ async fn a_client_pins_the_ca_only_after_every_check_and_refuses_each_attack() {
     );
     chain.shutdown().await.expect("shutdown");
 }
-

@@ -131,8 +131,43 @@ impl Dev {
         mint(key.keypair(), claims).unwrap().as_str().to_owned()
     }
 
+    /// The CA to pin, as a user gets it: from `verify_master` against the dev chain, trusting
+    /// the dev root `dev` wrote (the attestation, PCRs, nonce, registered CA and served
+    /// certificate all checked). It must be the CA `dev` wrote to `proxy/ca.crt`.
+    fn attested_ca(&self) -> Vec<u8> {
+        let config = daas_chain::ChainConfig::load(&self.data.join("chain/client.json")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let verified = runtime.block_on(async {
+            let chain = daas_chain::GrpcChain::new(config).unwrap();
+            let check = daas_verify_master::MasterCheck {
+                anchors: daas_verify_master::trust_anchors(Some(
+                    &self.data.join("tee/dev-root.pem"),
+                ))
+                .unwrap(),
+                ..daas_verify_master::MasterCheck::new(unix_ms_now())
+            };
+            daas_verify_master::verify_master(&chain, &check)
+                .await
+                .expect("the dev master passes the attestation check")
+        });
+        let written = std::fs::read(self.data.join("proxy/ca.crt")).unwrap();
+        assert_eq!(
+            verified.ca_pem.as_bytes(),
+            written,
+            "attested CA = proxy/ca.crt"
+        );
+        assert_eq!(
+            verified.endpoint,
+            format!("https://127.0.0.1:{}", self.proxy)
+        );
+        written
+    }
+
     fn kubeconfig(&self, name: &str, token: &str) -> PathBuf {
-        let ca = std::fs::read(self.data.join("proxy/ca.crt")).unwrap();
+        let ca = self.attested_ca();
         let path = self.data.join(format!("{name}.kubeconfig"));
         std::fs::write(
             &path,

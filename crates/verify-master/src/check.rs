@@ -3,10 +3,10 @@
 //! binding of cluster and CA) → the CA equals the registered one → the TLS certificate the
 //! master served chains to that CA. Only then is the CA returned for pinning.
 
+use base64ct::Encoding;
 use daas_attestation::policy::{self, ExpectedBinding, ExpectedPcrs, Policy};
 use daas_attestation::{RootKind, TrustAnchor, UnixMillis};
 use daas_chain::Chain;
-use base64ct::Encoding;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
@@ -89,8 +89,7 @@ pub async fn verify_master<C: Chain>(
         .ok_or_else(|| VerifyMasterError::NotRegistered {
             cluster: cluster_name.clone(),
         })?;
-    let endpoint =
-        Endpoint::parse(check.endpoint.as_deref().unwrap_or(&registered.endpoint))?;
+    let endpoint = Endpoint::parse(check.endpoint.as_deref().unwrap_or(&registered.endpoint))?;
 
     let mut nonce = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);

@@ -34,7 +34,10 @@ pub enum VerifyMasterError {
     #[error(
         "the attested endpoint {attested:?} differs from the one registered on chain ({registered:?})"
     )]
-    EndpointNotRegistered { attested: String, registered: String },
+    EndpointNotRegistered {
+        attested: String,
+        registered: String,
+    },
     #[error("the TLS certificate the master presented is not trusted: {why}")]
     ServedCertificate { why: String },
 }

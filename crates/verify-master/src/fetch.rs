@@ -51,7 +51,10 @@ impl Endpoint {
             return Err(bad("give the master's base URL, without a path"));
         }
         let host = uri.host().ok_or_else(|| bad("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         Ok(Endpoint {
             host,
             port: uri.port_u16().unwrap_or(8080),
@@ -98,7 +101,10 @@ impl ServerCertVerifier for Recorder {
             .map_err(|_| rustls::Error::General("recorder poisoned".into()))?;
         *seen = ServedChain {
             end_entity: Some(end_entity.clone().into_owned()),
-            intermediates: intermediates.iter().map(|c| c.clone().into_owned()).collect(),
+            intermediates: intermediates
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect(),
         };
         // Not trusted here: `check_served_chain` decides once the attestation is verified.
         Ok(ServerCertVerified::assertion())

@@ -16,10 +16,9 @@ mod error;
 mod fetch;
 pub mod wire;
 
-pub use check::{
-    DEFAULT_MAX_AGE_MS, MAX_FUTURE_SKEW_MS, MasterCheck, VerifiedMaster, k3s_ca_hash,
-    verify_master,
-};
 pub use anchors::trust_anchors;
+pub use check::{
+    DEFAULT_MAX_AGE_MS, MAX_FUTURE_SKEW_MS, MasterCheck, VerifiedMaster, k3s_ca_hash, verify_master,
+};
 pub use error::VerifyMasterError;
 pub use fetch::{Endpoint, ServedChain, check_served_chain, fetch_attestation};

@@ -463,7 +463,10 @@ impl<V: StakeView + 'static> Proxy<V> {
             return status::response_with(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
-                &format!("too many attestation requests from {}; retry in {secs}s", remote.ip()),
+                &format!(
+                    "too many attestation requests from {}; retry in {secs}s",
+                    remote.ip()
+                ),
                 Some(secs),
             );
         }

@@ -52,8 +52,7 @@ impl DevTee {
     pub fn for_current_exe() -> anyhow::Result<DevTee> {
         use anyhow::Context;
         let exe = std::env::current_exe().context("locating this executable")?;
-        let image =
-            std::fs::read(&exe).with_context(|| format!("measuring {}", exe.display()))?;
+        let image = std::fs::read(&exe).with_context(|| format!("measuring {}", exe.display()))?;
         DevTee::new(&image)
     }
 

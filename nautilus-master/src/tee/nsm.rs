@@ -87,7 +87,9 @@ fn describe(code: ErrorCode) -> &'static str {
         ErrorCode::ReadOnlyIndex => "read-only index",
         ErrorCode::InvalidOperation => "invalid operation",
         ErrorCode::BufferTooSmall => "buffer too small",
-        ErrorCode::InputTooLarge => "input too large (user_data, nonce and public_key together exceed 4 KiB)",
+        ErrorCode::InputTooLarge => {
+            "input too large (user_data, nonce and public_key together exceed 4 KiB)"
+        }
         ErrorCode::InternalError => "internal error",
     }
 }
