@@ -1,0 +1,1 @@
+//! A small strict CBOR reader and writer for exactly the types a Nitro document uses.

@@ -1,0 +1,1 @@
+//! The COSE_Sign1 envelope.
