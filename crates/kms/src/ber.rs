@@ -282,16 +282,13 @@ impl<'a> Reader<'a> {
                 });
             }
             let mut children = Vec::new();
-            loop {
-                match self.element(depth + 1, end)? {
-                    Some(child) => children.push(child),
-                    None => break,
-                }
+            while let Some(child) = self.element(depth + 1, end)? {
+                children.push(child);
             }
             Value::Constructed(children)
         } else {
             let len = self.definite_length(len_byte, offset, end)?;
-            let content_end = self.pos.checked_add(len).unwrap_or(usize::MAX);
+            let content_end = self.pos.saturating_add(len);
             if content_end > end {
                 return Err(BerError::Truncated {
                     offset: self.pos,

@@ -390,7 +390,7 @@ fn encrypted_content_info(node: &Node<'_>) -> Result<([u8; BLOCK], Vec<u8>), Cms
     let ciphertext = content.octet_string().ok_or(CmsError::Structure(
         "encryptedContent has a segment that is not an OCTET STRING",
     ))?;
-    if ciphertext.is_empty() || ciphertext.len() % BLOCK != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK) {
         return Err(CmsError::ContentLength {
             len: ciphertext.len(),
         });
@@ -421,7 +421,7 @@ fn decrypt_cbc(
 /// Looks at all of the last block's bytes whatever the padding byte says, and fails with one
 /// error for every kind of bad padding.
 pub(crate) fn unpad(buf: &[u8]) -> Result<usize, CmsError> {
-    if buf.is_empty() || buf.len() % BLOCK != 0 {
+    if buf.is_empty() || !buf.len().is_multiple_of(BLOCK) {
         return Err(CmsError::Padding);
     }
     let last = &buf[buf.len() - BLOCK..];
