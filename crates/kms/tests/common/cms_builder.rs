@@ -2,6 +2,9 @@
 //! KeyTransRecipientInfo v2 with a subjectKeyIdentifier, RSAES-OAEP-SHA256, AES-256-CBC with
 //! the IV in the parameters and the ciphertext in constructed OCTET STRING chunks), plus knobs
 //! to produce each malformed variant the parser must refuse.
+//!
+//! Shared by several test binaries, each using a part of it.
+#![allow(dead_code)]
 
 use aes::Aes256;
 use cbc::cipher::block_padding::NoPadding;
@@ -10,20 +13,22 @@ use rand_core::{OsRng, RngCore};
 use rsa::{Oaep, RsaPublicKey};
 use sha2::Sha256;
 
-pub const OID_ENVELOPED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
-pub const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-pub const OID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
-pub const OID_RSAES_OAEP: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x07];
-pub const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-pub const OID_MGF1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
-pub const OID_P_SPECIFIED: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x09];
-pub const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-pub const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
-pub const OID_AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
-pub const OID_AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
+pub(crate) const OID_ENVELOPED_DATA: &[u8] =
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
+pub(crate) const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+pub(crate) const OID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+pub(crate) const OID_RSAES_OAEP: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x07];
+pub(crate) const OID_RSA_ENCRYPTION: &[u8] =
+    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+pub(crate) const OID_MGF1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+pub(crate) const OID_P_SPECIFIED: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x09];
+pub(crate) const OID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+pub(crate) const OID_SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
+pub(crate) const OID_AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+pub(crate) const OID_AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
 
 /// A definite-length element (DER length encoding).
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -40,7 +45,7 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// A constructed element with indefinite length.
-pub fn indef(tag: u8, children: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn indef(tag: u8, children: &[Vec<u8>]) -> Vec<u8> {
     let mut out = vec![tag, 0x80];
     for c in children {
         out.extend_from_slice(c);
@@ -50,7 +55,7 @@ pub fn indef(tag: u8, children: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// A constructed element, indefinite or definite.
-pub fn cons(tag: u8, children: &[Vec<u8>], indefinite: bool) -> Vec<u8> {
+pub(crate) fn cons(tag: u8, children: &[Vec<u8>], indefinite: bool) -> Vec<u8> {
     if indefinite {
         indef(tag, children)
     } else {
@@ -58,15 +63,15 @@ pub fn cons(tag: u8, children: &[Vec<u8>], indefinite: bool) -> Vec<u8> {
     }
 }
 
-pub fn oid(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn oid(bytes: &[u8]) -> Vec<u8> {
     tlv(0x06, bytes)
 }
 
-pub fn null() -> Vec<u8> {
+pub(crate) fn null() -> Vec<u8> {
     vec![0x05, 0x00]
 }
 
-pub fn alg(oid_bytes: &[u8], params: Option<Vec<u8>>) -> Vec<u8> {
+pub(crate) fn alg(oid_bytes: &[u8], params: Option<Vec<u8>>) -> Vec<u8> {
     let mut children = vec![oid(oid_bytes)];
     children.extend(params);
     tlv(0x30, &children.concat())
@@ -74,7 +79,7 @@ pub fn alg(oid_bytes: &[u8], params: Option<Vec<u8>>) -> Vec<u8> {
 
 /// RSAES-OAEP AlgorithmIdentifier variants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Oaep256 {
+pub(crate) enum Oaep256 {
     /// hash SHA-256 (NULL params), MGF1-SHA-256: what KMS-like producers send.
     Good,
     /// As Good, with parameters absent from the hash identifiers and an empty pSpecified.
@@ -93,7 +98,7 @@ pub enum Oaep256 {
     RsaV15,
 }
 
-pub fn oaep_alg(kind: Oaep256) -> Vec<u8> {
+pub(crate) fn oaep_alg(kind: Oaep256) -> Vec<u8> {
     let sha256 = alg(OID_SHA256, Some(null()));
     let hash = |a: Vec<u8>| tlv(0xa0, &a);
     let mgf = |h: Vec<u8>| tlv(0xa1, &alg(OID_MGF1, Some(h)));
@@ -132,22 +137,22 @@ pub fn oaep_alg(kind: Oaep256) -> Vec<u8> {
 
 /// How to build the envelope.
 #[derive(Debug, Clone)]
-pub struct Shape {
-    pub indefinite: bool,
-    pub content_type: &'static [u8],
-    pub oaep: Oaep256,
-    pub recipients: usize,
-    pub content_alg: &'static [u8],
-    pub iv_len: usize,
-    pub content_key_len: usize,
+pub(crate) struct Shape {
+    pub(crate) indefinite: bool,
+    pub(crate) content_type: &'static [u8],
+    pub(crate) oaep: Oaep256,
+    pub(crate) recipients: usize,
+    pub(crate) content_alg: &'static [u8],
+    pub(crate) iv_len: usize,
+    pub(crate) content_key_len: usize,
     /// Ciphertext split into this many OCTET STRING chunks (0: primitive [0]).
-    pub chunks: usize,
+    pub(crate) chunks: usize,
     /// Replace the PKCS#7 padding by this last byte (bad padding).
-    pub bad_pad_byte: Option<u8>,
+    pub(crate) bad_pad_byte: Option<u8>,
     /// Drop this many bytes from the end of the ciphertext (not a whole block).
-    pub cut_ciphertext: usize,
+    pub(crate) cut_ciphertext: usize,
     /// Leave the encryptedContent out.
-    pub no_content: bool,
+    pub(crate) no_content: bool,
 }
 
 impl Default for Shape {
@@ -169,7 +174,7 @@ impl Default for Shape {
 }
 
 /// `plaintext` enveloped for `to` as described by `shape`.
-pub fn envelop(plaintext: &[u8], to: &RsaPublicKey, shape: &Shape) -> Vec<u8> {
+pub(crate) fn envelop(plaintext: &[u8], to: &RsaPublicKey, shape: &Shape) -> Vec<u8> {
     let mut content_key = vec![0u8; shape.content_key_len];
     OsRng.fill_bytes(&mut content_key);
     let mut iv = vec![0u8; shape.iv_len];
