@@ -4,6 +4,7 @@
 mod amount;
 mod chain;
 mod cli;
+mod enclave;
 mod token;
 mod wallet;
 
