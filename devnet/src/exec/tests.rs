@@ -821,10 +821,10 @@ mod enclave {
     use daas_attestation::binding::Binding;
     use daas_attestation::dev::{DevAttester, DevRoot};
     use daas_attestation::{AttestationRequest, TrustAnchor};
-    use daas_chain_types::{AbortCode, PackageEvent};
     use daas_chain_types::package::{
         FN_LOAD_NITRO_ATTESTATION, MODULE_NITRO_ATTESTATION, identifier,
     };
+    use daas_chain_types::{AbortCode, PackageEvent};
 
     use super::*;
 
