@@ -1488,7 +1488,7 @@ mod enclave {
         let h = H::new();
         for zero in 0..3 {
             let mut rt = h.rt();
-            let mut pcrs = vec![vec![1u8; 48], vec![2; 48], vec![3; 48]];
+            let mut pcrs = [vec![1u8; 48], vec![2; 48], vec![3; 48]];
             pcrs[zero] = vec![0; 48];
             let r = h.call(
                 &mut rt,
