@@ -49,11 +49,27 @@ impl DevnetProcess {
     /// Starts `bin` on `data_dir` (initialised on first start) on a free loopback port, with an
     /// idle checkpoint every `heartbeat_ms` (0: none), and waits until it listens.
     pub fn start(bin: &Path, data_dir: &Path, heartbeat_ms: u64) -> io::Result<DevnetProcess> {
-        let mut child = Command::new(bin)
+        Self::start_with(bin, data_dir, heartbeat_ms, None)
+    }
+
+    /// As [`DevnetProcess::start`], also trusting the dev attestation root in the PEM file
+    /// `dev_attestation_root` (`--trust-dev-attestation-root`) when given.
+    pub fn start_with(
+        bin: &Path,
+        data_dir: &Path,
+        heartbeat_ms: u64,
+        dev_attestation_root: Option<&Path>,
+    ) -> io::Result<DevnetProcess> {
+        let mut command = Command::new(bin);
+        command
             .args(["start", "--listen", "127.0.0.1:0", "--heartbeat-ms"])
             .arg(heartbeat_ms.to_string())
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(data_dir);
+        if let Some(root) = dev_attestation_root {
+            command.arg("--trust-dev-attestation-root").arg(root);
+        }
+        let mut child = command
             .env("DAAS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

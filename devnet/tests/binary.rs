@@ -116,3 +116,27 @@ async fn faucet_then_restart_keeps_the_chain() {
     assert_eq!(reloaded.package, config.package);
     stop(devnet);
 }
+
+/// `--trust-dev-attestation-root` with a file that is not a PEM certificate: the devnet does not
+/// start, and says which flag and file are wrong.
+#[test]
+fn a_bad_dev_attestation_root_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("root.pem");
+    std::fs::write(&bad, "not a certificate").expect("write");
+    let out = Command::new(BIN)
+        .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("chain"))
+        .arg("--trust-dev-attestation-root")
+        .arg(&bad)
+        .env("DAAS_LOG", "error")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--trust-dev-attestation-root") && err.contains("root.pem"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+}

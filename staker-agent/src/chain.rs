@@ -1,5 +1,6 @@
 //! `staker-agent stake | add-stake | unstake | withdraw | revoke-tokens | status` and the
-//! AdminCap holder's `admin grant | revoke-grant`.
+//! AdminCap holder's `admin grant | revoke-grant` (the enclave's `admin set-pcrs |
+//! register-enclave` are in `enclave.rs`).
 //!
 //! Every command resolves the deployment (config file, `--rpc` preset or URL, id overrides),
 //! checks the endpoint's chain id before signing anything, builds the transaction offline,
@@ -102,13 +103,13 @@ pub(crate) async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
     Ok(chain)
 }
 
-fn key(global: &Global) -> Result<WalletKey> {
+pub(crate) fn key(global: &Global) -> Result<WalletKey> {
     let keystore = crate::wallet::load(global)?;
     crate::wallet::selected(global, &keystore)
 }
 
 /// Signs and executes with progress on stderr.
-async fn submit(
+pub(crate) async fn submit(
     chain: &GrpcChain,
     key: &WalletKey,
     what: &str,
@@ -168,7 +169,7 @@ async fn pick_record(
     }
 }
 
-fn print(global: &Global, value: serde_json::Value, text: String) {
+pub(crate) fn print(global: &Global, value: serde_json::Value, text: String) {
     if global.json() {
         println!("{value}");
     } else {
@@ -321,7 +322,7 @@ fn precheck(what: &str, r: &RecordObject) -> Result<()> {
 }
 
 /// The first event `pick` accepts.
-fn event<T>(
+pub(crate) fn event<T>(
     executed: &Executed,
     name: &str,
     pick: impl Fn(&PackageEvent) -> Option<T>,
@@ -546,6 +547,37 @@ fn granted_roles(mask: u8) -> Vec<&'static str> {
         .collect()
 }
 
+/// The cluster's AdminCap (`--admin-cap`, or `admin_cap` of the config file), after checking
+/// that `key` owns it and that it administers the configured cluster.
+pub(crate) async fn held_admin_cap(
+    chain: &GrpcChain,
+    key: &WalletKey,
+    admin_cap: Option<Address>,
+) -> Result<daas_chain::AdminCapObject> {
+    let cluster_id = chain.config().cluster;
+    let cap_id = admin_cap.or(chain.config().admin_cap).ok_or_else(|| {
+        anyhow!("no AdminCap id: pass --admin-cap, or a --chain-config file with \"admin_cap\"")
+    })?;
+    let cap = chain
+        .admin_cap(cap_id)
+        .await
+        .with_context(|| format!("reading the AdminCap {cap_id}"))?;
+    if cap.owner != key.address() {
+        bail!(
+            "AdminCap {cap_id} is owned by {}, not by your key {}: select the cap holder's key with --keystore/--key",
+            cap.owner,
+            key.address()
+        );
+    }
+    if cap.cap.cluster_id != cluster_id {
+        bail!(
+            "AdminCap {cap_id} administers cluster {}, not {cluster_id}",
+            cap.cap.cluster_id
+        );
+    }
+    Ok(cap)
+}
+
 /// What `admin grant` and `admin revoke-grant` do to a grant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum GrantChange {
@@ -565,26 +597,7 @@ pub(crate) fn grant(global: &Global, args: GrantArgs, change: GrantChange) -> Re
         let key = key(global)?;
         let chain = connect(&args.chain).await?;
         let cluster_id = chain.config().cluster;
-        let cap_id = args.admin_cap.or(chain.config().admin_cap).ok_or_else(|| {
-            anyhow!("no AdminCap id: pass --admin-cap, or a --chain-config file with \"admin_cap\"")
-        })?;
-        let cap = chain
-            .admin_cap(cap_id)
-            .await
-            .with_context(|| format!("reading the AdminCap {cap_id}"))?;
-        if cap.owner != key.address() {
-            bail!(
-                "AdminCap {cap_id} is owned by {}, not by your key {}: select the cap holder's key with --keystore/--key",
-                cap.owner,
-                key.address()
-            );
-        }
-        if cap.cap.cluster_id != cluster_id {
-            bail!(
-                "AdminCap {cap_id} administers cluster {}, not {cluster_id}",
-                cap.cap.cluster_id
-            );
-        }
+        let cap = held_admin_cap(&chain, &key, args.admin_cap).await?;
         let cluster = chain.cluster().await?.value.cluster;
         let (account, role) = (args.account, args.role);
         let held = consts::mask_grants(grant_mask(&chain, &cluster, account).await?, role.code());

@@ -108,6 +108,39 @@ pub(crate) enum AdminCommand {
     /// records of that role stay on chain (the control plane refuses them) until their owner
     /// unstakes and withdraws them.
     RevokeGrant(GrantArgs),
+    /// Set the expected PCR0/1/2 of the approved enclave image (this clears the registered
+    /// enclave, which must register again). All-zero (debug-mode) values are refused.
+    SetPcrs(SetPcrsArgs),
+    /// Register the cluster's enclave on chain from its Nitro attestation document, as the
+    /// cluster's enclave operator (load_nitro_attestation + enclave::register_enclave in one
+    /// transaction). The document is checked here first (PCRs, debug mode, user_data binding,
+    /// age) so that a registration the chain would refuse costs no gas.
+    RegisterEnclave(RegisterEnclaveArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SetPcrsArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// JSON file with the PCRs as hex: `{"PCR0": "…", "PCR1": "…", "PCR2": "…"}`, or the output
+    /// of `nitro-cli build-enclave` / `describe-eif` (`{"Measurements": {"PCR0": …}}`).
+    #[arg(long)]
+    pub(crate) pcrs: PathBuf,
+    /// The cluster's AdminCap object id (default: `admin_cap` of the --chain-config file).
+    #[arg(long, env = "DAAS_ADMIN_CAP")]
+    pub(crate) admin_cap: Option<Address>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RegisterEnclaveArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// The attestation document: the raw COSE_Sign1 bytes, or the same bytes as hex text.
+    #[arg(long)]
+    pub(crate) document: PathBuf,
+    /// The endpoint the enclave serves at; must equal the endpoint in the document's user_data.
+    #[arg(long)]
+    pub(crate) endpoint: String,
 }
 
 #[derive(Args, Debug)]
@@ -272,6 +305,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         }
         Command::Admin(AdminCommand::RevokeGrant(args)) => {
             crate::chain::grant(&cli.global, args, crate::chain::GrantChange::Revoke)
+        }
+        Command::Admin(AdminCommand::SetPcrs(args)) => crate::enclave::set_pcrs(&cli.global, args),
+        Command::Admin(AdminCommand::RegisterEnclave(args)) => {
+            crate::enclave::register(&cli.global, args)
         }
         Command::Token(TokenCommand::Inspect { token }) => {
             crate::token::inspect(&cli.global, token)

@@ -5,6 +5,7 @@ mod amount;
 mod chain;
 mod cli;
 mod master;
+mod enclave;
 mod token;
 mod wallet;
 

@@ -1,5 +1,6 @@
 //! The chain commands as users run them, against the development chain process: stake,
-//! status, revoke-tokens, unstake, withdraw, the admin's grant and revoke-grant, and the errors a
+//! status, revoke-tokens, unstake, withdraw, the admin's grant and revoke-grant, the enclave's
+//! set-pcrs and register-enclave (devnet trusting a dev attestation root), and the errors a
 //! staker meets (no grant, below minimum, insufficient balance, unbonding not finished, RPC
 //! unreachable, wrong network).
 
@@ -20,9 +21,15 @@ struct Devnet {
 
 impl Devnet {
     fn start(dir: &Path) -> Devnet {
+        Devnet::start_with(dir, None)
+    }
+
+    /// Started with `--trust-dev-attestation-root` when `dev_root` is given.
+    fn start_with(dir: &Path, dev_root: Option<&Path>) -> Devnet {
         let bin = daas_devnet::process::binary().unwrap();
         Devnet {
-            process: daas_devnet::process::DevnetProcess::start(&bin, dir, 0).unwrap(),
+            process: daas_devnet::process::DevnetProcess::start_with(&bin, dir, 0, dev_root)
+                .unwrap(),
         }
     }
 
@@ -495,4 +502,154 @@ fn worker_and_admin_stakes_need_the_admins_grant() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `admin set-pcrs` and `admin register-enclave` against a devnet started with
+/// `--trust-dev-attestation-root`, with a document from the dev attester; what the chain would
+/// refuse is refused before any gas is spent.
+#[test]
+fn admin_sets_the_pcrs_and_registers_a_dev_enclave() {
+    use daas_attestation::binding::Binding;
+    use daas_attestation::dev::{DevAttester, DevRoot};
+    use daas_attestation::{AttestationRequest, Attester};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = DevRoot::generate().unwrap();
+    let root_pem = dir.path().join("dev-root.pem");
+    std::fs::write(&root_pem, root.certificate_pem()).unwrap();
+    let pcrs: std::collections::BTreeMap<u8, [u8; 48]> =
+        [(0, [0x11; 48]), (1, [0x22; 48]), (2, [0x33; 48])].into();
+    let attester = DevAttester::new(root, pcrs).unwrap();
+    let devnet = Devnet::start_with(&dir.path().join("chain"), Some(&root_pem));
+    let admin = Agent::admin(&devnet);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(devnet.config()).unwrap()).unwrap();
+    let cluster: sui_sdk_types::Address = config["cluster"].as_str().unwrap().parse().unwrap();
+    let endpoint = "https://enclave.example:6443";
+    let ca = [0xca; 32];
+    let document = dir.path().join("attestation.cose");
+    let write_document = || {
+        let binding = Binding {
+            cluster_id: cluster.into_inner(),
+            ca_sha256: ca,
+            endpoint: endpoint.to_owned(),
+        };
+        let request = AttestationRequest {
+            user_data: Some(binding.encode()),
+            nonce: None,
+            public_key: Some(vec![0x30, 0x59]),
+        };
+        std::fs::write(&document, attester.attest(&request).unwrap()).unwrap();
+    };
+    let doc = document.display().to_string();
+    let before = balance(&admin);
+
+    // Before any PCRs are set: refused, no gas.
+    write_document();
+    let err = admin.fails(&[
+        "admin",
+        "register-enclave",
+        "--document",
+        &doc,
+        "--endpoint",
+        endpoint,
+    ]);
+    assert!(err.contains("no expected PCRs yet"), "{err}");
+
+    // All-zero (debug) PCRs: refused, no gas.
+    let zero = dir.path().join("zero.json");
+    let hex48 = |b: u8| hex::encode([b; 48]);
+    std::fs::write(
+        &zero,
+        format!(
+            r#"{{"PCR0":"{}","PCR1":"{}","PCR2":"{}"}}"#,
+            hex48(0),
+            hex48(0x22),
+            hex48(0x33)
+        ),
+    )
+    .unwrap();
+    let err = admin.fails(&["admin", "set-pcrs", "--pcrs", &zero.display().to_string()]);
+    assert!(err.contains("PCR0 is all zero"), "{err}");
+    assert_eq!(balance(&admin), before, "nothing was spent");
+
+    // nitro-cli's format.
+    let measurements = dir.path().join("measurements.json");
+    std::fs::write(
+        &measurements,
+        format!(
+            r#"{{"Measurements":{{"HashAlgorithm":"Sha384 {{ ... }}","PCR0":"{}","PCR1":"{}","PCR2":"{}"}}}}"#,
+            hex48(0x11),
+            hex48(0x22),
+            hex48(0x33)
+        ),
+    )
+    .unwrap();
+    let set = admin.ok_json(&[
+        "admin",
+        "set-pcrs",
+        "--pcrs",
+        &measurements.display().to_string(),
+    ]);
+    assert_eq!(set["pcr0"], hex48(0x11));
+    assert_eq!(set["enclave_cleared"], false);
+
+    // Another endpoint than the document's: refused before gas.
+    let spent = balance(&admin);
+    let err = admin.fails(&[
+        "admin",
+        "register-enclave",
+        "--document",
+        &doc,
+        "--endpoint",
+        "https://elsewhere.example:6443",
+    ]);
+    assert!(err.contains("bound to endpoint"), "{err}");
+    // Not the enclave operator: refused before gas.
+    let stranger = Agent::new(&devnet);
+    devnet.faucet(&stranger.address, "1");
+    let err = stranger.fails(&[
+        "admin",
+        "register-enclave",
+        "--document",
+        &doc,
+        "--endpoint",
+        endpoint,
+    ]);
+    assert!(err.contains("only the cluster's enclave operator"), "{err}");
+    assert_eq!(balance(&admin), spent);
+
+    // The registration itself, through load_nitro_attestation on the devnet.
+    write_document();
+    let registered = admin.ok_json(&[
+        "admin",
+        "register-enclave",
+        "--document",
+        &doc,
+        "--endpoint",
+        endpoint,
+    ]);
+    assert_eq!(registered["endpoint"], endpoint);
+    assert_eq!(registered["ca_sha256"], hex::encode(ca));
+    assert_eq!(registered["cluster"], cluster.to_string());
+
+    // Replaying the same document is refused before gas (not newer than the registered one).
+    let err = admin.fails(&[
+        "admin",
+        "register-enclave",
+        "--document",
+        &doc,
+        "--endpoint",
+        endpoint,
+    ]);
+    assert!(err.contains("not newer"), "{err}");
+
+    // New PCRs clear the registration.
+    let set = admin.ok_json(&[
+        "admin",
+        "set-pcrs",
+        "--pcrs",
+        &measurements.display().to_string(),
+    ]);
+    assert_eq!(set["enclave_cleared"], true);
 }

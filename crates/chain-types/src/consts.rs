@@ -67,10 +67,14 @@ pub const USER_DATA_CA_OFFSET: usize = 40;
 pub const USER_DATA_ENDPOINT_OFFSET: usize = 72;
 
 /// `enclave::encode_user_data`: user_data layout v1 for `cluster_id`, the CA hash and `endpoint`.
-pub fn encode_user_data(cluster_id: &[u8; 32], ca_sha256: &[u8; 32], endpoint: &str) -> Vec<u8> {
+pub fn encode_user_data(
+    cluster_id: sui_sdk_types::Address,
+    ca_sha256: &[u8; 32],
+    endpoint: &str,
+) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(USER_DATA_ENDPOINT_OFFSET + endpoint.len());
     bytes.extend_from_slice(&USER_DATA_MAGIC);
-    bytes.extend_from_slice(cluster_id);
+    bytes.extend_from_slice(cluster_id.as_bytes());
     bytes.extend_from_slice(ca_sha256);
     bytes.extend_from_slice(endpoint.as_bytes());
     bytes
@@ -122,7 +126,7 @@ mod tests {
         let mut id = [0; 32];
         id[31] = 0x42;
         let ca = [0xca; 32];
-        let ud = encode_user_data(&id, &ca, "h:1");
+        let ud = encode_user_data(sui_sdk_types::Address::new(id), &ca, "h:1");
         assert_eq!(ud.len(), 75);
         assert_eq!(&ud[..8], b"K3SDAAS\x01");
         assert_eq!(&ud[USER_DATA_CLUSTER_OFFSET..USER_DATA_CA_OFFSET], &id);

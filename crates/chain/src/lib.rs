@@ -9,6 +9,7 @@
 //!   abort codes, changed objects, package events.
 //! - [`follow`] follows checkpoints from the chain tip (at every connect), handing each
 //!   checkpoint's changes to a handler in order and reporting whether it is caught up.
+//! - [`enclave`] reads the cluster's registered enclave (`Cluster.enclave`) as a typed value.
 //! - Reads return [`AtCheckpoint`]: the answer plus the checkpoint height the endpoint reported
 //!   for it, so a reader can refuse answers older than what it has already seen.
 //!
@@ -16,6 +17,7 @@
 
 pub mod config;
 pub mod effects;
+pub mod enclave;
 pub mod error;
 pub mod follow;
 mod grpc;
@@ -23,6 +25,7 @@ pub mod tx;
 
 pub use config::{ChainConfig, Deployment, Network};
 pub use effects::{ChangedObject, Executed, ObjectChange};
+pub use enclave::{RegisteredEnclave, registered_enclave};
 pub use error::ChainError;
 pub use grpc::GrpcChain;
 

@@ -281,7 +281,8 @@ pub fn set_unbonding_period(
     })
 }
 
-/// Admin: `cluster::set_expected_pcrs(cap, cluster, pcr0, pcr1, pcr2)` (48 bytes each).
+/// Admin: `cluster::set_expected_pcrs(cap, cluster, pcr0, pcr1, pcr2)` (48 bytes each, none
+/// all zero: the chain aborts with `EInvalidPcrLength` / `EZeroPcr` otherwise).
 pub fn set_expected_pcrs(
     config: &ChainConfig,
     gas: &Gas,
@@ -340,8 +341,10 @@ pub fn migrate(
 
 /// Enclave operator: one PTB of
 /// `0x2::nitro_attestation::load_nitro_attestation(attestation, 0x6)` (the framework parses the
-/// document and verifies its certificate chain) feeding
-/// `enclave::register_enclave(cluster, document, endpoint, 0x6)`.
+/// document and verifies its certificate chain at the clock time; it is an `entry` function, so
+/// only a PTB can feed its result on) whose `NitroAttestationDocument` result is passed by value
+/// to `enclave::register_enclave(cluster, document, endpoint, 0x6)`. The document's user_data
+/// must be layout v1 for this cluster and `endpoint` (`daas_attestation::binding`).
 pub fn register_enclave(
     config: &ChainConfig,
     gas: &Gas,
@@ -354,8 +357,8 @@ pub fn register_enclave(
     let doc = b.tx.move_call(
         Function::new(
             Address::TWO,
-            pkg::identifier("nitro_attestation"),
-            pkg::identifier("load_nitro_attestation"),
+            pkg::identifier(pkg::MODULE_NITRO_ATTESTATION),
+            pkg::identifier(pkg::FN_LOAD_NITRO_ATTESTATION),
         ),
         vec![document, clock],
     );

@@ -809,3 +809,379 @@ fn slash_and_withdraw_create_and_delete_the_table_entry_object() {
             >= record_obj.storage_rebate() + field.storage_rebate()
     );
 }
+
+// ---------------------------------------------------------------------------------- enclave
+
+/// Enclave registration through whole PTBs (`load_nitro_attestation` feeding
+/// `register_enclave`), with documents from the dev attester and the public AWS vectors.
+mod enclave {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use daas_attestation::binding::Binding;
+    use daas_attestation::dev::{DevAttester, DevRoot};
+    use daas_attestation::{AttestationRequest, TrustAnchor};
+    use daas_chain_types::package::{
+        FN_LOAD_NITRO_ATTESTATION, MODULE_NITRO_ATTESTATION, identifier,
+    };
+    use daas_chain_types::{AbortCode, PackageEvent};
+
+    use super::*;
+
+    const ENDPOINT: &str = "https://enclave.example:6443";
+    const CA: [u8; 32] = [0xca; 32];
+    /// What the enclave puts in public_key: its CA's SubjectPublicKeyInfo DER (any bytes here).
+    const SPKI: [u8; 4] = [0x30, 0x59, 0x30, 0x13];
+
+    fn pcrs(fill: [u8; 3]) -> BTreeMap<u8, [u8; 48]> {
+        (0u8..3).map(|i| (i, [fill[usize::from(i)]; 48])).collect()
+    }
+
+    /// A chain whose cluster expects PCRs 1/2/3 and a dev attester reporting `reported`; the
+    /// chain trusts the attester's dev root when `trust_dev`.
+    fn setup(trust_dev: bool, reported: [u8; 3]) -> (Chain, DevAttester, TrustAnchor) {
+        let root = DevRoot::generate().expect("dev root");
+        let anchor = root.trust_anchor();
+        let attester = DevAttester::new(root, pcrs(reported)).expect("dev attester");
+        let mut chain = Chain::new();
+        if trust_dev {
+            chain.anchors.push(anchor.clone());
+        }
+        let record = chain.set_pcrs([[1; 48], [2; 48], [3; 48]]);
+        assert_eq!(effects(&record).status, ExecutionStatus::Success);
+        (chain, attester, anchor)
+    }
+
+    /// A dev document stamped `at`, bound to `cluster` and `endpoint`.
+    fn document(attester: &DevAttester, cluster: Address, endpoint: &str, at: u64) -> Vec<u8> {
+        let binding = Binding {
+            cluster_id: cluster.into_inner(),
+            ca_sha256: CA,
+            endpoint: endpoint.to_owned(),
+        };
+        let request = AttestationRequest {
+            user_data: Some(binding.encode()),
+            nonce: None,
+            public_key: Some(SPKI.to_vec()),
+        };
+        attester.attest_at(&request, at).expect("attest")
+    }
+
+    impl Chain {
+        fn set_pcrs(&mut self, pcrs: [[u8; 48]; 3]) -> TxRecord {
+            let call = self.call("cluster", "set_expected_pcrs");
+            let cap = self.object(self.info.admin_cap);
+            let gas = self.coins(self.admin.address())[0].clone();
+            let cluster = self.cluster_input(true);
+            let (tx, sig) = self.sign(
+                &self.admin,
+                |b| {
+                    let cap = b.object(owned(&cap));
+                    let c = b.object(cluster);
+                    let p: Vec<_> = pcrs.iter().map(|p| b.pure(&p.to_vec())).collect();
+                    b.move_call(call, vec![cap, c, p[0], p[1], p[2]]);
+                },
+                &gas,
+            );
+            self.run(tx, sig).expect("executed")
+        }
+
+        /// `load_nitro_attestation(document, 0x6)` and, with `endpoint`, `register_enclave`
+        /// on its result; sent by the admin (the enclave operator) or the user.
+        fn register(&mut self, document: &[u8], endpoint: Option<&str>, by_user: bool) -> TxRecord {
+            let register = self.call("enclave", "register_enclave");
+            let load = Function::new(
+                Address::TWO,
+                identifier(MODULE_NITRO_ATTESTATION),
+                identifier(FN_LOAD_NITRO_ATTESTATION),
+            );
+            let key = if by_user { &self.user } else { &self.admin };
+            let gas = self.coins(key.address())[0].clone();
+            let cluster = self.cluster_input(true);
+            let (tx, sig) = self.sign(
+                key,
+                |b| {
+                    let bytes = b.pure(&document.to_vec());
+                    let clock = b.object(ObjectInput::shared(CLOCK_ID, 1, false));
+                    let doc = b.move_call(load, vec![bytes, clock]);
+                    if let Some(endpoint) = endpoint {
+                        let c = b.object(cluster);
+                        let e = b.pure(&endpoint.to_owned());
+                        b.move_call(register, vec![c, doc, e, clock]);
+                    }
+                },
+                &gas,
+            );
+            self.run(tx, sig).expect("executed, not rejected")
+        }
+    }
+
+    /// Asserts failed effects with a Move abort of `code` in `module::function` of `package`.
+    fn assert_aborted(
+        record: &TxRecord,
+        package: Address,
+        module: &str,
+        function: &str,
+        code: u64,
+    ) {
+        match &effects(record).status {
+            ExecutionStatus::Failure {
+                error:
+                    ExecutionError::MoveAbort {
+                        location,
+                        code: got,
+                    },
+                ..
+            } => {
+                assert_eq!(
+                    (location.package, location.module.as_str(), *got),
+                    (package, module, code),
+                    "{:?}",
+                    record.error_description
+                );
+                assert_eq!(
+                    location.function_name.as_ref().map(|f| f.as_str()),
+                    Some(function)
+                );
+            }
+            other => panic!("expected {module}::{function} to abort with {code}, got {other:?}"),
+        }
+    }
+
+    fn assert_enclave_abort(chain: &Chain, record: &TxRecord, function: &str, code: AbortCode) {
+        assert_aborted(
+            record,
+            chain.info.package,
+            code.module(),
+            function,
+            code.code(),
+        );
+        assert!(
+            chain.cluster().enclave.is_none(),
+            "{code:?}: nothing registered"
+        );
+    }
+
+    fn assert_nitro_abort(record: &TxRecord, code: u64) {
+        assert_aborted(
+            record,
+            Address::TWO,
+            MODULE_NITRO_ATTESTATION,
+            FN_LOAD_NITRO_ATTESTATION,
+            code,
+        );
+    }
+
+    #[test]
+    fn a_dev_document_registers_end_to_end_when_the_dev_root_is_trusted() {
+        let (mut chain, attester, _) = setup(true, [1, 2, 3]);
+        let cluster = chain.info.cluster;
+        let doc = document(&attester, cluster, ENDPOINT, NOW - 2_000);
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_eq!(
+            effects(&record).status,
+            ExecutionStatus::Success,
+            "{:?}",
+            record.error_description
+        );
+        let e = chain.cluster().enclave.expect("registered");
+        assert_eq!(e.ca_sha256, CA.to_vec());
+        assert_eq!(
+            (e.endpoint.as_str(), e.public_key.as_slice()),
+            (ENDPOINT, &SPKI[..])
+        );
+        assert_eq!(
+            (e.pcr0, e.pcr1, e.pcr2),
+            (vec![1; 48], vec![2; 48], vec![3; 48])
+        );
+        assert_eq!((e.attested_at_ms, e.registered_at_ms), (NOW - 2_000, NOW));
+        let package = daas_chain_types::Package::new(chain.info.package);
+        let events = record.events.as_ref().expect("events");
+        let decoded: Vec<PackageEvent> = events
+            .0
+            .iter()
+            .map(|ev| PackageEvent::decode(&package, &ev.type_, &ev.contents).expect("event"))
+            .collect();
+        match decoded.as_slice() {
+            [PackageEvent::EnclaveRegistered(ev)] => {
+                assert_eq!((ev.cluster_id, ev.ca_sha256.as_slice()), (cluster, &CA[..]));
+                assert_eq!(ev.endpoint, ENDPOINT);
+            }
+            other => panic!("expected EnclaveRegistered, got {other:?}"),
+        }
+        assert_eq!(events.0[0].module.as_str(), "enclave");
+
+        // Replay of an older document (still fresh, still valid under its chain) is refused.
+        let older = document(&attester, cluster, ENDPOINT, NOW - 3_000);
+        chain.now = NOW + 1_000;
+        let record = chain.register(&older, Some(ENDPOINT), false);
+        assert_aborted(
+            &record,
+            chain.info.package,
+            "enclave",
+            "check_newer",
+            AbortCode::AttestationNotNewer.code(),
+        );
+        assert_eq!(
+            chain.cluster().enclave.expect("kept").attested_at_ms,
+            NOW - 2_000
+        );
+        // A newer one replaces it.
+        let newer = document(&attester, cluster, ENDPOINT, NOW + 500);
+        let record = chain.register(&newer, Some(ENDPOINT), false);
+        assert_eq!(effects(&record).status, ExecutionStatus::Success);
+        assert_eq!(
+            chain.cluster().enclave.expect("replaced").attested_at_ms,
+            NOW + 500
+        );
+    }
+
+    #[test]
+    fn the_same_document_fails_verification_when_the_dev_root_is_not_trusted() {
+        let (mut chain, attester, _) = setup(false, [1, 2, 3]);
+        let doc = document(&attester, chain.info.cluster, ENDPOINT, NOW - 2_000);
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_nitro_abort(&record, 2);
+        assert!(chain.cluster().enclave.is_none());
+        assert!(
+            record
+                .error_description
+                .as_deref()
+                .is_some_and(|d| d.contains("load_nitro_attestation")),
+            "{:?}",
+            record.error_description
+        );
+    }
+
+    #[test]
+    fn documents_the_move_code_refuses_abort_with_its_codes() {
+        // Debug-mode PCRs (zero PCR0/1/2): verified under the dev root, refused by enclave.move.
+        let (mut chain, debug, _) = setup(true, [0, 0, 0]);
+        let doc = document(&debug, chain.info.cluster, ENDPOINT, NOW);
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_enclave_abort(
+            &chain,
+            &record,
+            "check_not_debug",
+            AbortCode::DebugAttestation,
+        );
+
+        // Another image.
+        let (mut chain, other, _) = setup(true, [1, 2, 9]);
+        let doc = document(&other, chain.info.cluster, ENDPOINT, NOW);
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_enclave_abort(&chain, &record, "check_pcrs", AbortCode::PcrMismatch);
+
+        let (mut chain, attester, _) = setup(true, [1, 2, 3]);
+        let cluster = chain.info.cluster;
+        let cases: Vec<(Vec<u8>, &str, bool, &str, AbortCode)> = vec![
+            (
+                document(&attester, Address::from_static("0xc1"), ENDPOINT, NOW),
+                ENDPOINT,
+                false,
+                "check_user_data",
+                AbortCode::UserDataWrongCluster,
+            ),
+            (
+                document(&attester, cluster, "https://elsewhere.example:6443", NOW),
+                ENDPOINT,
+                false,
+                "check_user_data",
+                AbortCode::UserDataEndpointMismatch,
+            ),
+            (
+                // Valid for 3 h under its certificate chain, but older than 5 minutes.
+                document(&attester, cluster, ENDPOINT, NOW - 300_001),
+                ENDPOINT,
+                false,
+                "check_freshness",
+                AbortCode::AttestationStale,
+            ),
+            (
+                document(&attester, cluster, ENDPOINT, NOW),
+                ENDPOINT,
+                true,
+                "register_checked",
+                AbortCode::NotEnclaveOperator,
+            ),
+        ];
+        for (doc, endpoint, by_user, function, code) in cases {
+            let record = chain.register(&doc, Some(endpoint), by_user);
+            assert_enclave_abort(&chain, &record, function, code);
+        }
+    }
+
+    /// A document from more than a minute in the future: its leaf certificate (valid from 3 s
+    /// before the document, as on AWS) is not valid yet at the chain's clock, so
+    /// `load_nitro_attestation` refuses it before `enclave::check_freshness` could (that check
+    /// is covered with a document value in the model tests).
+    #[test]
+    fn a_document_from_the_future_fails_at_the_chain_clock() {
+        let (mut chain, attester, _) = setup(true, [1, 2, 3]);
+        let doc = document(&attester, chain.info.cluster, ENDPOINT, NOW + 60_001);
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_nitro_abort(&record, 2);
+        assert!(chain.cluster().enclave.is_none());
+    }
+
+    fn vectors_dir() -> PathBuf {
+        std::env::var_os("DAAS_VECTORS_DIR").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
+            PathBuf::from,
+        )
+    }
+
+    fn vector(name: &str) -> Vec<u8> {
+        let path = vectors_dir().join("nitro").join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Real AWS documents verify under the AWS root at their own timestamp and fail at any
+    /// later time (their chains have expired).
+    #[test]
+    fn real_aws_documents_load_at_their_timestamp_and_fail_now() {
+        for (name, timestamp) in [
+            ("evervault-prod-2022-10-13.cose", 1_665_651_482_136),
+            ("fastcrypto-pcr16-2025-11-10.cose", 1_762_795_210_812),
+        ] {
+            let doc = vector(name);
+            let mut chain = Chain::new();
+            chain.now = timestamp;
+            let record = chain.register(&doc, None, false);
+            assert_eq!(
+                effects(&record).status,
+                ExecutionStatus::Success,
+                "{name}: {:?}",
+                record.error_description
+            );
+            chain.now = crate::node::now_ms();
+            let record = chain.register(&doc, None, false);
+            assert_nitro_abort(&record, 2);
+        }
+    }
+
+    /// A real debug-mode document passes `load_nitro_attestation` (validly signed by AWS) and
+    /// is refused by `register_enclave` as debug, before any PCR comparison.
+    #[test]
+    fn a_real_debug_document_is_refused_as_debug() {
+        let doc = vector("sui-debug-2024-11-14.cose");
+        let mut chain = Chain::new();
+        let record = chain.set_pcrs([[1; 48], [2; 48], [3; 48]]);
+        assert_eq!(effects(&record).status, ExecutionStatus::Success);
+        chain.now = 1_731_627_989_450;
+        let record = chain.register(&doc, Some(ENDPOINT), false);
+        assert_enclave_abort(
+            &chain,
+            &record,
+            "check_not_debug",
+            AbortCode::DebugAttestation,
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error() {
+        let mut chain = Chain::new();
+        let record = chain.register(&[0x84, 0x44, 0xa1], None, false);
+        assert_nitro_abort(&record, 1);
+    }
+}

@@ -29,7 +29,7 @@ struct H {
     /// The roots `load_nitro_attestation` trusts (the AWS root only, unless a test adds one).
     anchors: Vec<TrustAnchor>,
     /// The clock time calls see.
-    now: u64,
+    now: std::cell::Cell<u64>,
 }
 
 impl H {
@@ -54,7 +54,7 @@ impl H {
             cluster,
             cap,
             anchors: vec![TrustAnchor::aws_nitro_root_g1()],
-            now: NOW,
+            now: std::cell::Cell::new(NOW),
         }
     }
 
@@ -125,7 +125,7 @@ impl H {
         assert_eq!(f.params.len(), args.len(), "{module}::{function} arity");
         let mut ctx = CallCtx {
             sender,
-            now_ms: self.now,
+            now_ms: self.now.get(),
             anchors: &self.anchors,
             package: self.pkg,
             call_package: package,
@@ -1196,4 +1196,353 @@ fn destroy_zero_and_nitro_attestation_behave_like_the_framework() {
     );
     assert!(lookup(&h.pkg, &Address::TWO, "coin", "mint").is_none());
     assert!(lookup(&h.pkg, &h.pkg.id, "staking", "steal").is_none());
+}
+
+// ---------------------------------------------------------------------------------- enclave
+
+mod enclave {
+    use daas_attestation::Document;
+    use daas_chain_types::consts::encode_user_data;
+    use daas_chain_types::objects::{NitroAttestationDocument, PcrEntry};
+    use daas_chain_types::package::nitro_attestation_document_type;
+
+    use super::*;
+    use crate::exec::runtime::StructVal;
+
+    const ENDPOINT: &str = "https://enclave.example:6443";
+    const CA: [u8; 32] = [0xca; 32];
+
+    fn configured(h: &H) -> Cluster {
+        let mut c = h.cluster.clone();
+        c.expected_pcr0 = vec![1; 48];
+        c.expected_pcr1 = vec![2; 48];
+        c.expected_pcr2 = vec![3; 48];
+        c
+    }
+
+    /// A document as `load_nitro_attestation` would return it: PCRs 0-4 and 8, fresh at NOW,
+    /// user_data v1 for `cluster`, a public key.
+    fn doc(cluster: &Cluster) -> NitroAttestationDocument {
+        let pcr = |index: u8, fill: u8| PcrEntry {
+            index,
+            value: vec![fill; 48],
+        };
+        NitroAttestationDocument {
+            module_id: b"dev-i-0-enc0".to_vec(),
+            timestamp: NOW - 1_000,
+            digest: b"SHA384".to_vec(),
+            pcrs: vec![
+                pcr(0, 1),
+                pcr(1, 2),
+                pcr(2, 3),
+                pcr(3, 4),
+                pcr(4, 5),
+                pcr(8, 0),
+            ],
+            public_key: Some(vec![0x30, 0x76]),
+            user_data: Some(encode_user_data(cluster.id, &CA, ENDPOINT)),
+            nonce: None,
+        }
+    }
+
+    fn doc_arg(doc: &NitroAttestationDocument) -> Arg {
+        Arg::Struct(StructVal::new(nitro_attestation_document_type(), doc).expect("encode"))
+    }
+
+    fn register(
+        h: &H,
+        rt: &mut Runtime<'_>,
+        cluster: &Cluster,
+        doc: &NitroAttestationDocument,
+        endpoint: &str,
+        sender: Address,
+    ) -> Result<(Vec<Value>, Args), Failure> {
+        h.call(
+            rt,
+            "enclave",
+            "register_enclave",
+            sender,
+            vec![
+                h.cluster(cluster),
+                doc_arg(doc),
+                Arg::String(endpoint.to_owned()),
+                h.clock(),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_valid_document_registers_with_its_ca_hash_and_emits_the_event() {
+        let h = H::new();
+        let mut rt = h.rt();
+        let cluster = configured(&h);
+        let d = doc(&cluster);
+        let (values, args) =
+            register(&h, &mut rt, &cluster, &d, ENDPOINT, ADMIN).expect("register_enclave");
+        assert!(values.is_empty());
+        let after: Cluster = decode_arg(&args, 0);
+        let e = after.enclave.expect("enclave stored");
+        assert_eq!(e.ca_sha256, CA.to_vec());
+        assert_eq!(e.endpoint, ENDPOINT);
+        assert_eq!(e.public_key, vec![0x30, 0x76]);
+        assert_eq!((e.pcr0, e.pcr2), (vec![1; 48], vec![3; 48]));
+        assert_eq!((e.attested_at_ms, e.registered_at_ms), (NOW - 1_000, NOW));
+        match events(&h, &rt).as_slice() {
+            [PackageEvent::EnclaveRegistered(ev)] => {
+                assert_eq!(ev.ca_sha256, CA.to_vec());
+                assert_eq!(ev.cluster_id, cluster.id);
+                assert_eq!(ev.endpoint, ENDPOINT);
+            }
+            other => panic!("expected one EnclaveRegistered, got {other:?}"),
+        }
+    }
+
+    /// Every check of `register_checked`, in the Move order, with its code and function.
+    #[test]
+    fn every_check_aborts_where_the_move_code_does() {
+        let h = H::new();
+        let cluster = configured(&h);
+        let other_cluster = Address::from_static("0xc1");
+        let with = |f: &dyn Fn(&mut NitroAttestationDocument)| {
+            let mut d = doc(&cluster);
+            f(&mut d);
+            d
+        };
+        let user_data = |bytes: Vec<u8>| with(&|d| d.user_data = Some(bytes.clone()));
+        let good_ud = encode_user_data(cluster.id, &CA, ENDPOINT);
+        let mut bad_magic = good_ud.clone();
+        bad_magic[0] = b'k';
+        let mut version_2 = good_ud.clone();
+        version_2[7] = 2;
+        let zero_pcr = |i: usize| with(&|d| d.pcrs[i].value = vec![0; 48]);
+        let cases: Vec<(NitroAttestationDocument, &str, Address, &str, AbortCode)> = vec![
+            (
+                doc(&cluster),
+                ENDPOINT,
+                USER,
+                "register_checked",
+                AbortCode::NotEnclaveOperator,
+            ),
+            (
+                doc(&cluster),
+                "",
+                ADMIN,
+                "check_endpoint",
+                AbortCode::InvalidEndpoint,
+            ),
+            (
+                zero_pcr(0),
+                ENDPOINT,
+                ADMIN,
+                "check_not_debug",
+                AbortCode::DebugAttestation,
+            ),
+            (
+                zero_pcr(1),
+                ENDPOINT,
+                ADMIN,
+                "check_not_debug",
+                AbortCode::DebugAttestation,
+            ),
+            (
+                zero_pcr(2),
+                ENDPOINT,
+                ADMIN,
+                "check_not_debug",
+                AbortCode::DebugAttestation,
+            ),
+            (
+                with(&|d| d.pcrs[1].value = vec![9; 48]),
+                ENDPOINT,
+                ADMIN,
+                "check_pcrs",
+                AbortCode::PcrMismatch,
+            ),
+            (
+                // An older Sui parsing mode left PCR2 out: it reads as empty and never matches.
+                with(&|d| {
+                    d.pcrs.remove(2);
+                }),
+                ENDPOINT,
+                ADMIN,
+                "check_pcrs",
+                AbortCode::PcrMismatch,
+            ),
+            (
+                with(&|d| d.timestamp = NOW - 300_001),
+                ENDPOINT,
+                ADMIN,
+                "check_freshness",
+                AbortCode::AttestationStale,
+            ),
+            (
+                with(&|d| d.timestamp = NOW + 60_001),
+                ENDPOINT,
+                ADMIN,
+                "check_freshness",
+                AbortCode::AttestationFromFuture,
+            ),
+            (
+                with(&|d| d.user_data = None),
+                ENDPOINT,
+                ADMIN,
+                "check_user_data",
+                AbortCode::MissingUserData,
+            ),
+            (
+                user_data(good_ud[..71].to_vec()),
+                ENDPOINT,
+                ADMIN,
+                "check_user_data",
+                AbortCode::UserDataTooShort,
+            ),
+            (
+                user_data(bad_magic),
+                ENDPOINT,
+                ADMIN,
+                "check_user_data",
+                AbortCode::UserDataBadMagic,
+            ),
+            (
+                user_data(version_2),
+                ENDPOINT,
+                ADMIN,
+                "check_user_data",
+                AbortCode::UserDataUnsupportedVersion,
+            ),
+            (
+                user_data(encode_user_data(other_cluster, &CA, ENDPOINT)),
+                ENDPOINT,
+                ADMIN,
+                "check_user_data",
+                AbortCode::UserDataWrongCluster,
+            ),
+            (
+                doc(&cluster),
+                "https://elsewhere.example:6443",
+                ADMIN,
+                "check_user_data",
+                AbortCode::UserDataEndpointMismatch,
+            ),
+            (
+                with(&|d| d.public_key = Some(Vec::new())),
+                ENDPOINT,
+                ADMIN,
+                "check_public_key",
+                AbortCode::MissingPublicKey,
+            ),
+            (
+                with(&|d| d.public_key = None),
+                ENDPOINT,
+                ADMIN,
+                "check_public_key",
+                AbortCode::MissingPublicKey,
+            ),
+        ];
+        for (d, endpoint, sender, function, code) in cases {
+            let mut rt = h.rt();
+            let r = register(&h, &mut rt, &cluster, &d, endpoint, sender);
+            assert_abort(&h, r, function, code);
+            assert!(rt.events.is_empty(), "{code:?}: no event on abort");
+        }
+
+        // Unconfigured cluster: the debug check still comes first, then the configuration.
+        let mut rt = h.rt();
+        let unconfigured = h.cluster.clone();
+        let r = register(&h, &mut rt, &unconfigured, &zero_pcr(0), ENDPOINT, ADMIN);
+        assert_abort(&h, r, "check_not_debug", AbortCode::DebugAttestation);
+        let r = register(
+            &h,
+            &mut rt,
+            &unconfigured,
+            &doc(&unconfigured),
+            ENDPOINT,
+            ADMIN,
+        );
+        assert_abort(&h, r, "check_pcrs", AbortCode::EnclaveNotConfigured);
+
+        // Another package version.
+        let mut old = cluster.clone();
+        old.version = 0;
+        let r = register(&h, &mut rt, &old, &doc(&old), ENDPOINT, ADMIN);
+        assert_abort(&h, r, "assert_version", AbortCode::WrongVersion);
+
+        // Replay: the registered enclave's document, or an older one, aborts; a newer one
+        // replaces it.
+        let (_, args) =
+            register(&h, &mut rt, &cluster, &doc(&cluster), ENDPOINT, ADMIN).expect("first");
+        let registered: Cluster = decode_arg(&args, 0);
+        let r = register(&h, &mut rt, &registered, &doc(&registered), ENDPOINT, ADMIN);
+        assert_abort(&h, r, "check_newer", AbortCode::AttestationNotNewer);
+        h.now.set(NOW + 5);
+        let mut newer = doc(&registered);
+        newer.timestamp = NOW;
+        let (_, args) = register(&h, &mut rt, &registered, &newer, ENDPOINT, ADMIN).expect("newer");
+        let replaced: Cluster = decode_arg(&args, 0);
+        let e = replaced.enclave.expect("enclave");
+        assert_eq!((e.attested_at_ms, e.registered_at_ms), (NOW, NOW + 5));
+    }
+
+    #[test]
+    fn set_expected_pcrs_refuses_zero_pcrs() {
+        let h = H::new();
+        for zero in 0..3 {
+            let mut rt = h.rt();
+            let mut pcrs = [vec![1u8; 48], vec![2; 48], vec![3; 48]];
+            pcrs[zero] = vec![0; 48];
+            let r = h.call(
+                &mut rt,
+                "cluster",
+                "set_expected_pcrs",
+                ADMIN,
+                vec![
+                    h.cap(&h.cap),
+                    h.cluster(&h.cluster),
+                    Arg::Bytes(pcrs[0].clone()),
+                    Arg::Bytes(pcrs[1].clone()),
+                    Arg::Bytes(pcrs[2].clone()),
+                ],
+            );
+            assert_abort(&h, r, "set_expected_pcrs", AbortCode::ZeroPcr);
+        }
+    }
+
+    /// Sui's current parsing: sorted by index, required PCRs 0-4 and 8 even when zero, others
+    /// only when non-zero.
+    #[test]
+    fn the_document_value_has_suis_pcr_list() {
+        let mut pcrs = std::collections::BTreeMap::new();
+        for i in 0..16u8 {
+            pcrs.insert(i, vec![0; 48]);
+        }
+        pcrs.insert(3, vec![3; 48]);
+        pcrs.insert(4, vec![4; 48]);
+        pcrs.insert(16, vec![16; 48]);
+        pcrs.insert(9, vec![9; 48]);
+        let d = Document {
+            module_id: "i-0-enc1".to_owned(),
+            digest: "SHA384".to_owned(),
+            timestamp_ms: 7,
+            pcrs,
+            certificate: vec![1],
+            cabundle: vec![vec![2]],
+            public_key: None,
+            user_data: Some(Vec::new()),
+            nonce: Some(vec![5]),
+        };
+        let v = super::super::framework::sui_document(&d);
+        let indices: Vec<u8> = v.pcrs.iter().map(|e| e.index).collect();
+        assert_eq!(indices, vec![0, 1, 2, 3, 4, 8, 9, 16]);
+        assert_eq!(v.pcr(0), Some(&[0u8; 48][..]));
+        assert_eq!(v.pcr(9), Some(&[9u8; 48][..]));
+        assert_eq!(v.pcr(5), None);
+        assert_eq!(
+            (v.module_id.as_slice(), v.digest.as_slice(), v.timestamp),
+            (&b"i-0-enc1"[..], &b"SHA384"[..], 7)
+        );
+        assert_eq!(
+            (v.public_key, v.user_data, v.nonce),
+            (None, Some(Vec::new()), Some(vec![5]))
+        );
+    }
 }
