@@ -4,8 +4,8 @@
 mod amount;
 mod chain;
 mod cli;
-mod master;
 mod enclave;
+mod master;
 mod token;
 mod wallet;
 
