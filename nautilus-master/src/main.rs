@@ -190,8 +190,8 @@ async fn dev(args: DevArgs) -> Result<()> {
     let shutdown = shutdown_signal()?;
     nautilus_master::dev::prepare(&args.data_dir)?;
     // The stand-in for the enclave's NSM: a dev root made now (its key only in memory), PCRs
-    // measured from this executable. The dev chain trusts that root, loudly.
-    let tee = std::sync::Arc::new(nautilus_master::tee::DevTee::for_current_exe()?);
+    // derived from this build's version. The dev chain trusts that root, loudly.
+    let tee = std::sync::Arc::new(nautilus_master::tee::DevTee::for_this_build()?);
     let chain = nautilus_master::dev_chain::DevChain::start(
         &args.data_dir.join("chain"),
         args.chain_listen,
