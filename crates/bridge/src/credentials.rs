@@ -28,7 +28,8 @@ pub(crate) const REQUEST: [u8; 5] = *b"DACR\x01";
 pub(crate) const MAX_REPLY: usize = 16 * 1024;
 
 /// A string that must not be logged: `Debug` prints `<redacted>`, and it is wiped on drop.
-#[derive(Clone, PartialEq, Eq)]
+/// No `PartialEq`: nothing should compare these in variable time.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {

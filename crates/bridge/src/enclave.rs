@@ -202,10 +202,15 @@ impl EgressDialer {
                     std::io::ErrorKind::TimedOut,
                     "the parent did not answer the egress header in time",
                 ))
-            })?
-            .map_err(io)?;
+            })
+            .and_then(|r| r.map_err(io))
+            .inspect_err(|_| inc(&self.counters.failures))?;
         if reply.status != Status::Ok {
-            inc(&self.counters.denied);
+            inc(if reply.status == Status::Denied {
+                &self.counters.denied
+            } else {
+                &self.counters.failures
+            });
             info!(%target, status = ?reply.status, reason = %reply.reason, "Enclave egress refused by the parent");
             return Err(EgressError::Refused {
                 target: target.clone(),
@@ -393,9 +398,7 @@ async fn egress_forwarder(
                 let upstream = match dialer.dial(&target).await {
                     Ok(s) => s,
                     Err(e) => {
-                        if !matches!(e, EgressError::Refused { .. } | EgressError::NotAllowed(_)) {
-                            inc(&dialer.counters.failures);
-                        }
+                        // dial() has counted it (denied or failure).
                         info!(error = %e, "Enclave egress failed");
                         return;
                     }
