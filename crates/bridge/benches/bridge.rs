@@ -2,7 +2,8 @@
 //! server, directly and through parent ingress → Unix-socket "vsock" → enclave ingress
 //! forwarder, in the same run.
 //!
-//! Run: `cargo bench -p daas-bridge --bench bridge` (`-- --quick` for a short run).
+//! Run: `cargo bench -p daas-bridge --bench bridge` (`-- --quick` for a short run,
+//! `--buffer KIB` for the per-direction copy buffer, default the bridge's 16 KiB).
 //!
 //! The "vsock" here is the Unix-socket stand-in (this machine has no vsock loopback), so the
 //! figure is the bridge's own cost (two extra hops, two splices) on top of a local socket, not
@@ -104,7 +105,17 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let buffer_kib: usize = args
+        .iter()
+        .position(|a| a == "--buffer")
+        .map(|i| args[i + 1].parse().expect("--buffer KIB"))
+        .unwrap_or(Limits::default().buffer_size / 1024);
+    let limits = Limits {
+        buffer_size: buffer_kib * 1024,
+        ..Limits::default()
+    };
     let plan = if quick {
         Plan {
             round_trips: 2_000,
@@ -126,12 +137,12 @@ fn main() {
     rt.block_on(async {
         let vs = support::vsock();
         let echo = support::echo_server().await;
-        let enclave = support::enclave(&vs, echo, support::allow(&[]), &[]).await;
-        let parent = support::parent(&vs, support::allow(&[]), None, Limits::default()).await;
+        let enclave = support::enclave(&vs, echo, support::allow(&[]), &[], limits.clone()).await;
+        let parent = support::parent(&vs, support::allow(&[]), None, limits).await;
         let bridged = parent.ingress_addrs()[0];
 
         println!(
-            "bridge bench{}: TCP echo server directly vs through parent ingress -> unix \"vsock\" -> enclave ingress",
+            "bridge bench{}: TCP echo server directly vs through parent ingress -> unix \"vsock\" -> enclave ingress ({buffer_kib} KiB buffers)",
             if quick { " (--quick)" } else { "" }
         );
         println!();

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 async fn ingress_round_trip_reaches_the_enclave_service() {
     let vs = vsock();
     let service = echo_server().await;
-    let enclave = enclave(&vs, service, allow(&[]), &[]).await;
+    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
     let parent = parent(&vs, allow(&[]), None, Limits::default()).await;
 
     let mut client = TcpStream::connect(parent.ingress_addrs()[0])
@@ -52,6 +52,7 @@ async fn large_transfers_flow_both_ways_with_half_close() {
         service,
         allow(std::slice::from_ref(&target_s)),
         std::slice::from_ref(&target_s),
+        Limits::default(),
     )
     .await;
     let parent = parent(
@@ -116,6 +117,7 @@ async fn egress_to_an_allowed_target_works_end_to_end() {
         service,
         allow(std::slice::from_ref(&target)),
         std::slice::from_ref(&target),
+        Limits::default(),
     )
     .await;
     let parent = parent(
@@ -165,7 +167,14 @@ async fn the_parent_denies_targets_off_its_list_even_if_the_enclave_asks() {
     let other = echo_server().await.to_string();
     let service = echo_server().await;
     // The enclave's list is wider than the parent's.
-    let enclave = enclave(&vs, service, allow(&[allowed.clone(), other.clone()]), &[]).await;
+    let enclave = enclave(
+        &vs,
+        service,
+        allow(&[allowed.clone(), other.clone()]),
+        &[],
+        Limits::default(),
+    )
+    .await;
     let parent = parent(
         &vs,
         allow(std::slice::from_ref(&allowed)),
@@ -252,7 +261,14 @@ async fn the_enclave_refuses_targets_off_its_own_list() {
         "{err}"
     );
 
-    let enclave = enclave(&vs, service, allow(std::slice::from_ref(&listed)), &[]).await;
+    let enclave = enclave(
+        &vs,
+        service,
+        allow(std::slice::from_ref(&listed)),
+        &[],
+        Limits::default(),
+    )
+    .await;
     let err = match enclave
         .dialer()
         .dial(&unlisted.parse().expect("target"))
@@ -277,7 +293,14 @@ async fn malformed_oversized_and_truncated_headers_are_refused_without_harming_o
     let vs = vsock();
     let target = echo_server().await.to_string();
     let service = echo_server().await;
-    let enclave = enclave(&vs, service, allow(std::slice::from_ref(&target)), &[]).await;
+    let enclave = enclave(
+        &vs,
+        service,
+        allow(std::slice::from_ref(&target)),
+        &[],
+        Limits::default(),
+    )
+    .await;
     let limits = Limits {
         header_timeout: Duration::from_millis(300),
         ..Limits::default()
@@ -352,7 +375,7 @@ async fn credentials_are_relayed_from_imdsv2() {
     let vs = vsock();
     let service = echo_server().await;
     let (imds_url, log) = imds_stand_in(true).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[]).await;
+    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
     let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
 
     let client = enclave.credentials().expect("credentials port configured");
@@ -404,7 +427,7 @@ async fn an_imds_failure_reaches_the_enclave_as_a_named_error() {
     let vs = vsock();
     let service = echo_server().await;
     let (imds_url, _log) = imds_stand_in(false).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[]).await;
+    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
     let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
     let err = enclave
         .credentials()
@@ -433,6 +456,7 @@ async fn many_concurrent_connections() {
         service,
         allow(std::slice::from_ref(&target)),
         std::slice::from_ref(&target),
+        Limits::default(),
     )
     .await;
     let parent = parent(

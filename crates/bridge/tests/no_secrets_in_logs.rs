@@ -36,7 +36,7 @@ async fn credentials_never_appear_in_logs() {
     let vs = vsock();
     let service = echo_server().await;
     let (imds_url, _log) = imds_stand_in(true).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[]).await;
+    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
     let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
 
     let creds = enclave

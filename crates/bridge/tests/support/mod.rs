@@ -153,6 +153,7 @@ pub(crate) async fn enclave(
     service: SocketAddr,
     enclave_allow: AllowList,
     forward: &[String],
+    limits: Limits,
 ) -> EnclaveHandle {
     EnclaveSide::start(
         EnclaveConfig {
@@ -170,6 +171,7 @@ pub(crate) async fn enclave(
                 connect: service,
             }],
             credentials_port: Some(CREDENTIALS_PORT),
+            limits,
             ..EnclaveConfig::default()
         },
         vsock.enclave.clone(),
