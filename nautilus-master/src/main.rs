@@ -107,6 +107,9 @@ enum Command {
     /// kube-apiserver given with --upstream), the kubectl proxy, the TokenReview webhook and
     /// health/metrics. Stakes live in an in-memory view until the local devnet chain lands.
     Dev(Box<DevArgs>),
+    /// On the parent instance: forward ingress TCP to the enclave over vsock, the enclave's
+    /// egress to an allow-list of TCP targets, and relay the instance role's credentials.
+    Bridge(Box<cli::bridge::BridgeArgs>),
     /// Serve the encrypting etcd v3 API (what kube-apiserver / K3s `--datastore-endpoint` use).
     EtcdShim(Box<cli::etcd_shim::EtcdShimArgs>),
     /// Manage the etcd value-encryption key ring (init, rotate, retire, status, rewrap).
@@ -165,6 +168,7 @@ fn run(cli: Cli) -> Result<()> {
         .build()?;
     match cli.command {
         Command::Dev(args) => runtime.block_on(dev(*args))?,
+        Command::Bridge(args) => runtime.block_on(cli::bridge::run(*args))?,
         Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(*args))?,
         Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
     }
