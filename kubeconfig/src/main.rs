@@ -79,7 +79,7 @@ enum Command {
         ttl: Duration,
     },
     /// Write a kubeconfig for the K3s-DaaS proxy, with its TLS certificate pinned.
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Add the clusters, users and contexts of a generated kubeconfig to your kubeconfig.
     Merge(MergeArgs),
 }
@@ -300,7 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             let cred = exec_credential(wallet_key, &request, SystemTime::now())?;
             println!("{}", serde_json::to_string(&cred)?);
         }
-        Command::Generate(args) => run_generate(args)?,
+        Command::Generate(args) => run_generate(*args)?,
         Command::Merge(args) => run_merge(args)?,
     }
     Ok(())

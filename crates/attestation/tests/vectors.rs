@@ -249,15 +249,14 @@ fn byte_flips_anywhere_are_refused() {
             .chain((12..len - 96).step_by(53))
             .chain((len - 96..len).step_by(8));
         for (n, i) in positions.enumerate() {
-            for mask in [if n % 2 == 0 { 0x01u8 } else { 0x80 }] {
-                let mut m = bytes.clone();
-                m[i] ^= mask;
-                assert!(
-                    verify(&m, &aws(), v.timestamp_ms).is_err(),
-                    "{}: flip {mask:#04x} at {i} accepted",
-                    v.file
-                );
-            }
+            let mask = if n % 2 == 0 { 0x01u8 } else { 0x80 };
+            let mut m = bytes.clone();
+            m[i] ^= mask;
+            assert!(
+                verify(&m, &aws(), v.timestamp_ms).is_err(),
+                "{}: flip {mask:#04x} at {i} accepted",
+                v.file
+            );
         }
     }
 }
