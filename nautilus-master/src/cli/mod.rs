@@ -1,4 +1,5 @@
 //! Subcommands that are thin shells over library crates.
 
+pub(crate) mod attestation;
 pub(crate) mod etcd_shim;
 pub(crate) mod keys;
