@@ -117,6 +117,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::keys::KeysCommand,
     },
+    /// Check Nitro attestation documents offline (the same verifier the cluster uses).
+    Attestation {
+        #[command(subcommand)]
+        command: cli::attestation::AttestationCommand,
+    },
 }
 
 /// `--etcd-listen`: a unix socket, or a loopback TCP address (dev serves no TLS).
@@ -171,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bridge(args) => runtime.block_on(cli::bridge::run(*args))?,
         Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(*args))?,
         Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
+        Command::Attestation { command } => cli::attestation::run(command)?,
     }
     Ok(())
 }

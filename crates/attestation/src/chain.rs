@@ -197,3 +197,137 @@ fn validity(cert: &X509Certificate<'_>, name: CertName, at: i64) -> Result<(), A
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real document, decoded, for chain-only checks (its COSE signature would no longer
+    /// match after these edits, so `verify` would stop earlier, as Sui does).
+    fn doc() -> (Document, u64) {
+        let dir = std::env::var_os("DAAS_VECTORS_DIR").map_or_else(
+            || {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../../shared/vectors/nitro")
+            },
+            std::path::PathBuf::from,
+        );
+        let bytes = std::fs::read(dir.join("evervault-prod-2022-10-13.cose")).expect("vector");
+        let doc = crate::parse(&bytes).expect("parse");
+        let at = doc.timestamp_ms;
+        (doc, at)
+    }
+
+    fn aws() -> [TrustAnchor; 1] {
+        [TrustAnchor::aws_nitro_root_g1()]
+    }
+
+    #[test]
+    fn real_chain_passes() {
+        let (doc, at) = doc();
+        assert_eq!(
+            verify_chain(&doc, &aws(), at).expect("chain"),
+            RootKind::Aws
+        );
+    }
+
+    #[test]
+    fn missing_entries_break_the_chain() {
+        let (doc, at) = doc();
+        for i in 1..4 {
+            let mut d = doc.clone();
+            d.cabundle.remove(i);
+            let err = verify_chain(&d, &aws(), at).expect_err("missing intermediate");
+            assert!(
+                matches!(err, AttestationError::IssuerMismatch { .. }),
+                "cabundle[{i}]: {err}"
+            );
+        }
+        // Without the bundled root, the regional certificate is checked against the anchor
+        // directly; it is issued by the root, so its *name* matches, but fastcrypto requires
+        // cabundle[0] to be signed by the pinned root, which it is: this chain still passes,
+        // exactly as in Sui.
+        let mut d = doc.clone();
+        d.cabundle.remove(0);
+        assert_eq!(
+            verify_chain(&d, &aws(), at).expect("root omitted"),
+            RootKind::Aws
+        );
+    }
+
+    #[test]
+    fn reordered_entries_break_the_chain() {
+        let (doc, at) = doc();
+        for (a, b) in [(1, 2), (2, 3), (1, 3), (0, 1)] {
+            let mut d = doc.clone();
+            d.cabundle.swap(a, b);
+            assert!(verify_chain(&d, &aws(), at).is_err(), "swap {a} {b}");
+        }
+        let mut d = doc.clone();
+        d.cabundle.reverse();
+        assert!(verify_chain(&d, &aws(), at).is_err());
+    }
+
+    #[test]
+    fn leaf_in_the_bundle_is_refused() {
+        let (doc, at) = doc();
+        let mut d = doc.clone();
+        d.cabundle.push(doc.certificate.clone());
+        let err = verify_chain(&d, &aws(), at).expect_err("leaf as CA");
+        assert!(
+            matches!(
+                err,
+                AttestationError::IssuerMismatch {
+                    cert: CertName::Leaf,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_certificates_are_named() {
+        let (doc, at) = doc();
+        let mut d = doc.clone();
+        d.cabundle[2][10] ^= 0xff;
+        let err = verify_chain(&d, &aws(), at).expect_err("corrupt");
+        assert!(
+            matches!(
+                err,
+                AttestationError::Certificate {
+                    cert: CertName::Bundle(2),
+                    ..
+                } | AttestationError::CertificateSignature { .. }
+                    | AttestationError::IssuerMismatch { .. }
+            ),
+            "{err}"
+        );
+        // A flipped bit in the leaf's signature.
+        let mut d = doc.clone();
+        let n = d.certificate.len();
+        d.certificate[n - 5] ^= 1;
+        let err = verify_chain(&d, &aws(), at).expect_err("leaf signature");
+        assert!(
+            matches!(
+                err,
+                AttestationError::CertificateSignature {
+                    cert: CertName::Leaf,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Trailing bytes after a certificate.
+        let mut d = doc;
+        d.cabundle[1].push(0);
+        let err = verify_chain(&d, &aws(), at).expect_err("trailing");
+        assert!(matches!(
+            err,
+            AttestationError::Certificate {
+                cert: CertName::Bundle(1),
+                ..
+            }
+        ));
+    }
+}
