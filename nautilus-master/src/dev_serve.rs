@@ -1,47 +1,19 @@
-//! The long-running half of `nautilus-master dev`: every component on this machine, on
-//! embedded defaults, until Ctrl-C.
+//! The long-running half of `nautilus-master dev`: the control plane ([`crate::control_plane`])
+//! on this machine, on embedded defaults, until Ctrl-C.
 //!
-//! Started, in order: the encrypting etcd shim (embedded store under the data dir), `k3s server`
-//! on that shim when a k3s binary is found (or any API server given with `--upstream`), then the
-//! kubectl proxy (TLS on :8080), the TokenReview webhook and the health/metrics listener. Stakes
-//! are read from the dev chain through the chain-backed view, kept current by a checkpoint
-//! follower that starts at the chain tip.
+//! What `dev` chooses: the embedded etcd store and the key ring under the data dir, the dev
+//! chain in this process (pinned like any chain), and the dev attester standing in for the NSM.
+//! Once the proxy is bound, the dev enclave is registered on the dev chain through the real PTB,
+//! as an operator registers a real one, so clients can check it (`--dev-root`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use tokio::sync::watch;
-use tracing::{info, warn};
+use anyhow::{Context, Result};
 
-use crate::k3s::{
-    ClusterToken, Datastore, HttpsPingProbe, K3sServerConfig, Supervisor, SupervisorConfig,
-    SupervisorState, TokenWebhookArgs, resolve_k3s_binary, server_args,
-    write_token_webhook_kubeconfig,
-};
-use crate::proxy::{
-    Proxy, ProxyConfig, ReadyCheck, ServeLimits, UpstreamConfig, UpstreamTls, serve_admin,
-    serve_proxy, webhook,
-};
-use crate::tee::{AttestationService, EnclaveIdentity};
-
-/// Where the Kubernetes API comes from.
-#[derive(Clone, Debug)]
-pub enum UpstreamChoice {
-    /// Start `k3s server` (explicit binary, else `$K3S_BIN`, else `k3s` on PATH).
-    K3s { bin: Option<PathBuf> },
-    /// An API server that is already running (request-header auth with a front-proxy cert).
-    External {
-        url: String,
-        ca: PathBuf,
-        client_cert: PathBuf,
-        client_key: PathBuf,
-    },
-    /// Neither: the proxy answers 503 with instructions.
-    None,
-}
+use crate::control_plane::{Options, Store, Trust};
+pub use crate::control_plane::{Running, UpstreamChoice};
 
 /// Listen addresses and choices of the dev control plane.
 #[derive(Clone, Debug)]
@@ -63,23 +35,18 @@ pub struct DevServeOptions {
     pub tee: Arc<crate::tee::DevTee>,
 }
 
-/// What is running, for the banner.
-#[derive(Debug)]
-pub struct Running {
-    pub proxy_url: String,
-    pub ca_path: PathBuf,
-    /// The dev attestation root (PEM) clients must be told to trust (`--dev-root`).
-    pub dev_root_path: PathBuf,
-    pub webhook_url: String,
-    pub admin_url: String,
-    pub etcd_url: String,
-    pub upstream: String,
-    /// Whether an API server is behind the proxy.
-    pub has_upstream: bool,
-    pub k3s: Option<String>,
+/// Where `dev` keeps its dev attestation root.
+pub fn dev_root_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("tee")
 }
 
-/// Runs everything until `shutdown` resolves; `on_ready` is called once all is listening.
+/// The dev root certificate clients must be told to trust (`--dev-root`).
+pub fn dev_root_path(data_dir: &std::path::Path) -> PathBuf {
+    dev_root_dir(data_dir).join(crate::tee::DEV_ROOT_CERT)
+}
+
+/// Runs everything until `shutdown` resolves; `on_ready` is called once all is listening and
+/// the dev enclave is registered.
 pub async fn serve(
     opts: DevServeOptions,
     chain: &crate::dev_chain::DevChain,
@@ -87,364 +54,53 @@ pub async fn serve(
     on_ready: impl FnOnce(&Running),
 ) -> Result<()> {
     use daas_envelope::KeyProvider;
-    use daas_etcd_shim::{
-        Anchor, Baseline, EmbeddedBackend, EmbeddedConfig, EtcdShim, Keys, Listen, Listener,
-        ServeOptions, ShimOptions,
-    };
+    use daas_etcd_shim::{Anchor, Baseline, EmbeddedBackend, EmbeddedConfig, Keys};
 
-    tokio::pin!(shutdown);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
+    let etcd_dir = opts.data_dir.join("etcd");
+    let store = Store {
+        backend: EmbeddedBackend::open(&EmbeddedConfig::new(&etcd_dir)).context(
+            "opening the embedded etcd store (is another `dev` running on this data dir?)",
+        )?,
+        keys: Arc::new(Keys::from_ring(ring.load()?)),
+        // Beside the key ring, outside the store. A data dir from before the anchor existed
+        // starts a new one (dev only; logged at warn); a store behind its anchor is refused.
+        anchor: Anchor::new(opts.data_dir.join("keys.anchor")),
+        baseline: Baseline::AcceptMissingAnchor,
+        describe: format!("embedded store {}", etcd_dir.display()),
     };
-    let mut tasks = tokio::task::JoinSet::new();
-
-    // 0. The chain: trusted (pinned chain id, local endpoint) before anything else starts.
-    let (auth, _status, follower) = crate::chain::follow::following(
-        chain.chain.clone(),
-        crate::auth::AuthConfig {
-            admin_allowlist: opts.admin_allowlist.clone(),
-            ..crate::auth::AuthConfig::new(chain.config.cluster)
+    let trust = Trust {
+        chain: chain.chain.clone(),
+        cluster: chain.config.cluster,
+        stale_after: crate::dev_chain::STALE_AFTER,
+        attester: opts.tee.attester.clone(),
+        sans: Vec::new(),
+        public_endpoint: None,
+    };
+    let options = Options {
+        data_dir: opts.data_dir.clone(),
+        listen: opts.listen,
+        webhook_listen: opts.webhook_listen,
+        admin_listen: opts.admin_listen,
+        etcd_listen: opts.etcd_listen.clone(),
+        upstream: opts.upstream.clone(),
+        insecure_dev_http: opts.insecure_dev_http,
+        rbac: opts.rbac.clone(),
+        admin_allowlist: opts.admin_allowlist.clone(),
+    };
+    let pcrs = opts.tee.pcrs();
+    crate::control_plane::run(
+        options,
+        trust,
+        store,
+        |service, endpoint| async move {
+            chain
+                .register_enclave(&service, [&pcrs[0], &pcrs[1], &pcrs[2]], &endpoint)
+                .await
+                .map(|_| ())
         },
-        crate::dev_chain::STALE_AFTER,
+        shutdown,
+        on_ready,
     )
     .await
-    .context("the dev chain endpoint")?;
-    tasks.spawn({
-        let stop = stopped(stop_rx.clone());
-        async move {
-            tokio::select! {
-                r = follower => r.context("chain follower"),
-                () = stop => Ok(()),
-            }
-        }
-    });
-    // 1. etcd shim on the embedded store, served on a 0600 unix socket under the data dir (no
-    //    TCP port unless --etcd-listen asks for a loopback one), KeyAdmin on a socket of its
-    //    own, the freshness anchor beside the key ring (outside the store).
-    let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
-    let keys = Arc::new(Keys::from_ring(ring.load()?));
-    let backend = EmbeddedBackend::open(&EmbeddedConfig::new(opts.data_dir.join("etcd")))
-        .context("opening the embedded etcd store (is another `dev` running on this data dir?)")?;
-    // Absolute: k3s hands the URL to kube-apiserver, which resolves it from its own directory.
-    let socket = |name: &str| -> Result<Listen> {
-        Ok(Listen::Unix(std::path::absolute(opts.data_dir.join(name))?))
-    };
-    let etcd_listen = match &opts.etcd_listen {
-        Some(listen) => listen.clone(),
-        None => socket("etcd.sock")?,
-    };
-    let listener = Listener::bind(&etcd_listen, None)
-        .await
-        .with_context(|| format!("etcd shim: binding {etcd_listen:?}"))?;
-    let admin_listener = Listener::bind(&socket("etcd-admin.sock")?, None)
-        .await
-        .context("etcd shim: binding the KeyAdmin socket")?;
-    let etcd_url = listener.url(false);
-    let anchor = Anchor::new(opts.data_dir.join("keys.anchor"));
-    // A data dir from before the anchor existed starts a new one (dev only; logged at warn);
-    // a store behind its anchor is refused as anywhere else.
-    let freshness =
-        daas_etcd_shim::anchor::start(&backend, &keys, &anchor, Baseline::AcceptMissingAnchor)
-            .await
-            .context("etcd shim: checking the store against its freshness anchor")?;
-    {
-        let options = ShimOptions {
-            advertise_url: etcd_url.clone(),
-            ..ShimOptions::default()
-        };
-        let shim = EtcdShim::with_freshness(backend, keys, options, freshness);
-        let stop = stopped(stop_rx.clone());
-        tasks.spawn(async move {
-            let options = ServeOptions {
-                tls: None,
-                key_reload_interval: Duration::from_secs(30),
-                anchor: Some(anchor),
-            };
-            daas_etcd_shim::serve(shim, listener, Some(admin_listener), options, stop)
-                .await
-                .map_err(anyhow::Error::from)
-                .context("etcd shim")
-        });
-    }
-    info!(url = %etcd_url, "etcd shim serving (embedded store, AES-256-GCM values)");
-
-    // 2. The enclave's TLS identity (also the webhook's): a CA made in memory at every start,
-    //    its key never written; only the public CA certificate goes to disk (for --ca-file) and
-    //    the dev attestation root clients must be told to trust.
-    let identity = EnclaveIdentity::generate(&[
-        "127.0.0.1".to_owned(),
-        "localhost".to_owned(),
-        opts.listen.ip().to_string(),
-    ])?;
-    let ca_path = opts.data_dir.join("proxy/ca.crt");
-    let dev_root_path = opts.data_dir.join("tee/dev-root.pem");
-    for (path, pem) in [
-        (&ca_path, identity.ca_pem()),
-        (&dev_root_path, opts.tee.root_pem.as_str()),
-    ] {
-        if let Some(dir) = path.parent() {
-            crate::private_fs::create_private_dir(dir)?;
-        }
-        crate::private_fs::write_atomic(path, pem.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let cert = identity.server_cert();
-    let server_tls = cert.server_config()?;
-    // Bind every listener before anything starts, so a busy port fails fast and port 0 works
-    // (the banner and the k3s webhook config use the bound addresses).
-    let proxy_listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("proxy: binding {}", opts.listen))?;
-    let webhook_listener = tokio::net::TcpListener::bind(opts.webhook_listen)
-        .await
-        .with_context(|| format!("webhook: binding {}", opts.webhook_listen))?;
-    let admin_listener = tokio::net::TcpListener::bind(opts.admin_listen)
-        .await
-        .with_context(|| format!("admin: binding {}", opts.admin_listen))?;
-    let proxy_addr = proxy_listener.local_addr()?;
-    let admin_addr = admin_listener.local_addr()?;
-    let webhook_url = format!(
-        "https://{}{}",
-        webhook_listener.local_addr()?,
-        webhook::PATH
-    );
-    // The attestation service binds cluster, CA and the bound endpoint; the dev enclave is
-    // registered on the dev chain with it, as an operator registers a real one.
-    let endpoint = format!("https://{proxy_addr}");
-    let attestation = Arc::new(AttestationService::new(
-        opts.tee.attester.clone(),
-        &identity,
-        chain.config.cluster.into_inner(),
-        &endpoint,
-    ));
-    let pcrs = opts.tee.pcrs();
-    chain
-        .register_enclave(&attestation, [&pcrs[0], &pcrs[1], &pcrs[2]], &endpoint)
-        .await?;
-
-    // 3. The Kubernetes API: k3s, an external server, or none.
-    let mut k3s_state: Option<watch::Receiver<SupervisorState>> = None;
-    let mut k3s_desc = None;
-    let (upstream, upstream_desc, hint) = match &opts.upstream {
-        UpstreamChoice::External {
-            url,
-            ca,
-            client_cert,
-            client_key,
-        } => {
-            let tls = UpstreamTls::from_files(ca, client_cert, client_key)?;
-            (
-                Some(UpstreamConfig::new(url, tls)?),
-                url.clone(),
-                String::new(),
-            )
-        }
-        UpstreamChoice::K3s { bin } => match resolve_k3s_binary(bin.as_deref()) {
-            Ok(bin) => {
-                let started = tokio::select! {
-                    r = start_k3s(
-                        &bin,
-                        &opts,
-                        &etcd_url,
-                        &webhook_url,
-                        &cert.ca_pem,
-                        &mut tasks,
-                        stopped(stop_rx.clone()),
-                    ) => Some(r),
-                    () = &mut shutdown => None,
-                };
-                let Some(started) = started else {
-                    // Asked to stop while k3s was still starting: stop it and the shim cleanly.
-                    let _ = stop_tx.send(true);
-                    while tasks.join_next().await.is_some() {}
-                    return Ok(());
-                };
-                let (upstream, state) = started?;
-                k3s_desc = Some(bin.display().to_string());
-                k3s_state = Some(state);
-                (
-                    Some(upstream),
-                    "k3s server (https://127.0.0.1:6443)".into(),
-                    String::new(),
-                )
-            }
-            Err(e) => (None, format!("none ({e})"), no_k3s_hint()),
-        },
-        UpstreamChoice::None => (None, "none".into(), no_k3s_hint()),
-    };
-
-    // 4. Proxy, webhook, admin.
-    let config = ProxyConfig {
-        upstream,
-        no_upstream_hint: if hint.is_empty() {
-            ProxyConfig::default().no_upstream_hint
-        } else {
-            hint
-        },
-        rbac: opts.rbac.clone(),
-        attestation: Some(attestation),
-        ..ProxyConfig::default()
-    };
-    let has_upstream = config.upstream.is_some();
-    let proxy = Proxy::new(config, auth.clone())?;
-    match proxy.bootstrap().await {
-        Ok(()) => {}
-        Err(
-            e @ (crate::proxy::rbac::RbacError::UnsafeRequestHeaders(_)
-            | crate::proxy::rbac::RbacError::TenantPolicyRejected { .. }),
-        ) => {
-            let _ = stop_tx.send(true);
-            return Err(e).context("refusing to serve in front of this API server");
-        }
-        Err(e) => {
-            warn!(error = %e, "the API server's settings could not be checked yet; requests get 503 until a retry succeeds");
-        }
-    }
-    tasks.spawn({
-        let proxy = proxy.clone();
-        let stop = stopped(stop_rx.clone());
-        async move {
-            proxy.maintain(stop).await;
-            Ok(())
-        }
-    });
-    let scheme = if opts.insecure_dev_http {
-        warn!(
-            "--insecure-dev-http: serving kubectl traffic WITHOUT TLS; tokens cross the network in cleartext"
-        );
-        "http"
-    } else {
-        "https"
-    };
-    let proxy_tls = (!opts.insecure_dev_http).then(|| server_tls.clone());
-    tasks.spawn({
-        let proxy = proxy.clone();
-        let stop = stopped(stop_rx.clone());
-        async move {
-            serve_proxy(
-                proxy,
-                proxy_listener,
-                proxy_tls,
-                ServeLimits::default(),
-                stop,
-            )
-            .await;
-            Ok(())
-        }
-    });
-    tasks.spawn({
-        let stop = stopped(stop_rx.clone());
-        async move {
-            webhook::serve_webhook(auth, webhook_listener, server_tls, stop).await;
-            Ok(())
-        }
-    });
-    let mut checks: Vec<ReadyCheck> = Vec::new();
-    if let Some(state) = k3s_state.clone() {
-        checks.push(("k3s".into(), Arc::new(move || state.borrow().is_ready())));
-    }
-    tasks.spawn({
-        let stop = stopped(stop_rx.clone());
-        let proxy = proxy.clone();
-        async move {
-            serve_admin(proxy, checks, admin_listener, stop).await;
-            Ok(())
-        }
-    });
-
-    on_ready(&Running {
-        proxy_url: format!("{scheme}://{proxy_addr}"),
-        ca_path,
-        dev_root_path,
-        webhook_url,
-        admin_url: format!("http://{admin_addr}"),
-        etcd_url,
-        upstream: upstream_desc,
-        has_upstream,
-        k3s: k3s_desc,
-    });
-
-    // Run until asked to stop or until a component fails.
-    let failure = tokio::select! {
-        () = &mut shutdown => None,
-        Some(done) = tasks.join_next() => Some(done),
-    };
-    info!("stopping: proxy, webhook, k3s, etcd shim");
-    let _ = stop_tx.send(true);
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(e)) = done {
-            warn!(error = %format!("{e:#}"), "component stopped with an error");
-        }
-    }
-    match failure {
-        Some(Ok(Err(e))) => Err(e),
-        Some(Err(e)) => bail!("a component panicked: {e}"),
-        Some(Ok(Ok(()))) => bail!("a component stopped unexpectedly"),
-        None => Ok(()),
-    }
-}
-
-fn no_k3s_hint() -> String {
-    "no Kubernetes API server behind this dev proxy: install k3s and restart with \
-     `--k3s-bin PATH` (or K3S_BIN), or point it at a running kube-apiserver with \
-     `--upstream URL --upstream-ca … --upstream-client-cert … --upstream-client-key …`"
-        .into()
-}
-
-/// Starts `k3s server` on the shim under supervision and waits until its API and front-proxy
-/// credentials are there.
-async fn start_k3s(
-    bin: &Path,
-    opts: &DevServeOptions,
-    etcd_url: &str,
-    webhook_url: &str,
-    ca_pem: &str,
-    tasks: &mut tokio::task::JoinSet<Result<()>>,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(UpstreamConfig, watch::Receiver<SupervisorState>)> {
-    let k3s_dir = opts.data_dir.join("k3s");
-    let token_file = k3s_dir.join("secrets/token");
-    ClusterToken::load_or_create(&token_file)?;
-    let webhook_config = k3s_dir.join("secrets/token-webhook.kubeconfig");
-    write_token_webhook_kubeconfig(&webhook_config, webhook_url, ca_pem.as_bytes())?;
-    let mut config = K3sServerConfig::new(
-        k3s_dir.join("data"),
-        Datastore::plain(etcd_url),
-        token_file,
-        k3s_dir.join("secrets/admin.kubeconfig"),
-    );
-    config.token_webhook = Some(TokenWebhookArgs::new(webhook_config));
-    let supervisor = Supervisor::new(
-        SupervisorConfig::new(bin, server_args(&config)),
-        HttpsPingProbe::for_server(&config),
-    );
-    let mut state = supervisor.subscribe();
-    let watcher = state.clone();
-    tasks.spawn(async move { supervisor.run(stop).await.map_err(anyhow::Error::from) });
-    info!(bin = %bin.display(), "k3s server starting (first start takes a while)");
-    let tls = config.data_dir.join("server/tls");
-    let files = [
-        tls.join("server-ca.crt"),
-        tls.join("client-auth-proxy.crt"),
-        tls.join("client-auth-proxy.key"),
-    ];
-    tokio::time::timeout(Duration::from_secs(300), async {
-        loop {
-            if let SupervisorState::Failed { reason } = &*state.borrow() {
-                bail!("k3s failed: {reason}");
-            }
-            if state.borrow().is_ready() && files.iter().all(|f| f.is_file()) {
-                return Ok(());
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(500), state.changed()).await;
-        }
-    })
-    .await
-    .context("k3s did not become ready within 5 minutes")??;
-    let upstream = UpstreamConfig::new(
-        &format!("https://127.0.0.1:{}", config.https_listen_port),
-        UpstreamTls::from_files(&files[0], &files[1], &files[2])?,
-    )?;
-    Ok((upstream, watcher))
 }

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod chain;
+pub mod control_plane;
 pub mod dev;
 pub mod dev_chain;
 pub mod dev_serve;
@@ -19,6 +20,7 @@ pub mod k3s;
 mod private_fs;
 pub mod proxy;
 mod ratelimit;
+pub mod serve;
 pub mod tee;
 
 pub use ratelimit::RateLimit;

@@ -97,6 +97,26 @@ struct DevArgs {
     admin_allow: Vec<daas_seal::Address>,
 }
 
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// The serve configuration (TOML; see docs/tee.md).
+    #[arg(long, env = "DAAS_SERVE_CONFIG")]
+    config: PathBuf,
+    /// Who attests: the Nitro Security Module, or a local DEV stand-in (development only).
+    #[arg(long, value_enum, default_value = "nitro")]
+    tee: nautilus_master::tee::TeeKind,
+    /// Where the dev root is kept with --tee dev [default: <data_dir>/tee].
+    #[arg(long)]
+    dev_root_dir: Option<PathBuf>,
+    /// Replace vsock by Unix sockets in this directory (--tee dev only; this is how the tests
+    /// run the bridge on machines without vsock).
+    #[arg(long)]
+    unix_vsock_dir: Option<PathBuf>,
+    /// This enclave's CID on the Unix-socket stand-in.
+    #[arg(long, default_value_t = 16)]
+    unix_vsock_cid: u32,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a local development control plane under a data directory, until Ctrl-C.
@@ -107,6 +127,13 @@ enum Command {
     /// kube-apiserver given with --upstream), the kubectl proxy, the TokenReview webhook and
     /// health/metrics. Stakes live in an in-memory view until the local devnet chain lands.
     Dev(Box<DevArgs>),
+    /// Run the control plane inside the Nitro Enclave (production), from a config file.
+    ///
+    /// Attestation from the NSM (`--tee dev` for a local stand-in), storage keys released by
+    /// KMS to this enclave's attestation, etcd and the Sui full node through the vsock bridge,
+    /// `k3s server`, the proxy (with `GET /attestation`), the webhook and health/metrics. See
+    /// docs/tee.md.
+    Serve(Box<ServeArgs>),
     /// On the parent instance: forward ingress TCP to the enclave over vsock, the enclave's
     /// egress to an allow-list of TCP targets, and relay the instance role's credentials.
     Bridge(Box<cli::bridge::BridgeArgs>),
@@ -174,6 +201,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dev(args) => runtime.block_on(dev(*args))?,
         Command::Bridge(args) => runtime.block_on(cli::bridge::run(*args))?,
+        Command::Serve(args) => runtime.block_on(serve(*args))?,
         Command::EtcdShim(args) => runtime.block_on(cli::etcd_shim::run(*args))?,
         Command::Keys { command } => runtime.block_on(cli::keys::run(command))?,
         Command::Attestation { command } => cli::attestation::run(command)?,
@@ -199,9 +227,11 @@ async fn dev(args: DevArgs) -> Result<()> {
     };
     let shutdown = shutdown_signal()?;
     nautilus_master::dev::prepare(&args.data_dir)?;
-    // The stand-in for the enclave's NSM: a dev root made now (its key only in memory), PCRs
-    // derived from this build's version. The dev chain trusts that root, loudly.
-    let tee = std::sync::Arc::new(nautilus_master::tee::DevTee::for_this_build()?);
+    // The stand-in for the enclave's NSM: a dev root kept under <data-dir>/tee (made on first
+    // use), PCRs derived from this build's version. The dev chain trusts that root, loudly.
+    let tee = std::sync::Arc::new(nautilus_master::tee::DevTee::load_or_create(
+        &nautilus_master::dev_serve::dev_root_dir(&args.data_dir),
+    )?);
     let chain = nautilus_master::dev_chain::DevChain::start(
         &args.data_dir.join("chain"),
         args.chain_listen,
@@ -254,6 +284,33 @@ async fn dev(args: DevArgs) -> Result<()> {
     .context("dev control plane");
     let stopped = chain.shutdown().await.context("stopping the dev chain");
     served.and(stopped)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    use nautilus_master::serve::{ServeConfig, ServeFlags, run};
+    let config = ServeConfig::load(&args.config)?;
+    config.check(args.tee)?;
+    let shutdown = shutdown_signal()?;
+    let flags = ServeFlags {
+        tee: args.tee,
+        unix_vsock_dir: args.unix_vsock_dir,
+        unix_vsock_cid: args.unix_vsock_cid,
+        dev_root_dir: args.dev_root_dir,
+    };
+    run(config, flags, shutdown, |running| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "serving {} (attested endpoint {})",
+            running.proxy_url, running.endpoint
+        );
+        let _ = writeln!(out, "API server {}", running.upstream);
+        let _ = writeln!(out, "health {}/readyz", running.admin_url);
+        let _ = out.flush();
+    })
+    .await
+    .context("serve")
 }
 
 /// Installs SIGINT/SIGTERM handlers now (so a signal during a long start-up is caught, not
@@ -337,7 +394,7 @@ fn print_running(
     println!(
         "  attestation      {}/attestation?nonce=<hex>   (DEV attester: root {}, trusted by the dev chain only)",
         running.proxy_url,
-        running.dev_root_path.display()
+        nautilus_master::dev_serve::dev_root_path(data_dir).display()
     );
     println!("  API server       {}", running.upstream);
     println!(
@@ -368,7 +425,8 @@ fn print_running(
     println!();
     println!("Next, in another shell:");
     let chain_config = r.chain_config.display();
-    let dev_root = running.dev_root_path.display();
+    let dev_root_path = nautilus_master::dev_serve::dev_root_path(data_dir);
+    let dev_root = dev_root_path.display();
     println!(
         "  cargo run -q -p staker-agent -- verify-master --chain-config {chain_config} --dev-root {dev_root}"
     );

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use rand_core::{OsRng, RngCore};
+use rcgen::PublicKeyData;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
     KeyPair, KeyUsagePurpose, PKCS_ECDSA_P384_SHA384, SerialNumber, SigningKey,
@@ -32,10 +33,13 @@ const LEAF_BACKDATE_SECS: i64 = 3;
 /// PCRs every document lists (NSM: PCR0..PCR15).
 const BASE_PCRS: u8 = 16;
 
-/// A local P-384 dev root CA (key in memory; the certificate can be exported as PEM/DER).
+/// A local P-384 dev root CA (key in memory; the certificate can be exported as PEM/DER, and
+/// the pair saved with [`DevRoot::key_pem`] and loaded with [`DevRoot::from_pem`] so a dev
+/// chain and a dev master can share one root across restarts).
 pub struct DevRoot {
     issuer: Issuer<'static, KeyPair>,
-    cert: rcgen::Certificate,
+    cert_der: Vec<u8>,
+    cert_pem: String,
     anchor: TrustAnchor,
 }
 
@@ -62,19 +66,54 @@ impl DevRoot {
             .map_err(|e| AttesterError::Signing(format!("dev root does not parse back: {e}")))?;
         Ok(DevRoot {
             issuer: Issuer::new(params, key),
-            cert,
+            cert_der: cert.der().to_vec(),
+            cert_pem: cert.pem(),
             anchor,
         })
     }
 
+    /// A root saved earlier: its certificate and its private key (PKCS#8 PEM). The key must be
+    /// a P-384 key and belong to the certificate.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<DevRoot, AttesterError> {
+        let config = |why: String| AttesterError::Config(format!("dev root: {why}"));
+        let key = KeyPair::from_pem(key_pem).map_err(|e| config(format!("key: {e}")))?;
+        if !key.is_compatible(&PKCS_ECDSA_P384_SHA384) {
+            return Err(config("the key is not a P-384 key".into()));
+        }
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+            .map_err(|e| config(format!("certificate PEM: {e}")))?;
+        let der = pem.contents;
+        let anchor = TrustAnchor::from_der(der.clone(), RootKind::Dev)
+            .map_err(|e| config(format!("certificate: {e}")))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| config(format!("certificate: {e}")))?;
+        if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(config("the key does not belong to the certificate".into()));
+        }
+        let issuer = Issuer::from_ca_cert_der(&der.clone().into(), key)
+            .map_err(|e| config(format!("certificate: {e}")))?;
+        Ok(DevRoot {
+            issuer,
+            cert_der: der,
+            cert_pem: cert_pem.to_owned(),
+            anchor,
+        })
+    }
+
+    /// The root's private key (PKCS#8 PEM), for saving it with mode 0600. A dev root's key
+    /// proves nothing; it is still a key, and is never logged.
+    pub fn key_pem(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(self.issuer.key().serialize_pem())
+    }
+
     /// The root certificate, DER.
     pub fn certificate_der(&self) -> &[u8] {
-        self.cert.der()
+        &self.cert_der
     }
 
     /// The root certificate, PEM.
     pub fn certificate_pem(&self) -> String {
-        self.cert.pem()
+        self.cert_pem.clone()
     }
 
     /// The root as a trust anchor of kind [`RootKind::Dev`].

@@ -1,0 +1,457 @@
+//! `nautilus-master serve`: the production entry point, inside the enclave.
+//!
+//! Everything comes from one TOML file ([`ServeConfig`]) plus a few flags:
+//! - the attester: the Nitro Security Module, or the dev attester only with `--tee dev`;
+//! - the vsock bridge's enclave side (`[bridge]`, `daas_bridge::EnclaveConfig`): local
+//!   forwarders to the allow-listed egress targets (etcd, the Sui full node, KMS) and the
+//!   parent's credentials relay; the enclave enforces its own allow-list;
+//! - the storage keys: released by AWS KMS to this enclave's attestation (`[keys.kms]`), or a
+//!   key-ring directory (`[keys.file]`, refused unless `--tee dev`);
+//! - the etcd shim on a real etcd (`[etcd]`), reached through the bridge;
+//! - the chain: a Sui gRPC endpoint over https (loopback http only for development), chain id
+//!   pinned, followed from the tip;
+//! - `k3s server` (or an API server that is already running), the proxy with
+//!   `GET /attestation`, the TokenReview webhook and health/metrics.
+//!
+//! Registration on chain is the operator's act (`staker-agent admin register-enclave --master
+//! URL`): the enclave holds no wallet.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::control_plane::{Options, Running, Store, Trust, UpstreamChoice};
+use crate::tee::TeeKind;
+
+/// The serve configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Working directory (a tmpfs inside the enclave): k3s state, sockets, the freshness anchor.
+    pub data_dir: PathBuf,
+    /// The URL clients use (`https://host:8080`); bound into every attestation document.
+    pub public_endpoint: String,
+    /// Extra names/addresses in the proxy certificate (the public host).
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub chain: ChainSection,
+    pub etcd: EtcdSection,
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub upstream: UpstreamSection,
+    /// The enclave side of the vsock bridge; absent: no vsock (development).
+    #[serde(default)]
+    pub bridge: Option<daas_bridge::EnclaveConfig>,
+    /// Accept admin-role tokens only from these addresses (on top of the on-chain grant).
+    #[serde(default)]
+    pub admin_allow: Vec<daas_seal::Address>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    #[serde(default = "default_proxy")]
+    pub proxy: SocketAddr,
+    #[serde(default = "default_webhook")]
+    pub webhook: SocketAddr,
+    #[serde(default = "default_admin")]
+    pub admin: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            proxy: default_proxy(),
+            webhook: default_webhook(),
+            admin: default_admin(),
+        }
+    }
+}
+
+fn default_proxy() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_webhook() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// Sui gRPC URL (https; http only to loopback).
+    pub rpc: String,
+    /// Required: the chain id the endpoint must report.
+    pub chain_id: String,
+    pub package: daas_seal::Address,
+    pub cluster: daas_seal::Address,
+    /// Read from the chain when absent.
+    #[serde(default)]
+    pub cluster_initial_shared_version: Option<u64>,
+    /// Silence after which the follower counts its stream as lost.
+    #[serde(default = "default_stale_after", with = "humantime_serde_compat")]
+    pub stale_after: Duration,
+}
+
+fn default_stale_after() -> Duration {
+    Duration::from_secs(30)
+}
+
+mod humantime_serde_compat {
+    use serde::Deserialize;
+    use std::time::Duration;
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSection {
+    /// `https://host:port` (or `http://` to loopback) URLs of the etcd members.
+    pub endpoints: Vec<String>,
+    /// PEM CA bundle of the etcd servers (needed for https).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate and key (mTLS).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    #[serde(default)]
+    pub kms: Option<KmsKeys>,
+    /// A key-ring directory (`nautilus-master keys init`): development only.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KmsKeys {
+    /// The wrapped data keys (`daas_kms::WrappedKeys` JSON).
+    pub wrapped_keys: PathBuf,
+    /// Override of `https://kms.<region>.amazonaws.com` (tests, FIPS endpoints).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Where the TCP connection goes (the bridge's local forwarder); TLS still checks the
+    /// endpoint's host name.
+    #[serde(default)]
+    pub connect_to: Option<SocketAddr>,
+    /// CA bundle that authenticates KMS.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// The k3s binary (default: $K3S_BIN, then `k3s` on PATH).
+    #[serde(default)]
+    pub k3s_bin: Option<PathBuf>,
+    /// An API server that is already running (request-header auth).
+    #[serde(default)]
+    pub external: Option<ExternalUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalUpstream {
+    pub url: String,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl ServeConfig {
+    /// Reads and checks a config file. Nothing is started.
+    pub fn load(path: &Path) -> Result<ServeConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the serve config {}", path.display()))?;
+        let config: ServeConfig =
+            toml::from_str(&text).with_context(|| format!("serve config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// The checks that do not depend on the machine: fail before anything starts.
+    pub fn check(&self, tee: TeeKind) -> Result<()> {
+        daas_verify_master::Endpoint::parse(&self.public_endpoint).context("public_endpoint")?;
+        match (&self.keys.kms, &self.keys.file) {
+            (Some(_), Some(_)) => bail!("[keys]: give either kms or file, not both"),
+            (None, None) => bail!("[keys]: give kms (production) or file (--tee dev only)"),
+            (None, Some(_)) if tee == TeeKind::Nitro => bail!(
+                "[keys] file: a key file is readable by whoever controls the parent; an enclave takes its keys from KMS ([keys.kms]). Key files are for --tee dev only"
+            ),
+            _ => {}
+        }
+        if self.etcd.endpoints.is_empty() {
+            bail!("[etcd] endpoints: at least one etcd member is needed");
+        }
+        for e in &self.etcd.endpoints {
+            if !(e.starts_with("https://") || is_loopback_http(e)) {
+                bail!(
+                    "[etcd] endpoint {e:?}: https only (http to loopback is allowed for a local etcd)"
+                );
+            }
+        }
+        self.chain_config().check_for_control_plane()?;
+        Ok(())
+    }
+
+    fn chain_config(&self) -> daas_chain::ChainConfig {
+        let mut config = daas_chain::ChainConfig::new(
+            self.chain.rpc.clone(),
+            self.chain.package,
+            self.chain.cluster,
+            self.chain.cluster_initial_shared_version.unwrap_or(0),
+        );
+        config.chain_id = Some(self.chain.chain_id.clone());
+        config
+    }
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Flags of `serve` that are not in the file.
+#[derive(Clone, Debug)]
+pub struct ServeFlags {
+    pub tee: TeeKind,
+    /// Replace vsock by Unix sockets in this directory (`--tee dev` only; tests).
+    pub unix_vsock_dir: Option<PathBuf>,
+    /// This enclave's CID on the Unix-socket stand-in.
+    pub unix_vsock_cid: u32,
+    /// Where the dev root is kept (`--tee dev`; default `<data_dir>/tee`).
+    pub dev_root_dir: Option<PathBuf>,
+}
+
+/// Runs the control plane from `config` until `shutdown`.
+pub async fn run(
+    config: ServeConfig,
+    flags: ServeFlags,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    on_ready: impl FnOnce(&Running),
+) -> Result<()> {
+    config.check(flags.tee)?;
+    if flags.unix_vsock_dir.is_some() && flags.tee != TeeKind::Dev {
+        bail!("--unix-vsock-dir replaces vsock by local sockets: --tee dev only");
+    }
+    crate::private_fs::create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+
+    // 1. The attester first: without one there is nothing to serve.
+    let dev_root_dir = flags
+        .dev_root_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("tee"));
+    let (attester, dev) = crate::tee::open(flags.tee, &dev_root_dir)?;
+    if dev.is_some() {
+        tracing::warn!(
+            root = %dev_root_dir.join(crate::tee::DEV_ROOT_CERT).display(),
+            "DEV attester: clients must be told to trust this dev root"
+        );
+    }
+    tracing::info!(attester = %attester.describe(), "attester ready");
+
+    // 2. The bridge: egress forwarders and the credentials relay, before anything dials out.
+    let transport: Arc<dyn daas_bridge::VsockTransport> = match &flags.unix_vsock_dir {
+        Some(dir) => {
+            tracing::warn!(dir = %dir.display(), "vsock replaced by Unix sockets (development)");
+            Arc::new(daas_bridge::UnixVsock::new(dir, flags.unix_vsock_cid)?)
+        }
+        None => Arc::new(daas_bridge::RealVsock),
+    };
+    let bridge = match &config.bridge {
+        Some(bridge) => Some(
+            daas_bridge::EnclaveSide::start(bridge.clone(), transport.clone())
+                .await
+                .context("starting the enclave side of the vsock bridge")?,
+        ),
+        None => None,
+    };
+    let credentials_port = config.bridge.as_ref().and_then(|b| b.credentials_port);
+
+    // 3. The storage keys.
+    let keys = match (&config.keys.kms, &config.keys.file) {
+        (Some(kms), _) => {
+            let port = credentials_port.context(
+                "[keys.kms] needs the parent's credentials relay: set [bridge] credentials_port",
+            )?;
+            release_keys(kms, attester.clone(), transport.clone(), port).await?
+        }
+        (None, Some(dir)) => {
+            use daas_envelope::KeyProvider;
+            daas_etcd_shim::Keys::from_ring(daas_envelope::KeyRingDir::new(dir).load()?)
+        }
+        (None, None) => bail!("[keys]: no key source"),
+    };
+
+    // 4. The chain, pinned.
+    let mut chain_config = config.chain_config();
+    if config.chain.cluster_initial_shared_version.is_none() {
+        let probe = daas_chain::GrpcChain::new(chain_config.clone())?;
+        chain_config.cluster_initial_shared_version = probe
+            .initial_shared_version(config.chain.cluster)
+            .await
+            .context("reading the cluster object")?;
+    }
+    let chain = daas_chain::GrpcChain::new(chain_config)?;
+
+    // 5. The store: etcd through the bridge, the anchor in the enclave's working directory.
+    let read = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>> {
+        p.as_ref()
+            .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+            .transpose()
+    };
+    let etcd = daas_etcd_shim::EtcdConfig {
+        endpoints: config.etcd.endpoints.clone(),
+        ca_pem: read(&config.etcd.ca)?,
+        client_identity: match (read(&config.etcd.cert)?, read(&config.etcd.key)?) {
+            (Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        },
+        ..daas_etcd_shim::EtcdConfig::default()
+    };
+    let store = Store {
+        backend: daas_etcd_shim::EtcdBackend::connect(&etcd)?,
+        keys: Arc::new(keys),
+        anchor: daas_etcd_shim::Anchor::new(config.data_dir.join("etcd.anchor")),
+        // The enclave has no disk that outlives it: each start begins a new baseline (see
+        // docs/tee.md, "Rollback across enclave restarts").
+        baseline: daas_etcd_shim::Baseline::AcceptMissingAnchor,
+        describe: format!("etcd {}", config.etcd.endpoints.join(",")),
+    };
+
+    let upstream = match &config.upstream.external {
+        Some(e) => UpstreamChoice::External {
+            url: e.url.clone(),
+            ca: e.ca.clone(),
+            client_cert: e.client_cert.clone(),
+            client_key: e.client_key.clone(),
+        },
+        None => UpstreamChoice::K3s {
+            bin: config.upstream.k3s_bin.clone(),
+        },
+    };
+    let options = Options {
+        data_dir: config.data_dir.clone(),
+        listen: config.listen.proxy,
+        webhook_listen: config.listen.webhook,
+        admin_listen: config.listen.admin,
+        etcd_listen: None,
+        upstream,
+        insecure_dev_http: false,
+        rbac: crate::proxy::rbac::RbacPolicy::default(),
+        admin_allowlist: (!config.admin_allow.is_empty())
+            .then(|| config.admin_allow.iter().copied().collect()),
+    };
+    let trust = Trust {
+        chain,
+        cluster: config.chain.cluster,
+        stale_after: config.chain.stale_after,
+        attester,
+        sans: config.sans.clone(),
+        public_endpoint: Some(config.public_endpoint.clone()),
+    };
+    let served = crate::control_plane::run(
+        options,
+        trust,
+        store,
+        |_, endpoint| async move {
+            tracing::info!(%endpoint, "serving; the operator registers this enclave with `staker-agent admin register-enclave --master {endpoint}`");
+            Ok(())
+        },
+        shutdown,
+        on_ready,
+    )
+    .await;
+    if let Some(bridge) = bridge {
+        bridge.shutdown().await;
+    }
+    served
+}
+
+/// Credentials from the parent's relay, asked for at every KMS request (they rotate).
+struct RelayedCredentials {
+    transport: Arc<dyn daas_bridge::VsockTransport>,
+    port: u32,
+}
+
+impl daas_kms::CredentialSource for RelayedCredentials {
+    async fn credentials(
+        &self,
+    ) -> Result<daas_kms::sigv4::Credentials, daas_kms::CredentialsError> {
+        let relayed = daas_bridge::CredentialsClient::new(&*self.transport, self.port)
+            .fetch()
+            .await
+            .map_err(|e| daas_kms::CredentialsError {
+                source_name: self.describe(),
+                reason: e.to_string(),
+            })?;
+        Ok(daas_kms::sigv4::Credentials::new(
+            relayed.access_key_id.expose(),
+            relayed.secret_access_key.expose(),
+            Some(relayed.session_token.expose().to_owned()),
+        ))
+    }
+
+    fn describe(&self) -> String {
+        format!("the parent's credentials relay (vsock port {})", self.port)
+    }
+}
+
+/// Asks KMS for the storage keys with this enclave's attestation; only ciphertext crosses the
+/// parent.
+async fn release_keys(
+    kms: &KmsKeys,
+    attester: Arc<dyn daas_attestation::Attester>,
+    transport: Arc<dyn daas_bridge::VsockTransport>,
+    credentials_port: u32,
+) -> Result<daas_etcd_shim::Keys> {
+    let wrapped = daas_kms::WrappedKeys::from_file(&kms.wrapped_keys)?;
+    let mut client_config = daas_kms::KmsClientConfig::new(wrapped.region.clone());
+    client_config.endpoint = kms.endpoint.clone();
+    client_config.connect_to = kms.connect_to;
+    if let Some(bundle) = &kms.ca_bundle {
+        client_config.ca_bundle = bundle.clone();
+    }
+    let client = daas_kms::KmsClient::new(client_config)?;
+    let provider = daas_kms::KmsKeyProvider::new(
+        wrapped,
+        client,
+        attester,
+        RelayedCredentials {
+            transport,
+            port: credentials_port,
+        },
+    )?;
+    let released = provider
+        .release_keys()
+        .await
+        .context("releasing the storage keys from KMS")?;
+    Ok(daas_etcd_shim::Keys::from_provider(Box::new(released))?)
+}
