@@ -1,11 +1,12 @@
-//! A minimal KMS client: `Decrypt` with an attested `Recipient`, JSON 1.1 over HTTPS.
+//! A minimal KMS client: `Decrypt` and `GenerateDataKey` with an attested `Recipient`, JSON 1.1
+//! over HTTPS.
 //!
 //! One request per TLS connection (HTTP/1.1 via hyper), SigV4-signed. The TCP connection can be
 //! sent to another address than the endpoint's (inside the enclave: the local bridge forwarder
 //! `127.0.0.1:port`) while TLS still verifies the real host name (`kms.<region>.amazonaws.com`)
 //! against the configured CA roots, so whatever carries the bytes sees only ciphertext. This
-//! client never asks for plaintext: every `Decrypt` carries a Recipient, and a reply with
-//! `Plaintext` is refused.
+//! client never asks for plaintext: every `Decrypt` and `GenerateDataKey` carries a Recipient,
+//! and a reply with `Plaintext` is refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,10 @@ pub(crate) const MAX_CIPHERTEXT_BLOB: usize = 6144;
 const MAX_MESSAGE: usize = 512;
 /// `X-Amz-Target` of Decrypt.
 pub const DECRYPT_TARGET: &str = "TrentService.Decrypt";
+/// `X-Amz-Target` of GenerateDataKey.
+pub const GENERATE_DATA_KEY_TARGET: &str = "TrentService.GenerateDataKey";
+/// Most bytes KMS generates in one `GenerateDataKey` (`NumberOfBytes` is 1 to 1024).
+pub(crate) const MAX_DATA_KEY_BYTES: u16 = 1024;
 /// `Content-Type` of the KMS JSON protocol.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -91,6 +96,29 @@ pub struct RecipientCiphertext {
     /// The ARN of the KMS key that decrypted, as KMS reports it.
     pub key_id: Option<String>,
     /// BER CMS EnvelopedData, encrypted to the recipient's public key.
+    pub ciphertext_for_recipient: Vec<u8>,
+}
+
+/// The parameters of one `GenerateDataKey`.
+#[derive(Debug, Clone)]
+pub struct GenerateDataKeyRequest<'a> {
+    /// The KMS key (ARN, id or alias) that wraps the new data key.
+    pub key_id: &'a str,
+    /// Length of the data key: 1 to 1024 bytes. 32 and 16 are sent as `KeySpec` `AES_256` and
+    /// `AES_128` (as AWS recommends), other lengths as `NumberOfBytes`.
+    pub number_of_bytes: u16,
+    /// The attested recipient the data key is encrypted to.
+    pub recipient: &'a Recipient,
+}
+
+/// KMS's answer to a `GenerateDataKey` with a Recipient.
+#[derive(Debug, Clone)]
+pub struct GeneratedDataKey {
+    /// The ARN of the KMS key that wrapped the data key, as KMS reports it.
+    pub key_id: Option<String>,
+    /// The data key under the KMS key: what a later `Decrypt` takes (public; 1..=6144 bytes).
+    pub ciphertext_blob: Vec<u8>,
+    /// BER CMS EnvelopedData of the data key, encrypted to the recipient's public key.
     pub ciphertext_for_recipient: Vec<u8>,
 }
 
@@ -201,6 +229,35 @@ impl KmsClient {
         parse_decrypt_reply(status, &reply)
     }
 
+    /// KMS `GenerateDataKey` with a Recipient: a fresh data key, returned wrapped under the
+    /// KMS key (`CiphertextBlob`) and encrypted to the recipient (`CiphertextForRecipient`),
+    /// never in plaintext.
+    pub async fn generate_data_key(
+        &self,
+        request: &GenerateDataKeyRequest<'_>,
+        credentials: &Credentials,
+    ) -> Result<GeneratedDataKey, KmsError> {
+        let body = generate_data_key_body(request)?;
+        tracing::debug!(
+            host = %self.host,
+            key_id = request.key_id,
+            bytes = request.number_of_bytes,
+            "KMS GenerateDataKey with an attested recipient"
+        );
+        let call = async {
+            let (status, reply) = self
+                .post(GENERATE_DATA_KEY_TARGET, body, credentials)
+                .await?;
+            if !status.is_success() {
+                return Err(refusal(status, &reply));
+            }
+            parse_generate_reply(status, &reply)
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| KmsError::Timeout(self.timeout))?
+    }
+
     /// Signs and sends one JSON 1.1 POST, returning the status and the (bounded) body.
     async fn post(
         &self,
@@ -288,6 +345,41 @@ impl KmsClient {
         connection.abort();
         Ok((status, collected.to_bytes()))
     }
+}
+
+/// The JSON body of a `GenerateDataKey`, after checking the request.
+fn generate_data_key_body(request: &GenerateDataKeyRequest<'_>) -> Result<Vec<u8>, KmsError> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(rename = "KeyId")]
+        key_id: &'a str,
+        #[serde(rename = "KeySpec", skip_serializing_if = "Option::is_none")]
+        key_spec: Option<&'static str>,
+        #[serde(rename = "NumberOfBytes", skip_serializing_if = "Option::is_none")]
+        number_of_bytes: Option<u16>,
+        #[serde(rename = "Recipient")]
+        recipient: &'a Recipient,
+    }
+    if request.key_id.trim().is_empty() {
+        return Err(KmsError::BadRequest("GenerateDataKey needs a KMS key id"));
+    }
+    if !(1..=MAX_DATA_KEY_BYTES).contains(&request.number_of_bytes) {
+        return Err(KmsError::BadRequest(
+            "GenerateDataKey makes 1 to 1024 bytes (NumberOfBytes)",
+        ));
+    }
+    let (key_spec, number_of_bytes) = match request.number_of_bytes {
+        32 => (Some("AES_256"), None),
+        16 => (Some("AES_128"), None),
+        n => (None, Some(n)),
+    };
+    Ok(serde_json::to_vec(&Body {
+        key_id: request.key_id,
+        key_spec,
+        number_of_bytes,
+        recipient: request.recipient,
+    })
+    .expect("a JSON object of strings and a number always serialises"))
 }
 
 /// Parses `https://host[:port][/]`.
@@ -402,6 +494,49 @@ fn parse_decrypt_reply(status: StatusCode, body: &[u8]) -> Result<RecipientCiphe
         .map_err(|_| bad("CiphertextForRecipient is not standard base64"))?;
     Ok(RecipientCiphertext {
         key_id: reply.key_id,
+        ciphertext_for_recipient,
+    })
+}
+
+/// A successful `GenerateDataKey` reply, given that a Recipient was sent.
+fn parse_generate_reply(status: StatusCode, body: &[u8]) -> Result<GeneratedDataKey, KmsError> {
+    #[derive(Deserialize)]
+    struct Reply {
+        #[serde(rename = "KeyId")]
+        key_id: Option<String>,
+        #[serde(rename = "CiphertextBlob")]
+        ciphertext_blob: Option<String>,
+        #[serde(rename = "CiphertextForRecipient")]
+        ciphertext_for_recipient: Option<String>,
+        // Never kept: its presence alone is the error.
+        #[serde(rename = "Plaintext")]
+        plaintext: Option<serde::de::IgnoredAny>,
+    }
+    let bad = |reason| KmsError::BadResponse {
+        status: status.as_u16(),
+        reason,
+    };
+    let reply: Reply = serde_json::from_slice(body)
+        .map_err(|_| bad("the body is not a GenerateDataKey reply object"))?;
+    if reply.plaintext.is_some() {
+        return Err(KmsError::PlaintextWithRecipient);
+    }
+    let blob = reply
+        .ciphertext_blob
+        .ok_or(bad("CiphertextBlob is missing"))?;
+    let ciphertext_blob =
+        Base64::decode_vec(&blob).map_err(|_| bad("CiphertextBlob is not standard base64"))?;
+    if ciphertext_blob.is_empty() || ciphertext_blob.len() > MAX_CIPHERTEXT_BLOB {
+        return Err(bad("CiphertextBlob is empty or longer than 6144 bytes"));
+    }
+    let encoded = reply
+        .ciphertext_for_recipient
+        .ok_or(bad("CiphertextForRecipient is missing"))?;
+    let ciphertext_for_recipient = Base64::decode_vec(&encoded)
+        .map_err(|_| bad("CiphertextForRecipient is not standard base64"))?;
+    Ok(GeneratedDataKey {
+        key_id: reply.key_id,
+        ciphertext_blob,
         ciphertext_for_recipient,
     })
 }

@@ -9,23 +9,31 @@
 //!   "region": "eu-west-1" }
 //! ```
 //!
+//! Entries come from [`provision_wrapped_key`](crate::provision_wrapped_key) (KMS
+//! `GenerateDataKey` with a Recipient, inside the enclave); [`WrappedKeys::new_single`],
+//! [`WrappedKeys::push`] and [`WrappedKeys::write`] assemble and store the file.
+//!
 //! `id` is the envelope [`KeyId`] of the 32-byte data key (`SHA-256("k3s-daas/key-id/v1" ‖
 //! key)[0..4]`, 8 lowercase hex digits): a released key whose id differs is refused, so a blob
 //! swapped between entries (or under another KMS key) cannot become the active key. The file
 //! holds nothing secret; the parent may store it.
 
+use std::fs::{File, Permissions};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
 use daas_attestation::Attester;
 use daas_envelope::{DataKey, KeyId, KeyProvider, KeyRing, KeyRingError, ProviderError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::client::{DecryptRequest, KmsClient, MAX_CIPHERTEXT_BLOB};
 use crate::credentials::CredentialSource;
 use crate::error::KmsError;
+use crate::provision::{ProvisionedKey, provision_wrapped_key};
 use crate::recipient::RecipientKey;
 
 /// Most wrapped keys a file may list.
@@ -33,10 +41,12 @@ pub(crate) const MAX_KEYS: usize = 64;
 /// Largest wrapped-keys file read (bytes).
 const MAX_FILE: u64 = 1024 * 1024;
 /// Data key length.
-const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
+/// Mode of a written wrapped-keys file.
+const FILE_MODE: u32 = 0o600;
 
 /// One entry of the wrapped-keys file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedKey {
     /// The data key's envelope id (8 lowercase hex digits).
@@ -46,7 +56,7 @@ pub struct WrappedKey {
 }
 
 /// The wrapped-keys file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedKeys {
     /// Id of the key that encrypts new values.
@@ -57,6 +67,16 @@ pub struct WrappedKeys {
     pub key_id: String,
     /// The KMS region.
     pub region: String,
+}
+
+/// Whether [`WrappedKeys::write`] may replace an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create the file; fail with [`KmsError::KeysFileExists`] if it exists.
+    CreateNew,
+    /// Create or atomically replace the file (after a [`push`](WrappedKeys::push) to a file
+    /// read with [`from_file`](WrappedKeys::from_file), for example).
+    Replace,
 }
 
 /// A checked entry: its id and the decoded ciphertext.
@@ -82,6 +102,107 @@ impl WrappedKeys {
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         WrappedKeys::from_json(&text)
+    }
+
+    /// A file holding one key, `entry`, which is active; `key_id` is the KMS key that wrapped
+    /// it (ARN preferred: [`ProvisionedKey::kms_key`]) and `region` its region.
+    pub fn new_single(
+        entry: WrappedKey,
+        key_id: impl Into<String>,
+        region: impl Into<String>,
+    ) -> Result<WrappedKeys, KmsError> {
+        let keys = WrappedKeys {
+            active: entry.id.clone(),
+            keys: vec![entry],
+            key_id: key_id.into(),
+            region: region.into(),
+        };
+        keys.entries()?;
+        Ok(keys)
+    }
+
+    /// Appends `entry` (not active; see [`set_active`](Self::set_active)). Refused, leaving
+    /// the file unchanged, if the entry is invalid, its id is already listed, or the file
+    /// would list more than 64 keys.
+    pub fn push(&mut self, entry: WrappedKey) -> Result<(), KmsError> {
+        let mut next = self.clone();
+        next.keys.push(entry);
+        next.entries()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Makes the listed key `id` the active one (the key that encrypts new values).
+    pub fn set_active(&mut self, id: KeyId) -> Result<(), KmsError> {
+        let mut next = self.clone();
+        next.active = id.to_string();
+        next.entries()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The JSON text of the file (pretty, with a final newline).
+    pub fn to_json(&self) -> String {
+        let mut text =
+            serde_json::to_string_pretty(self).expect("a struct of strings always serialises");
+        text.push('\n');
+        text
+    }
+
+    /// Checks the file and writes it to `path` atomically: a temporary file in the same
+    /// directory, mode 0600 from creation, synced, renamed into place (without replacing an
+    /// existing file under [`WriteMode::CreateNew`]), and the directory synced.
+    pub fn write(&self, path: &Path, mode: WriteMode) -> Result<(), KmsError> {
+        self.entries()?;
+        let failed = |action, at: &Path| {
+            let path = at.to_path_buf();
+            move |source| KmsError::KeysFileWrite {
+                action,
+                path,
+                source,
+            }
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if mode == WriteMode::CreateNew && path.symlink_metadata().is_ok() {
+            return Err(KmsError::KeysFileExists {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-wrapped-keys-")
+            .permissions(Permissions::from_mode(FILE_MODE))
+            .tempfile_in(dir)
+            .map_err(failed("create a temporary file for", path))?;
+        tmp.write_all(self.to_json().as_bytes())
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(failed("write", tmp.path()))?;
+        match mode {
+            WriteMode::CreateNew => tmp.persist_noclobber(path).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    KmsError::KeysFileExists {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    failed("create", path)(e.error)
+                }
+            })?,
+            WriteMode::Replace => tmp
+                .persist(path)
+                .map_err(|e| failed("replace", path)(e.error))?,
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(failed("sync the directory of", path))?;
+        tracing::info!(
+            path = %path.display(),
+            keys = self.keys.len(),
+            active = %self.active,
+            "wrapped data keys file written"
+        );
+        Ok(())
     }
 
     /// Parses and checks the JSON text.
@@ -224,6 +345,20 @@ impl<C: CredentialSource> KmsKeyProvider<C> {
         Ok(released)
     }
 
+    /// Generates a new data key under this file's KMS key, inside the enclave (KMS
+    /// `GenerateDataKey` with a fresh recipient key and attestation document), for rotation:
+    /// [`push`](WrappedKeys::push) its entry to the file, [`set_active`](WrappedKeys::set_active)
+    /// it, write the file, then release the keys again.
+    pub async fn provision(&self) -> Result<ProvisionedKey, KmsError> {
+        provision_wrapped_key(
+            &self.client,
+            &self.keys.key_id,
+            self.attester.as_ref(),
+            &self.credentials,
+        )
+        .await
+    }
+
     async fn release_one(&self, entry: &Entry) -> Result<Zeroizing<[u8; KEY_LEN]>, KmsError> {
         let recipient_key = RecipientKey::generate()?;
         let recipient = recipient_key.recipient(self.attester.as_ref())?;
@@ -240,15 +375,7 @@ impl<C: CredentialSource> KmsKeyProvider<C> {
                 &credentials,
             )
             .await?;
-        if let Some(actual) = &reply.key_id
-            && is_key_arn(&self.keys.key_id)
-            && actual != &self.keys.key_id
-        {
-            return Err(KmsError::WrongKmsKey {
-                expected: self.keys.key_id.clone(),
-                actual: actual.clone(),
-            });
-        }
+        check_kms_key(&self.keys.key_id, reply.key_id.as_deref())?;
         let plaintext = recipient_key.open(&reply.ciphertext_for_recipient)?;
         let bytes: [u8; KEY_LEN] =
             plaintext
@@ -334,7 +461,21 @@ fn canonical_id(text: &str) -> Option<KeyId> {
         .filter(|id| id.to_string() == text)
 }
 
+/// Refuses a reply naming another key ARN than the one asked for (when an ARN was asked for).
+pub(crate) fn check_kms_key(expected: &str, actual: Option<&str>) -> Result<(), KmsError> {
+    match actual {
+        Some(actual) if is_key_arn(expected) && actual != expected => Err(KmsError::WrongKmsKey {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `arn:<partition>:kms:<region>:<account>:key/<id>` (not an alias ARN).
-fn is_key_arn(key_id: &str) -> bool {
+pub(crate) fn is_key_arn(key_id: &str) -> bool {
     key_id.starts_with("arn:") && key_id.contains(":kms:") && key_id.contains(":key/")
 }
+
+#[cfg(test)]
+mod tests;

@@ -144,6 +144,21 @@ fn nothing_releases_the_key_without_the_attestation_conditions() {
 }
 
 #[test]
+fn the_enclave_may_both_provision_and_release() {
+    // Provisioning is GenerateDataKey + Recipient, release is Decrypt + Recipient: each needs
+    // its own Allow (under the conditions the test above checks), or the enclave cannot start.
+    let p = policy();
+    for action in RELEASING {
+        assert!(
+            statements(&p)
+                .iter()
+                .any(|s| is_allow(s) && covers(s, action)),
+            "no statement allows {action}"
+        );
+    }
+}
+
+#[test]
 fn explicit_negated_denies_back_each_condition() {
     let p = policy();
     for key in ATTESTATION_KEYS {

@@ -3,8 +3,10 @@
 //! The stand-in is not AWS KMS. It stands in for it: an HTTPS server on 127.0.0.1 with a
 //! certificate for `kms.us-east-1.amazonaws.com` from a test CA (the client connects to
 //! 127.0.0.1 through its connect override and verifies that name, as the enclave does through
-//! the bridge forwarder). It checks what KMS checks for `Decrypt` with a Recipient:
-//! - the SigV4 signature with the test credentials, and `X-Amz-Target: TrentService.Decrypt`;
+//! the bridge forwarder). It checks what KMS checks for `Decrypt` and `GenerateDataKey` with a
+//! Recipient:
+//! - the SigV4 signature with the test credentials, and `X-Amz-Target:
+//!   TrentService.Decrypt` or `TrentService.GenerateDataKey`;
 //! - the Recipient's attestation document with `daas_attestation::verify` against the
 //!   configured dev root at the current time (signature, chain, validity);
 //! - key-policy conditions as KMS evaluates them: `kms:RecipientAttestation:ImageSha384` =
@@ -14,7 +16,8 @@
 //!
 //! and answers with a real CMS EnvelopedData (BER, indefinite lengths like KMS, RSAES-OAEP-SHA256
 //! to the attested key, AES-256-CBC content). Its "KMS key" is a table from ciphertext blob to
-//! data key. Differences from KMS are listed in docs/kms.md.
+//! data key; `GenerateDataKey` adds a random key under a fresh blob to it, so a later `Decrypt`
+//! of that blob releases the same key. Differences from KMS are listed in docs/kms.md.
 
 #[path = "common/cms_builder.rs"]
 mod cms_builder;
@@ -32,13 +35,15 @@ use daas_attestation::{AttestationRequest, Attester, AttesterError, RootKind, Tr
 use daas_envelope::{DataKey, KeyProvider};
 use daas_kms::sigv4::{AmzDate, Credentials, SigningRequest, sign};
 use daas_kms::{
-    CmsError, DecryptRequest, KmsClient, KmsClientConfig, KmsError, KmsKeyProvider, Recipient,
-    RecipientKey, StaticCredentials, WrappedKeys,
+    CmsError, DecryptRequest, GenerateDataKeyRequest, KmsClient, KmsClientConfig, KmsError,
+    KmsKeyProvider, ProvisionedKey, Recipient, RecipientKey, StaticCredentials, WrappedKeys,
+    WriteMode, provision_wrapped_key,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use rand_core::{OsRng, RngCore};
 use rsa::RsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
@@ -50,6 +55,8 @@ use tokio_rustls::TlsAcceptor;
 const REGION: &str = "us-east-1";
 const HOST: &str = "kms.us-east-1.amazonaws.com";
 const KEY_ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+/// An alias of KEY_ARN the stand-in resolves (as KMS does) in GenerateDataKey.
+const KEY_ALIAS: &str = "alias/k3s-daas-storage";
 const ACCESS_KEY: &str = "ASIAEXAMPLEENCLAVE";
 const SECRET: &str = "stand-in-secret-key-not-a-real-one";
 const TOKEN: &str = "stand-in-session-token";
@@ -66,13 +73,15 @@ enum Quirk {
     Cms(fn(Vec<u8>) -> Vec<u8>),
     /// Replies with a body of this many bytes.
     HugeBody(usize),
+    /// GenerateDataKey makes a key of this many bytes, whatever was asked.
+    KeyLen(usize),
 }
 
 struct State {
     anchors: Vec<TrustAnchor>,
     pcrs: [String; 3],
-    /// ciphertext blob → data key: the stand-in's "KMS key".
-    blobs: HashMap<Vec<u8>, [u8; 32]>,
+    /// ciphertext blob → data key: the stand-in's "KMS key". GenerateDataKey adds to it.
+    blobs: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     quirk: Mutex<Quirk>,
 }
 
@@ -145,6 +154,24 @@ async fn start(state: State) -> StandIn {
     }
 }
 
+impl StandIn {
+    /// A client that reaches this stand-in (and trusts its CA).
+    fn client(&self) -> KmsClient {
+        KmsClient::new(KmsClientConfig {
+            connect_to: Some(self.addr),
+            ca_bundle: self.ca_file.path().to_path_buf(),
+            timeout: Duration::from_secs(30),
+            ..KmsClientConfig::new(REGION)
+        })
+        .expect("client")
+    }
+
+    /// The stand-in's blob table now.
+    fn blobs(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        self.state.blobs.lock().expect("blobs").clone()
+    }
+}
+
 fn kms_error(kind: &str, message: &str) -> Response<Full<Bytes>> {
     let body = json!({ "__type": kind, "message": message }).to_string();
     Response::builder()
@@ -170,9 +197,16 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     if parts.method != http::Method::POST || parts.uri.path() != "/" {
         return kms_error("UnknownOperationException", "POST / only");
     }
-    if header("x-amz-target") != Some("TrentService.Decrypt") {
-        return kms_error("UnknownOperationException", "only TrentService.Decrypt");
-    }
+    let action = match header("x-amz-target") {
+        Some("TrentService.Decrypt") => "kms:Decrypt",
+        Some("TrentService.GenerateDataKey") => "kms:GenerateDataKey",
+        _ => {
+            return kms_error(
+                "UnknownOperationException",
+                "only TrentService.Decrypt and TrentService.GenerateDataKey",
+            );
+        }
+    };
     if header("content-type") != Some("application/x-amz-json-1.1") {
         return kms_error("SerializationException", "content type");
     }
@@ -182,66 +216,17 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return kms_error("SerializationException", "not JSON");
     };
-    let Some(blob) = request["CiphertextBlob"]
-        .as_str()
-        .and_then(|b| Base64::decode_vec(b).ok())
-    else {
-        return kms_error("ValidationException", "CiphertextBlob");
+    let result = match action {
+        "kms:Decrypt" => decrypt(state, &request),
+        _ => generate_data_key(state, &request),
     };
-    if request["KeyId"].as_str().is_some_and(|k| k != KEY_ARN) {
-        return kms_error(
-            "IncorrectKeyException",
-            "the ciphertext was not made under that key",
-        );
-    }
-    let Some(data_key) = state.blobs.get(&blob) else {
-        return kms_error("InvalidCiphertextException", "");
-    };
-    let recipient = &request["Recipient"];
-    if recipient["KeyEncryptionAlgorithm"] != "RSAES_OAEP_SHA_256" {
-        return kms_error("ValidationException", "KeyEncryptionAlgorithm");
-    }
-    let Some(document) = recipient["AttestationDocument"]
-        .as_str()
-        .and_then(|d| Base64::decode_vec(d).ok())
-    else {
-        return kms_error("ValidationException", "AttestationDocument");
-    };
-    let verified = match daas_attestation::verify(&document, &state.anchors, now_ms()) {
-        Ok(v) => v,
-        Err(e) => return kms_error("ValidationException", &format!("attestation document: {e}")),
-    };
-    // Key-policy conditions: StringEqualsIgnoreCase on the hex PCRs (absent = no match).
-    for (index, expected) in state.pcrs.iter().enumerate() {
-        let actual = verified.document.pcr(index as u8).map(hex::encode);
-        if !actual.is_some_and(|a| a.eq_ignore_ascii_case(expected)) {
-            return kms_error(
-                "AccessDeniedException",
-                "User is not authorized to perform kms:Decrypt because of the key policy",
-            );
-        }
-    }
-    let Some(public_key) = verified
-        .document
-        .public_key
-        .as_deref()
-        .and_then(|k| RsaPublicKey::from_public_key_der(k).ok())
-        .filter(|k| k.size() == 256)
-    else {
-        return kms_error("ValidationException", "public_key is not an RSA-2048 SPKI");
+    let (data_key, mut reply) = match result {
+        Ok(answer) => answer,
+        Err((kind, message)) => return kms_error(kind, &message),
     };
     let quirk = state.quirk.lock().expect("quirk").clone();
-    let mut cms = cms_builder::envelop(data_key, &public_key, &cms_builder::Shape::default());
-    if let Quirk::Cms(rewrite) = quirk {
-        cms = rewrite(cms);
-    }
-    let mut reply = json!({
-        "KeyId": KEY_ARN,
-        "CiphertextForRecipient": Base64::encode_string(&cms),
-        "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-    });
     match quirk {
-        Quirk::Plaintext => reply["Plaintext"] = json!(Base64::encode_string(data_key)),
+        Quirk::Plaintext => reply["Plaintext"] = json!(Base64::encode_string(&data_key)),
         Quirk::HugeBody(len) => reply["Padding"] = json!("x".repeat(len)),
         _ => {}
     }
@@ -249,6 +234,141 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         .header("content-type", "application/x-amz-json-1.1")
         .body(Full::new(Bytes::from(reply.to_string())))
         .expect("response")
+}
+
+/// A KMS error: `__type` and message.
+type Refusal = (&'static str, String);
+type Answer = Result<(Vec<u8>, Value), Refusal>;
+
+fn refuse(kind: &'static str, message: &str) -> Refusal {
+    (kind, message.to_owned())
+}
+
+/// Decrypt: the blob's key, to the attested recipient.
+fn decrypt(state: &State, request: &Value) -> Answer {
+    let Some(blob) = request["CiphertextBlob"]
+        .as_str()
+        .and_then(|b| Base64::decode_vec(b).ok())
+    else {
+        return Err(refuse("ValidationException", "CiphertextBlob"));
+    };
+    if request["KeyId"].as_str().is_some_and(|k| k != KEY_ARN) {
+        return Err(refuse(
+            "IncorrectKeyException",
+            "the ciphertext was not made under that key",
+        ));
+    }
+    let Some(data_key) = state.blobs.lock().expect("blobs").get(&blob).cloned() else {
+        return Err(refuse("InvalidCiphertextException", ""));
+    };
+    let public_key = attested_recipient(state, request, "kms:Decrypt")?;
+    let cms = envelop(state, &data_key, &public_key);
+    let reply = json!({
+        "KeyId": KEY_ARN,
+        "CiphertextForRecipient": Base64::encode_string(&cms),
+        "EncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    });
+    Ok((data_key, reply))
+}
+
+/// GenerateDataKey: a fresh random key under a fresh blob (remembered only once every check
+/// passed), to the attested recipient.
+fn generate_data_key(state: &State, request: &Value) -> Answer {
+    match request["KeyId"].as_str() {
+        Some(KEY_ARN | KEY_ALIAS) => {}
+        Some(_) => return Err(refuse("NotFoundException", "no such key")),
+        None => return Err(refuse("ValidationException", "KeyId is required")),
+    }
+    let len = match (&request["KeySpec"], &request["NumberOfBytes"]) {
+        (Value::String(spec), Value::Null) if spec == "AES_256" => 32,
+        (Value::String(spec), Value::Null) if spec == "AES_128" => 16,
+        (Value::Null, Value::Number(n)) => match n.as_u64() {
+            Some(n @ 1..=1024) => n as usize,
+            _ => return Err(refuse("ValidationException", "NumberOfBytes")),
+        },
+        _ => {
+            return Err(refuse(
+                "ValidationException",
+                "exactly one of KeySpec and NumberOfBytes",
+            ));
+        }
+    };
+    let public_key = attested_recipient(state, request, "kms:GenerateDataKey")?;
+    let len = match *state.quirk.lock().expect("quirk") {
+        Quirk::KeyLen(forced) => forced,
+        _ => len,
+    };
+    let mut data_key = vec![0u8; len];
+    OsRng.fill_bytes(&mut data_key);
+    let mut nonce = [0u8; 16];
+    OsRng.fill_bytes(&mut nonce);
+    let blob = [b"stand-in generated blob ".as_slice(), &nonce].concat();
+    state
+        .blobs
+        .lock()
+        .expect("blobs")
+        .insert(blob.clone(), data_key.clone());
+    let cms = envelop(state, &data_key, &public_key);
+    let reply = json!({
+        "KeyId": KEY_ARN,
+        "CiphertextBlob": Base64::encode_string(&blob),
+        "CiphertextForRecipient": Base64::encode_string(&cms),
+    });
+    Ok((data_key, reply))
+}
+
+/// The Recipient's checks: algorithm, document (verified against the dev root now), the key
+/// policy's PCR conditions, an RSA-2048 public key.
+fn attested_recipient(
+    state: &State,
+    request: &Value,
+    action: &str,
+) -> Result<RsaPublicKey, Refusal> {
+    let recipient = &request["Recipient"];
+    if recipient["KeyEncryptionAlgorithm"] != "RSAES_OAEP_SHA_256" {
+        return Err(refuse("ValidationException", "KeyEncryptionAlgorithm"));
+    }
+    let Some(document) = recipient["AttestationDocument"]
+        .as_str()
+        .and_then(|d| Base64::decode_vec(d).ok())
+    else {
+        return Err(refuse("ValidationException", "AttestationDocument"));
+    };
+    let verified = match daas_attestation::verify(&document, &state.anchors, now_ms()) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(refuse(
+                "ValidationException",
+                &format!("attestation document: {e}"),
+            ));
+        }
+    };
+    // Key-policy conditions: StringEqualsIgnoreCase on the hex PCRs (absent = no match).
+    for (index, expected) in state.pcrs.iter().enumerate() {
+        let actual = verified.document.pcr(index as u8).map(hex::encode);
+        if !actual.is_some_and(|a| a.eq_ignore_ascii_case(expected)) {
+            return Err(refuse(
+                "AccessDeniedException",
+                &format!("User is not authorized to perform {action} because of the key policy"),
+            ));
+        }
+    }
+    verified
+        .document
+        .public_key
+        .as_deref()
+        .and_then(|k| RsaPublicKey::from_public_key_der(k).ok())
+        .filter(|k| k.size() == 256)
+        .ok_or_else(|| refuse("ValidationException", "public_key is not an RSA-2048 SPKI"))
+}
+
+/// The CMS reply, rewritten if the quirk says so.
+fn envelop(state: &State, data_key: &[u8], to: &RsaPublicKey) -> Vec<u8> {
+    let cms = cms_builder::envelop(data_key, to, &cms_builder::Shape::default());
+    match *state.quirk.lock().expect("quirk") {
+        Quirk::Cms(rewrite) => rewrite(cms),
+        _ => cms,
+    }
 }
 
 /// Recomputes the signature over the headers the request says it signed.
@@ -348,9 +468,9 @@ async fn world() -> World {
     let attester = DevAttester::new(DevRoot::generate().expect("dev root"), pcrs.clone())
         .expect("dev attester");
     let keys: Vec<[u8; 32]> = (1u8..=2).map(|i| [i; 32]).collect();
-    let blobs: HashMap<Vec<u8>, [u8; 32]> = keys
+    let blobs: HashMap<Vec<u8>, Vec<u8>> = keys
         .iter()
-        .map(|k| (format!("stand-in blob {}", k[0]).into_bytes(), *k))
+        .map(|k| (format!("stand-in blob {}", k[0]).into_bytes(), k.to_vec()))
         .collect();
     let id = |k: &[u8; 32]| DataKey::from_bytes(*k).id().to_string();
     let file = WrappedKeys::from_json(
@@ -369,7 +489,7 @@ async fn world() -> World {
     let standin = start(State {
         anchors: vec![attester.trust_anchor()],
         pcrs: pcrs_hex(&pcrs),
-        blobs,
+        blobs: Mutex::new(blobs),
         quirk: Mutex::new(Quirk::None),
     })
     .await;
@@ -383,13 +503,7 @@ async fn world() -> World {
 
 impl World {
     fn client(&self) -> KmsClient {
-        KmsClient::new(KmsClientConfig {
-            connect_to: Some(self.standin.addr),
-            ca_bundle: self.standin.ca_file.path().to_path_buf(),
-            timeout: Duration::from_secs(30),
-            ..KmsClientConfig::new(REGION)
-        })
-        .expect("client")
+        self.standin.client()
     }
 
     fn credentials(&self) -> StaticCredentials {
@@ -489,7 +603,7 @@ async fn a_document_with_other_pcrs_gets_no_key() {
     let mismatched = start(State {
         anchors: vec![w.root_attester.trust_anchor()],
         pcrs: pcrs_hex(&dev_pcrs(b"another image")),
-        blobs: w.standin.state.blobs.clone(),
+        blobs: Mutex::new(w.standin.blobs()),
         quirk: Mutex::new(Quirk::None),
     })
     .await;
@@ -525,7 +639,7 @@ async fn a_debug_document_gets_no_key() {
     let standin = start(State {
         anchors: vec![debug.trust_anchor()],
         pcrs: w.standin.state.pcrs.clone(),
-        blobs: w.standin.state.blobs.clone(),
+        blobs: Mutex::new(w.standin.blobs()),
         quirk: Mutex::new(Quirk::None),
     })
     .await;
@@ -769,4 +883,201 @@ async fn tls_verifies_the_kms_host_name_and_roots() {
         provider.release().await,
         Err(KmsError::Tls { .. })
     ));
+}
+
+async fn provision(
+    w: &World,
+    client: &KmsClient,
+    attester: &dyn Attester,
+) -> Result<ProvisionedKey, KmsError> {
+    provision_wrapped_key(client, KEY_ALIAS, attester, &w.credentials()).await
+}
+
+#[tokio::test]
+async fn a_provisioned_key_round_trips_through_the_file_and_release() {
+    let w = world().await;
+    let client = w.client();
+    let provisioned = provision(&w, &client, w.root_attester.as_ref())
+        .await
+        .expect("provisioned");
+    let id = provisioned.key.id();
+    assert_eq!(provisioned.entry.id, id.to_string());
+    // The alias asked for is stored as the key ARN KMS reported.
+    assert_eq!(provisioned.kms_key, KEY_ARN);
+    // The stand-in remembered that key under the blob; Debug shows no key bytes.
+    let blob = Base64::decode_vec(&provisioned.entry.ciphertext_blob).expect("base64");
+    let remembered = w.standin.blobs().remove(&blob).expect("remembered");
+    let remembered: [u8; 32] = remembered.try_into().expect("32 bytes");
+    assert_eq!(DataKey::from_bytes(remembered).id(), id);
+    assert!(!format!("{provisioned:?}").contains(&hex::encode(remembered)));
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("wrapped-keys.json");
+    let file = WrappedKeys::new_single(
+        provisioned.entry.clone(),
+        &provisioned.kms_key,
+        client.region(),
+    )
+    .expect("file");
+    file.write(&path, WriteMode::CreateNew).expect("written");
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&path).expect("meta"));
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A later start releases the same key from the file.
+    let provider = KmsKeyProvider::new(
+        WrappedKeys::from_file(&path).expect("read back"),
+        w.client(),
+        w.root_attester.clone(),
+        w.credentials(),
+    )
+    .expect("provider");
+    let ring = provider.release().await.expect("released");
+    assert_eq!(ring.ids().collect::<Vec<_>>(), vec![id]);
+    let reference = daas_envelope::KeyRing::new(provisioned.key, []).expect("reference ring");
+    let sealed = reference.encrypt(b"/registry/secrets/x", b"value", 1);
+    assert_eq!(
+        ring.decrypt(b"/registry/secrets/x", &sealed)
+            .expect("opens")
+            .plaintext,
+        b"value"
+    );
+
+    // Rotation: a second key, appended and made active; the file is replaced only when asked.
+    let second = provider.provision().await.expect("second key");
+    let mut rotated = WrappedKeys::from_file(&path).expect("read back");
+    rotated.push(second.entry.clone()).expect("push");
+    rotated.set_active(second.key.id()).expect("activate");
+    assert!(matches!(
+        rotated.write(&path, WriteMode::CreateNew),
+        Err(KmsError::KeysFileExists { .. })
+    ));
+    assert_eq!(WrappedKeys::from_file(&path).expect("unchanged"), file);
+    rotated.write(&path, WriteMode::Replace).expect("replaced");
+    let ring = KmsKeyProvider::new(
+        WrappedKeys::from_file(&path).expect("read back"),
+        w.client(),
+        w.root_attester.clone(),
+        w.credentials(),
+    )
+    .expect("provider")
+    .release()
+    .await
+    .expect("released");
+    assert_eq!(ring.active_id(), second.key.id());
+    assert!(ring.contains(id));
+    assert_eq!(
+        ring.decrypt(b"/registry/secrets/x", &sealed)
+            .expect("old value")
+            .plaintext,
+        b"value"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_is_refused_for_other_pcrs_debug_and_foreign_documents() {
+    let w = world().await;
+    // The key policy names another image.
+    let mismatched = start(State {
+        anchors: vec![w.root_attester.trust_anchor()],
+        pcrs: pcrs_hex(&dev_pcrs(b"another image")),
+        blobs: Mutex::new(HashMap::new()),
+        quirk: Mutex::new(Quirk::None),
+    })
+    .await;
+    let err = expect_refused(
+        provision(&w, &mismatched.client(), w.root_attester.as_ref()).await,
+        "AccessDeniedException",
+    );
+    assert!(err.to_string().contains("kms:GenerateDataKey"), "{err}");
+    assert!(mismatched.blobs().is_empty(), "nothing generated");
+    // A debug-mode document (PCRs zero).
+    let debug = DevAttester::new(DevRoot::generate().expect("root"), BTreeMap::new())
+        .expect("debug attester");
+    let standin = start(State {
+        anchors: vec![debug.trust_anchor()],
+        pcrs: w.standin.state.pcrs.clone(),
+        blobs: Mutex::new(HashMap::new()),
+        quirk: Mutex::new(Quirk::None),
+    })
+    .await;
+    expect_refused(
+        provision(&w, &standin.client(), &debug).await,
+        "AccessDeniedException",
+    );
+    assert!(standin.blobs().is_empty(), "nothing generated");
+    // A document under an untrusted root, and no document for another KMS key.
+    let foreign = DevAttester::new(DevRoot::generate().expect("root"), dev_pcrs(ENCLAVE_IMAGE))
+        .expect("attester");
+    let before = w.standin.blobs().len();
+    expect_refused(
+        provision(&w, &w.client(), &foreign).await,
+        "ValidationException",
+    );
+    expect_refused(
+        provision_wrapped_key(
+            &w.client(),
+            "arn:aws:kms:us-east-1:111122223333:key/another",
+            w.root_attester.as_ref(),
+            &w.credentials(),
+        )
+        .await,
+        "NotFoundException",
+    );
+    assert_eq!(w.standin.blobs().len(), before, "nothing generated");
+}
+
+#[tokio::test]
+async fn a_generate_reply_with_plaintext_is_refused() {
+    let w = world().await;
+    w.quirk(Quirk::Plaintext);
+    let err = provision(&w, &w.client(), w.root_attester.as_ref())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, KmsError::PlaintextWithRecipient), "{err:?}");
+    // The same at the client level.
+    let key = RecipientKey::generate().expect("key");
+    let recipient = key.recipient(w.root_attester.as_ref()).expect("recipient");
+    let err = w
+        .client()
+        .generate_data_key(
+            &GenerateDataKeyRequest {
+                key_id: KEY_ARN,
+                number_of_bytes: 32,
+                recipient: &recipient,
+            },
+            &Credentials::new(ACCESS_KEY, SECRET, Some(TOKEN.into())),
+        )
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, KmsError::PlaintextWithRecipient), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_generated_key_of_another_length_or_unopenable_cms_is_refused() {
+    let w = world().await;
+    w.quirk(Quirk::KeyLen(16));
+    let err = provision(&w, &w.client(), w.root_attester.as_ref())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, KmsError::GeneratedKeyLength { len: 16 }),
+        "{err:?}"
+    );
+    w.quirk(Quirk::Cms(|_| b"not a CMS message".to_vec()));
+    let err = provision(&w, &w.client(), w.root_attester.as_ref())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, KmsError::Cms(_)), "{err:?}");
+    // A document carrying another public key: KMS answers, the enclave cannot open it.
+    w.quirk(Quirk::None);
+    let stranger = RecipientKey::generate().expect("key").spki_der().to_vec();
+    let attester = rewriting(&w, move |inner, request| {
+        let mut request = request.clone();
+        request.public_key = Some(stranger.clone());
+        inner.attest(&request)
+    });
+    let err = provision(&w, &w.client(), attester.as_ref())
+        .await
+        .expect_err("cannot open");
+    assert!(matches!(err, KmsError::Cms(CmsError::KeyUnwrap)), "{err:?}");
 }

@@ -102,3 +102,104 @@ fn decrypt_replies() {
         Err(KmsError::BadResponse { .. })
     ));
 }
+
+#[test]
+fn generate_data_key_bodies() {
+    let recipient = Recipient::from_document(vec![1, 2, 3]);
+    let body = |number_of_bytes| {
+        generate_data_key_body(&GenerateDataKeyRequest {
+            key_id: "alias/k3s-daas",
+            number_of_bytes,
+            recipient: &recipient,
+        })
+        .map(|b| serde_json::from_slice::<serde_json::Value>(&b).expect("JSON"))
+    };
+    let expected_recipient = serde_json::json!({
+        "AttestationDocument": "AQID",
+        "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+    });
+    assert_eq!(
+        body(32).expect("valid"),
+        serde_json::json!({
+            "KeyId": "alias/k3s-daas",
+            "KeySpec": "AES_256",
+            "Recipient": expected_recipient,
+        })
+    );
+    assert_eq!(body(16).expect("valid")["KeySpec"], "AES_128");
+    let odd = body(48).expect("valid");
+    assert_eq!(odd["NumberOfBytes"], 48);
+    assert!(odd.get("KeySpec").is_none());
+    for bad in [0, 1025] {
+        assert!(
+            matches!(body(bad), Err(KmsError::BadRequest(_))),
+            "{bad} bytes"
+        );
+    }
+    let empty = generate_data_key_body(&GenerateDataKeyRequest {
+        key_id: "",
+        number_of_bytes: 32,
+        recipient: &recipient,
+    });
+    assert!(matches!(empty, Err(KmsError::BadRequest(_))));
+}
+
+#[test]
+fn generate_data_key_replies() {
+    let check = |body: &str, expected: Result<(&[u8], &[u8]), &str>| match (
+        parse_generate_reply(StatusCode::OK, body.as_bytes()),
+        expected,
+    ) {
+        (Ok(reply), Ok((blob, cms))) => {
+            assert_eq!(reply.ciphertext_blob, blob, "{body}");
+            assert_eq!(reply.ciphertext_for_recipient, cms, "{body}");
+        }
+        (Err(KmsError::PlaintextWithRecipient), Err("plaintext")) => {}
+        (Err(KmsError::BadResponse { reason, .. }), Err(expected)) => {
+            assert_eq!(reason, expected, "{body}")
+        }
+        (other, _) => panic!("{body}: {other:?}"),
+    };
+    check(
+        r#"{"KeyId":"arn:aws:kms:eu-west-1:1:key/k","CiphertextBlob":"BAU=","CiphertextForRecipient":"AQID"}"#,
+        Ok((&[4, 5], &[1, 2, 3])),
+    );
+    check(
+        r#"{"CiphertextBlob":"BAU=","CiphertextForRecipient":"AQID","Plaintext":null}"#,
+        Ok((&[4, 5], &[1, 2, 3])),
+    );
+    check(
+        r#"{"CiphertextBlob":"BAU=","CiphertextForRecipient":"AQID","Plaintext":"AAAA"}"#,
+        Err("plaintext"),
+    );
+    check(
+        r#"{"CiphertextBlob":"BAU=","Plaintext":"AAAA"}"#,
+        Err("plaintext"),
+    );
+    check(
+        r#"{"CiphertextForRecipient":"AQID"}"#,
+        Err("CiphertextBlob is missing"),
+    );
+    check(
+        r#"{"CiphertextBlob":"BAU=","CiphertextForRecipient":"AQ"}"#,
+        Err("CiphertextForRecipient is not standard base64"),
+    );
+    check(
+        r#"{"CiphertextBlob":"%%","CiphertextForRecipient":"AQID"}"#,
+        Err("CiphertextBlob is not standard base64"),
+    );
+    check(
+        r#"{"CiphertextBlob":"","CiphertextForRecipient":"AQID"}"#,
+        Err("CiphertextBlob is empty or longer than 6144 bytes"),
+    );
+    let huge = format!(
+        r#"{{"CiphertextBlob":"{}","CiphertextForRecipient":"AQID"}}"#,
+        Base64::encode_string(&[0u8; MAX_CIPHERTEXT_BLOB + 1])
+    );
+    check(
+        &huge,
+        Err("CiphertextBlob is empty or longer than 6144 bytes"),
+    );
+    check(r#"{"KeyId":"k"}"#, Err("CiphertextBlob is missing"));
+    check("[]", Err("the body is not a GenerateDataKey reply object"));
+}
