@@ -136,11 +136,16 @@ pub(crate) struct RegisterEnclaveArgs {
     #[command(flatten)]
     pub(crate) chain: ChainArgs,
     /// The attestation document: the raw COSE_Sign1 bytes, or the same bytes as hex text.
+    #[arg(long, conflicts_with = "master", required_unless_present = "master")]
+    pub(crate) document: Option<PathBuf>,
+    /// Fetch a fresh document from the running master instead (`GET /attestation` at this
+    /// URL); the endpoint registered is the one the document binds.
     #[arg(long)]
-    pub(crate) document: PathBuf,
-    /// The endpoint the enclave serves at; must equal the endpoint in the document's user_data.
-    #[arg(long)]
-    pub(crate) endpoint: String,
+    pub(crate) master: Option<String>,
+    /// The endpoint the enclave serves at; must equal the endpoint in the document's user_data
+    /// (default with --master: the endpoint the document binds).
+    #[arg(long, required_unless_present = "master")]
+    pub(crate) endpoint: Option<String>,
 }
 
 #[derive(Args, Debug)]

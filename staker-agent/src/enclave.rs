@@ -221,20 +221,56 @@ pub(crate) fn precheck_document(
     Ok(binding)
 }
 
-/// `admin register-enclave --document FILE --endpoint URL`.
+/// `admin register-enclave (--document FILE --endpoint URL | --master URL)`.
 pub(crate) fn register(global: &Global, args: RegisterEnclaveArgs) -> Result<()> {
-    let document = document_bytes(&read_bounded(
-        &args.document,
-        MAX_DOCUMENT_FILE,
-        "attestation document",
-    )?);
+    let from_file = match &args.document {
+        Some(path) => Some(document_bytes(&read_bounded(
+            path,
+            MAX_DOCUMENT_FILE,
+            "attestation document",
+        )?)),
+        None => None,
+    };
     block_on(async {
+        let document = match (from_file, &args.master) {
+            (Some(document), _) => document,
+            (None, Some(master)) => fetch_document(master).await?,
+            (None, None) => bail!("give --document FILE or --master URL"),
+        };
+        let endpoint = match &args.endpoint {
+            Some(e) => e.clone(),
+            None => bound_endpoint(&document)?,
+        };
         let key = key(global)?;
         let chain = connect(&args.chain).await?;
         let cluster = chain.cluster().await?.value.cluster;
-        precheck_document(&document, &cluster, &args.endpoint, key.address(), now_ms())?;
-        register_checked(global, &chain, &key, &document, &args.endpoint).await
+        precheck_document(&document, &cluster, &endpoint, key.address(), now_ms())?;
+        register_checked(global, &chain, &key, &document, &endpoint).await
     })
+}
+
+/// A fresh document from the master's `GET /attestation` (for a random nonce). Nothing in it
+/// is trusted here: the chain verifies it in the registration transaction.
+async fn fetch_document(master: &str) -> Result<Vec<u8>> {
+    use base64ct::Encoding;
+    let endpoint = daas_verify_master::Endpoint::parse(master)?;
+    let mut nonce = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let (answer, _) = daas_verify_master::fetch_attestation(&endpoint, &nonce).await?;
+    base64ct::Base64::decode_vec(&answer.document)
+        .map_err(|_| anyhow!("the master's document is not base64"))
+}
+
+/// The endpoint a document's user_data (layout v1) binds.
+fn bound_endpoint(document: &[u8]) -> Result<String> {
+    let doc = daas_attestation::parse(document)
+        .context("the document is not a valid Nitro attestation document")?;
+    let user_data = doc
+        .user_data
+        .ok_or_else(|| anyhow!("the document has no user_data (the K3s-DaaS binding)"))?;
+    Ok(daas_attestation::binding::Binding::decode(&user_data)
+        .map_err(|e| anyhow!("the document's user_data is not a K3s-DaaS v1 binding: {e}"))?
+        .endpoint)
 }
 
 async fn register_checked(

@@ -137,6 +137,18 @@ pub(crate) async fn run(args: BridgeArgs) -> Result<()> {
     for addr in bridge.ingress_addrs() {
         info!(listen = %addr, "Bridge ingress listening");
     }
+    // One line on stdout once everything is bound, for supervisors and tests.
+    {
+        use std::io::Write;
+        let addrs: Vec<String> = bridge
+            .ingress_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "bridge ready; ingress {}", addrs.join(","));
+        let _ = out.flush();
+    }
     shutdown.await;
     let c = bridge.counters().snapshot();
     info!(
