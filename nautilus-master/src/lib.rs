@@ -13,8 +13,11 @@
 pub mod auth;
 pub mod chain;
 pub mod control_plane;
+#[cfg(feature = "dev")]
 pub mod dev;
+#[cfg(feature = "dev")]
 pub mod dev_chain;
+#[cfg(feature = "dev")]
 pub mod dev_serve;
 pub mod k3s;
 mod private_fs;

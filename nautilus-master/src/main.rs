@@ -1,7 +1,10 @@
 //! `nautilus-master`: parse, configure, run. Logs go to stderr, data to stdout.
 
+#[cfg(feature = "dev")]
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "dev")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -32,6 +35,7 @@ enum LogFormat {
     Json,
 }
 
+#[cfg(feature = "dev")]
 #[derive(clap::Args, Debug)]
 struct DevArgs {
     /// Data directory (created with mode 0700).
@@ -126,6 +130,7 @@ enum Command {
     /// etcd shim (embedded store), `k3s server` when a k3s binary is found (or any
     /// kube-apiserver given with --upstream), the kubectl proxy, the TokenReview webhook and
     /// health/metrics. Stakes live in an in-memory view until the local devnet chain lands.
+    #[cfg(feature = "dev")]
     Dev(Box<DevArgs>),
     /// Run the control plane inside the Nitro Enclave (production), from a config file.
     ///
@@ -151,6 +156,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "dev")]
 /// `--etcd-listen`: a unix socket, or a loopback TCP address (dev serves no TLS).
 fn loopback_or_unix(s: &str) -> Result<daas_etcd_shim::Listen, String> {
     let listen: daas_etcd_shim::Listen = s.parse()?;
@@ -199,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
+        #[cfg(feature = "dev")]
         Command::Dev(args) => runtime.block_on(dev(*args))?,
         Command::Bridge(args) => runtime.block_on(cli::bridge::run(*args))?,
         Command::Serve(args) => runtime.block_on(serve(*args))?,
@@ -209,6 +216,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "dev")]
 async fn dev(args: DevArgs) -> Result<()> {
     use nautilus_master::dev_serve::{DevServeOptions, UpstreamChoice, serve};
     use nautilus_master::proxy::rbac::{RbacPolicy, TenantPolicy};
@@ -327,6 +335,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send> {
     })
 }
 
+#[cfg(feature = "dev")]
 fn print_self_checks(data_dir: &Path, r: &nautilus_master::dev::DevReport) {
     println!("K3s-DaaS dev control plane — {}", data_dir.display());
     println!();
@@ -369,6 +378,7 @@ fn print_self_checks(data_dir: &Path, r: &nautilus_master::dev::DevReport) {
     println!();
 }
 
+#[cfg(feature = "dev")]
 fn print_running(
     data_dir: &Path,
     r: &nautilus_master::dev::DevReport,
