@@ -455,3 +455,105 @@ async fn release_keys(
         .context("releasing the storage keys from KMS")?;
     Ok(daas_etcd_shim::Keys::from_provider(Box::new(released))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+data_dir = "/run/k3s-daas"
+public_endpoint = "https://203.0.113.7:8080"
+[chain]
+rpc = "https://fullnode.testnet.sui.io:443"
+chain_id = "4c78adacZZZ"
+package = "0x1"
+cluster = "0x2"
+[etcd]
+endpoints = ["https://10.0.0.5:2379"]
+[keys.kms]
+wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
+"#;
+
+    fn parse(text: &str) -> Result<ServeConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn a_production_config_passes_its_checks() {
+        let config = parse(GOOD).expect("parse");
+        config.check(TeeKind::Nitro).expect("valid");
+        assert_eq!(config.listen.proxy, default_proxy());
+        assert_eq!(config.chain.stale_after, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unsafe_or_incomplete_configs_are_refused_before_anything_starts() {
+        let cases: [(&str, &str, TeeKind, &str); 7] = [
+            (
+                "[keys.kms]\nwrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n",
+                "[keys]\nfile = \"/keys\"\n",
+                TeeKind::Nitro,
+                "--tee dev only",
+            ),
+            (
+                "wrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n",
+                "wrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n[keys]\nfile = \"/k\"\n",
+                TeeKind::Dev,
+                "either kms or file",
+            ),
+            (
+                "endpoints = [\"https://10.0.0.5:2379\"]",
+                "endpoints = []",
+                TeeKind::Nitro,
+                "at least one etcd member",
+            ),
+            (
+                "endpoints = [\"https://10.0.0.5:2379\"]",
+                "endpoints = [\"http://10.0.0.5:2379\"]",
+                TeeKind::Nitro,
+                "https only",
+            ),
+            (
+                "rpc = \"https://fullnode.testnet.sui.io:443\"",
+                "rpc = \"http://fullnode.testnet.sui.io:9000\"",
+                TeeKind::Nitro,
+                "https",
+            ),
+            (
+                "public_endpoint = \"https://203.0.113.7:8080\"",
+                "public_endpoint = \"http://203.0.113.7:8080\"",
+                TeeKind::Nitro,
+                "public_endpoint",
+            ),
+            (
+                "[keys.kms]\nwrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n",
+                "[keys]\n",
+                TeeKind::Dev,
+                "give kms",
+            ),
+        ];
+        for (from, to, tee, want) in cases {
+            let text = GOOD.replace(from, to);
+            assert_ne!(text, GOOD, "case {want}: replacement did not apply");
+            let config = parse(&text).expect("parses");
+            let err = format!("{:#}", config.check(tee).expect_err(want));
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        // A file key is fine for --tee dev, and loopback http is fine for a local etcd.
+        let dev = GOOD
+            .replace(
+                "[keys.kms]\nwrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n",
+                "[keys]\nfile = \"/keys\"\n",
+            )
+            .replace("https://10.0.0.5:2379", "http://127.0.0.1:2379");
+        parse(&dev)
+            .expect("parse")
+            .check(TeeKind::Dev)
+            .expect("dev config");
+        // No chain id, or an unknown key: refused by the parser, naming the field.
+        let err = parse(&GOOD.replace("chain_id = \"4c78adacZZZ\"\n", "")).expect_err("no id");
+        assert!(err.to_string().contains("chain_id"), "{err}");
+        let err = parse(&format!("{GOOD}\n[extra]\nx = 1\n")).expect_err("unknown");
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+}
