@@ -466,40 +466,20 @@ fn refusal(status: StatusCode, body: &[u8]) -> KmsError {
     }
 }
 
-/// A successful `Decrypt` reply, given that a Recipient was sent.
-fn parse_decrypt_reply(status: StatusCode, body: &[u8]) -> Result<RecipientCiphertext, KmsError> {
-    #[derive(Deserialize)]
-    struct Reply {
-        #[serde(rename = "KeyId")]
-        key_id: Option<String>,
-        #[serde(rename = "CiphertextForRecipient")]
-        ciphertext_for_recipient: Option<String>,
-        // Never kept: its presence alone is the error.
-        #[serde(rename = "Plaintext")]
-        plaintext: Option<serde::de::IgnoredAny>,
-    }
-    let bad = |reason| KmsError::BadResponse {
-        status: status.as_u16(),
-        reason,
-    };
-    let reply: Reply =
-        serde_json::from_slice(body).map_err(|_| bad("the body is not a Decrypt reply object"))?;
-    if reply.plaintext.is_some() {
-        return Err(KmsError::PlaintextWithRecipient);
-    }
-    let encoded = reply
-        .ciphertext_for_recipient
-        .ok_or(bad("CiphertextForRecipient is missing"))?;
-    let ciphertext_for_recipient = Base64::decode_vec(&encoded)
-        .map_err(|_| bad("CiphertextForRecipient is not standard base64"))?;
-    Ok(RecipientCiphertext {
-        key_id: reply.key_id,
-        ciphertext_for_recipient,
-    })
+/// The fields a reply to a request with a Recipient carries (Decrypt and GenerateDataKey).
+struct RecipientReply {
+    key_id: Option<String>,
+    ciphertext_blob: Option<String>,
+    ciphertext_for_recipient: Vec<u8>,
 }
 
-/// A successful `GenerateDataKey` reply, given that a Recipient was sent.
-fn parse_generate_reply(status: StatusCode, body: &[u8]) -> Result<GeneratedDataKey, KmsError> {
+/// A successful reply to `operation` sent with a Recipient: `CiphertextForRecipient` is
+/// required and a `Plaintext` is refused (KMS never sends one with a Recipient).
+fn parse_recipient_reply(
+    status: StatusCode,
+    body: &[u8],
+    not_a_reply: &'static str,
+) -> Result<RecipientReply, KmsError> {
     #[derive(Deserialize)]
     struct Reply {
         #[serde(rename = "KeyId")]
@@ -516,11 +496,42 @@ fn parse_generate_reply(status: StatusCode, body: &[u8]) -> Result<GeneratedData
         status: status.as_u16(),
         reason,
     };
-    let reply: Reply = serde_json::from_slice(body)
-        .map_err(|_| bad("the body is not a GenerateDataKey reply object"))?;
+    let reply: Reply = serde_json::from_slice(body).map_err(|_| bad(not_a_reply))?;
     if reply.plaintext.is_some() {
         return Err(KmsError::PlaintextWithRecipient);
     }
+    let encoded = reply
+        .ciphertext_for_recipient
+        .ok_or(bad("CiphertextForRecipient is missing"))?;
+    let ciphertext_for_recipient = Base64::decode_vec(&encoded)
+        .map_err(|_| bad("CiphertextForRecipient is not standard base64"))?;
+    Ok(RecipientReply {
+        key_id: reply.key_id,
+        ciphertext_blob: reply.ciphertext_blob,
+        ciphertext_for_recipient,
+    })
+}
+
+/// A successful `Decrypt` reply, given that a Recipient was sent.
+fn parse_decrypt_reply(status: StatusCode, body: &[u8]) -> Result<RecipientCiphertext, KmsError> {
+    let reply = parse_recipient_reply(status, body, "the body is not a Decrypt reply object")?;
+    Ok(RecipientCiphertext {
+        key_id: reply.key_id,
+        ciphertext_for_recipient: reply.ciphertext_for_recipient,
+    })
+}
+
+/// A successful `GenerateDataKey` reply, given that a Recipient was sent.
+fn parse_generate_reply(status: StatusCode, body: &[u8]) -> Result<GeneratedDataKey, KmsError> {
+    let bad = |reason| KmsError::BadResponse {
+        status: status.as_u16(),
+        reason,
+    };
+    let reply = parse_recipient_reply(
+        status,
+        body,
+        "the body is not a GenerateDataKey reply object",
+    )?;
     let blob = reply
         .ciphertext_blob
         .ok_or(bad("CiphertextBlob is missing"))?;
@@ -529,15 +540,10 @@ fn parse_generate_reply(status: StatusCode, body: &[u8]) -> Result<GeneratedData
     if ciphertext_blob.is_empty() || ciphertext_blob.len() > MAX_CIPHERTEXT_BLOB {
         return Err(bad("CiphertextBlob is empty or longer than 6144 bytes"));
     }
-    let encoded = reply
-        .ciphertext_for_recipient
-        .ok_or(bad("CiphertextForRecipient is missing"))?;
-    let ciphertext_for_recipient = Base64::decode_vec(&encoded)
-        .map_err(|_| bad("CiphertextForRecipient is not standard base64"))?;
     Ok(GeneratedDataKey {
         key_id: reply.key_id,
         ciphertext_blob,
-        ciphertext_for_recipient,
+        ciphertext_for_recipient: reply.ciphertext_for_recipient,
     })
 }
 

@@ -128,19 +128,45 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn generate(dir: &Path, sans: &[String]) -> Result<(), TlsError> {
+    create_private_dir(dir)?;
+    let issued = issue_ca_and_leaf("k3s-daas proxy CA", sans)?;
+    // Key first: a crash between writes leaves files that fail to load, never a cert whose key
+    // is missing from disk while a pin to it was already handed out.
+    write_file(
+        &dir.join("tls.key"),
+        issued.leaf_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
+    write_file(
+        &dir.join("tls.crt"),
+        format!("{}{}", issued.leaf.pem(), issued.ca.pem()).as_bytes(),
+        0o644,
+    )?;
+    write_file(&dir.join("ca.crt"), issued.ca.pem().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// A new CA (named `ca_name`, path length 0) and a serving certificate it issued for `sans`.
+pub(crate) struct IssuedCa {
+    pub(crate) ca: rcgen::Certificate,
+    pub(crate) issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pub(crate) leaf: rcgen::Certificate,
+    pub(crate) leaf_key: rcgen::KeyPair,
+}
+
+pub(crate) fn issue_ca_and_leaf(ca_name: &str, sans: &[String]) -> Result<IssuedCa, TlsError> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose,
     };
-    create_private_dir(dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "k3s-daas proxy CA");
+        .push(DnType::CommonName, ca_name);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let ca = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut leaf_params = CertificateParams::new(sans.to_vec())?;
@@ -151,21 +177,12 @@ fn generate(dir: &Path, sans: &[String]) -> Result<(), TlsError> {
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate()?;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-
-    // Key first: a crash between writes leaves files that fail to load, never a cert whose key
-    // is missing from disk while a pin to it was already handed out.
-    write_file(
-        &dir.join("tls.key"),
-        leaf_key.serialize_pem().as_bytes(),
-        0o600,
-    )?;
-    write_file(
-        &dir.join("tls.crt"),
-        format!("{}{}", leaf.pem(), ca_cert.pem()).as_bytes(),
-        0o644,
-    )?;
-    write_file(&dir.join("ca.crt"), ca_cert.pem().as_bytes(), 0o644)?;
-    Ok(())
+    Ok(IssuedCa {
+        ca,
+        issuer,
+        leaf,
+        leaf_key,
+    })
 }
 
 /// Where and how to reach the Kubernetes API server.

@@ -8,13 +8,11 @@
 
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
+use crate::proxy::tls::issue_ca_and_leaf;
 use crate::proxy::{ServerCert, TlsError};
 
 /// The in-memory CA and the proxy certificate it issued.
@@ -38,35 +36,17 @@ impl std::fmt::Debug for EnclaveIdentity {
 impl EnclaveIdentity {
     /// A fresh CA (P-256) and a serving certificate for `sans` (host names or IP addresses).
     pub fn generate(sans: &[String]) -> Result<Self, TlsError> {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "k3s-daas enclave CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_spki = rcgen::PublicKeyData::subject_public_key_info(&ca_key);
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let mut leaf_params = CertificateParams::new(sans.to_vec())?;
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "k3s-daas proxy");
-        leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf_key = KeyPair::generate()?;
-        let leaf = leaf_params.signed_by(&leaf_key, &issuer)?;
-
-        let ca_der = ca_cert.der().to_vec();
-        let chain = vec![leaf.der().clone(), ca_cert.der().clone()];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let issued = issue_ca_and_leaf("k3s-daas enclave CA", sans)?;
+        let ca_spki = rcgen::PublicKeyData::subject_public_key_info(issued.issuer.key());
+        let ca_der = issued.ca.der().to_vec();
+        let chain = vec![issued.leaf.der().clone(), issued.ca.der().clone()];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.leaf_key.serialize_der()));
         Ok(EnclaveIdentity {
-            server: ServerCert::in_memory(ca_cert.pem(), chain, key),
+            server: ServerCert::in_memory(issued.ca.pem(), chain, key),
             ca_sha256: Sha256::digest(&ca_der).into(),
             ca_der,
             ca_spki,
-            issuer: Arc::new(issuer),
+            issuer: Arc::new(issued.issuer),
         })
     }
 
