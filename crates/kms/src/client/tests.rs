@@ -200,6 +200,7 @@ fn generate_data_key_replies() {
         &huge,
         Err("CiphertextBlob is empty or longer than 6144 bytes"),
     );
-    check(r#"{"KeyId":"k"}"#, Err("CiphertextBlob is missing"));
+    // Both fields missing: the Recipient part is checked first (shared with Decrypt).
+    check(r#"{"KeyId":"k"}"#, Err("CiphertextForRecipient is missing"));
     check("[]", Err("the body is not a GenerateDataKey reply object"));
 }
