@@ -44,8 +44,14 @@ pub(crate) async fn accept_loop<A, AF, T, F, Fut>(
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut conns = JoinSet::new();
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+        // Waiting for a permit must not outlast cancellation: a loop at its limit with
+        // long-lived connections would otherwise keep shutdown waiting on them.
+        let permit = tokio::select! {
+            () = cancel.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
         };
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -159,7 +165,12 @@ mod tests {
 
         async fn stop(self) {
             self.cancel.cancel();
-            self.task.await.expect("loop ends on cancel");
+            // Under the paused clock an idle runtime jumps to this deadline at once, so a
+            // loop that ignores cancellation fails here instead of hanging.
+            tokio::time::timeout(Duration::from_secs(3600), self.task)
+                .await
+                .expect("the loop stops on cancel")
+                .expect("the loop does not panic");
         }
     }
 
@@ -187,6 +198,22 @@ mod tests {
         assert_eq!(
             finished.load(Ordering::SeqCst),
             3,
+            "cancel aborts the open one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_stops_a_loop_waiting_for_a_permit() {
+        let h = start(1);
+        let _open = h.connect();
+        let _waiting = h.connect();
+        settle().await;
+        assert_eq!(h.started(), 1, "at the limit");
+        let finished = h.finished.clone();
+        h.stop().await;
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            1,
             "cancel aborts the open one"
         );
     }
