@@ -163,7 +163,8 @@ mod tests {
             self.finished.load(Ordering::SeqCst)
         }
 
-        async fn stop(self) {
+        /// Cancels, waits for the loop to end, and says how many connections finished.
+        async fn stop(self) -> usize {
             self.cancel.cancel();
             // Under the paused clock an idle runtime jumps to this deadline at once, so a
             // loop that ignores cancellation fails here instead of hanging.
@@ -171,6 +172,7 @@ mod tests {
                 .await
                 .expect("the loop stops on cancel")
                 .expect("the loop does not panic");
+            self.finished.load(Ordering::SeqCst)
         }
     }
 
@@ -193,13 +195,7 @@ mod tests {
         drop(ends.remove(0));
         settle().await;
         assert_eq!(h.finished(), 2);
-        let finished = h.finished.clone();
-        h.stop().await;
-        assert_eq!(
-            finished.load(Ordering::SeqCst),
-            3,
-            "cancel aborts the open one"
-        );
+        assert_eq!(h.stop().await, 3, "cancel aborts the open one");
     }
 
     #[tokio::test(start_paused = true)]
@@ -209,13 +205,7 @@ mod tests {
         let _waiting = h.connect();
         settle().await;
         assert_eq!(h.started(), 1, "at the limit");
-        let finished = h.finished.clone();
-        h.stop().await;
-        assert_eq!(
-            finished.load(Ordering::SeqCst),
-            1,
-            "cancel aborts the open one"
-        );
+        assert_eq!(h.stop().await, 1, "cancel aborts the open one");
     }
 
     #[tokio::test(start_paused = true)]
@@ -229,6 +219,6 @@ mod tests {
         tokio::time::advance(ACCEPT_RETRY).await;
         settle().await;
         assert_eq!(h.started(), 1, "accepting again after the pause");
-        h.stop().await;
+        assert_eq!(h.stop().await, 1, "cancel aborts the open one");
     }
 }
