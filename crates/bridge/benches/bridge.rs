@@ -135,11 +135,15 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let vs = support::vsock();
         let echo = support::echo_server().await;
-        let enclave = support::enclave(&vs, echo, support::allow(&[]), &[], limits.clone()).await;
-        let parent = support::parent(&vs, support::allow(&[]), None, limits).await;
-        let bridged = parent.ingress_addrs()[0];
+        let pair = support::Setup {
+            service: Some(echo),
+            limits,
+            ..support::Setup::default()
+        }
+        .start()
+        .await;
+        let bridged = pair.parent.ingress_addrs()[0];
 
         println!(
             "bridge bench{}: TCP echo server directly vs through parent ingress -> unix \"vsock\" -> enclave ingress ({buffer_kib} KiB buffers)",
@@ -192,12 +196,11 @@ fn main() {
             bm,
             bm / dm
         );
-        let c = parent.counters().snapshot();
+        let c = pair.parent.counters().snapshot();
         println!(
             "parent counters: {} ingress connections, {} B in, {} B out, {} failures",
             c.ingress_connections, c.bytes_in, c.bytes_out, c.failures
         );
-        parent.shutdown().await;
-        enclave.shutdown().await;
+        pair.shutdown().await;
     });
 }

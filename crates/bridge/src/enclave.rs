@@ -10,17 +10,19 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::accept::accept_loop;
 use crate::allow::{AllowList, Target};
 use crate::credentials::CredentialsClient;
 use crate::header::{self, Status};
 use crate::metrics::{ActiveGuard, Counters, inc};
 use crate::splice::{Limits, splice};
-use crate::transport::{BoxListener, BoxStream, PARENT_CID, VsockTransport, connect_within};
+use crate::transport::{
+    Accepted, BoxListener, BoxStream, PARENT_CID, VsockTransport, connect_within,
+};
 
 fn parent_cid() -> u32 {
     PARENT_CID
@@ -367,56 +369,65 @@ async fn egress_forwarder(
     dialer: EgressDialer,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(dialer.limits.max_connections.max(1)));
-    let mut conns = JoinSet::new();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+    let max = dialer.limits.max_connections;
+    accept_loop(
+        || listener.accept(),
+        max,
+        cancel,
+        "Enclave egress",
+        |(tcp, peer)| {
+            inc(&dialer.counters.egress_connections);
+            let span = info_span!("egress", %target, %peer);
+            egress_one(tcp, target.clone(), dialer.clone()).instrument(span)
+        },
+    )
+    .await;
+}
+
+async fn egress_one(tcp: TcpStream, target: Target, dialer: EgressDialer) {
+    let _active = ActiveGuard::new(&dialer.counters.active);
+    let _ = tcp.set_nodelay(true);
+    let upstream = match dialer.dial(&target).await {
+        Ok(s) => s,
+        Err(e) => {
+            // dial() has counted it (denied or failure).
+            info!(error = %e, "Enclave egress failed");
             return;
-        };
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = listener.accept() => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "Enclave egress accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
+        }
+    };
+    match splice(upstream, tcp, &dialer.limits, &dialer.counters).await {
+        Ok(m) => debug!(
+            bytes_in = m.toward_enclave,
+            bytes_out = m.from_enclave,
+            "Egress connection closed"
+        ),
+        Err(e) => {
+            inc(&dialer.counters.failures);
+            debug!(error = %e, "Egress connection ended");
+        }
+    }
+}
+
+/// Accepts from the parent only: a connection whose reported peer CID is not the parent's is
+/// counted, logged and dropped, and the next one accepted.
+async fn accept_from_parent(
+    listener: &BoxListener,
+    parent_cid: u32,
+    counters: &Counters,
+) -> std::io::Result<Accepted> {
+    loop {
+        let accepted = listener.accept().await?;
+        match accepted.peer_cid {
+            Some(cid) if cid != parent_cid => {
+                inc(&counters.denied);
+                info!(
+                    peer_cid = cid,
+                    vsock_port = listener.port(),
+                    "Enclave ingress denied a connection from another CID"
+                );
             }
-        };
-        inc(&dialer.counters.egress_connections);
-        let dialer = dialer.clone();
-        let target = target.clone();
-        let span = info_span!("egress", %target, %peer);
-        conns.spawn(
-            async move {
-                let _permit = permit;
-                let _active = ActiveGuard::new(&dialer.counters.active);
-                let _ = tcp.set_nodelay(true);
-                let upstream = match dialer.dial(&target).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // dial() has counted it (denied or failure).
-                        info!(error = %e, "Enclave egress failed");
-                        return;
-                    }
-                };
-                match splice(upstream, tcp, &dialer.limits, &dialer.counters).await {
-                    Ok(m) => debug!(
-                        bytes_in = m.toward_enclave,
-                        bytes_out = m.from_enclave,
-                        "Egress connection closed"
-                    ),
-                    Err(e) => {
-                        inc(&dialer.counters.failures);
-                        debug!(error = %e, "Egress connection ended");
-                    }
-                }
-            }
-            .instrument(span),
-        );
+            _ => return Ok(accepted),
+        }
     }
 }
 
@@ -428,73 +439,52 @@ async fn ingress_forwarder(
     counters: Arc<Counters>,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut conns = JoinSet::new();
     let vsock_port = listener.port();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+    accept_loop(
+        || accept_from_parent(&listener, parent_cid, &counters),
+        limits.max_connections,
+        cancel,
+        "Enclave ingress",
+        |accepted| {
+            inc(&counters.ingress_connections);
+            ingress_one(accepted.stream, connect, limits.clone(), counters.clone())
+                .instrument(info_span!("ingress", vsock_port, %connect))
+        },
+    )
+    .await;
+}
+
+async fn ingress_one(
+    vsock: BoxStream,
+    connect: SocketAddr,
+    limits: Limits,
+    counters: Arc<Counters>,
+) {
+    let _active = ActiveGuard::new(&counters.active);
+    let tcp = match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(connect)).await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            inc(&counters.failures);
+            warn!(error = %e, "Enclave ingress: local service unreachable");
             return;
-        };
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = listener.accept() => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let accepted = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "Enclave ingress accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if let Some(cid) = accepted.peer_cid
-            && cid != parent_cid
-        {
-            inc(&counters.denied);
-            info!(
-                peer_cid = cid,
-                vsock_port, "Enclave ingress denied a connection from another CID"
-            );
-            continue;
         }
-        inc(&counters.ingress_connections);
-        let counters = counters.clone();
-        let limits = limits.clone();
-        conns.spawn(
-            async move {
-                let _permit = permit;
-                let _active = ActiveGuard::new(&counters.active);
-                let tcp =
-                    match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(connect))
-                        .await
-                    {
-                        Ok(Ok(t)) => t,
-                        Ok(Err(e)) => {
-                            inc(&counters.failures);
-                            warn!(error = %e, "Enclave ingress: local service unreachable");
-                            return;
-                        }
-                        Err(_) => {
-                            inc(&counters.failures);
-                            warn!("Enclave ingress: local service connect timed out");
-                            return;
-                        }
-                    };
-                let _ = tcp.set_nodelay(true);
-                match splice(accepted.stream, tcp, &limits, &counters).await {
-                    Ok(m) => debug!(
-                        bytes_in = m.toward_enclave,
-                        bytes_out = m.from_enclave,
-                        "Ingress connection closed"
-                    ),
-                    Err(e) => {
-                        inc(&counters.failures);
-                        debug!(error = %e, "Ingress connection ended");
-                    }
-                }
-            }
-            .instrument(info_span!("ingress", vsock_port, %connect)),
-        );
+        Err(_) => {
+            inc(&counters.failures);
+            warn!("Enclave ingress: local service connect timed out");
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    match splice(vsock, tcp, &limits, &counters).await {
+        Ok(m) => debug!(
+            bytes_in = m.toward_enclave,
+            bytes_out = m.from_enclave,
+            "Ingress connection closed"
+        ),
+        Err(e) => {
+            inc(&counters.failures);
+            debug!(error = %e, "Ingress connection ended");
+        }
     }
 }

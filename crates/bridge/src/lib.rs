@@ -20,6 +20,7 @@
 //! only ever sees ciphertext), DNS inside the enclave, or any trust decision about the
 //! parent, which is untrusted. See `docs/bridge.md`.
 
+mod accept;
 mod allow;
 mod credentials;
 mod enclave;

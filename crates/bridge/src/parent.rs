@@ -11,18 +11,20 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::accept::accept_loop;
 use crate::allow::AllowList;
 use crate::credentials;
 use crate::header::{self, Status};
 use crate::imds::{CachedCredentials, Imds, ImdsError};
 use crate::metrics::{ActiveGuard, Counters, inc};
 use crate::splice::{Limits, splice};
-use crate::transport::{Accepted, BoxListener, MIN_ENCLAVE_CID, VsockTransport, connect_within};
+use crate::transport::{
+    Accepted, BoxListener, BoxStream, MIN_ENCLAVE_CID, VsockTransport, connect_within,
+};
 
 /// One ingress route: a TCP address on the parent forwarded to a vsock port in the enclave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,84 +281,74 @@ async fn ingress_loop(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections.max(1)));
-    let mut conns = JoinSet::new();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+    let max = shared.limits.max_connections;
+    accept_loop(
+        || listener.accept(),
+        max,
+        cancel,
+        "Bridge ingress",
+        |(tcp, peer)| {
+            inc(&shared.counters.ingress_connections);
+            let shared = shared.clone();
+            let span = info_span!("ingress", %peer, vsock_port);
+            ingress_one(tcp, vsock_port, shared).instrument(span)
+        },
+    )
+    .await;
+}
+
+async fn ingress_one(tcp: TcpStream, vsock_port: u32, shared: Arc<Shared>) {
+    let _active = ActiveGuard::new(&shared.counters.active);
+    let _ = tcp.set_nodelay(true);
+    let vsock = match connect_within(
+        shared.transport.as_ref(),
+        shared.enclave_cid,
+        vsock_port,
+        shared.limits.connect_timeout,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            inc(&shared.counters.failures);
+            warn!(error = %e, "Bridge ingress: enclave unreachable");
             return;
-        };
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = listener.accept() => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "Bridge ingress accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        inc(&shared.counters.ingress_connections);
-        let shared = shared.clone();
-        let span = info_span!("ingress", %peer, vsock_port);
-        conns.spawn(
-            async move {
-                let _permit = permit;
-                let _active = ActiveGuard::new(&shared.counters.active);
-                let _ = tcp.set_nodelay(true);
-                let vsock = match connect_within(
-                    shared.transport.as_ref(),
-                    shared.enclave_cid,
-                    vsock_port,
-                    shared.limits.connect_timeout,
-                )
-                .await
-                {
-                    Ok(s) => s,
-                    Err(e) => {
-                        inc(&shared.counters.failures);
-                        warn!(error = %e, "Bridge ingress: enclave unreachable");
-                        return;
-                    }
-                };
-                match splice(tcp, vsock, &shared.limits, &shared.counters).await {
-                    Ok(m) => debug!(
-                        bytes_in = m.toward_enclave,
-                        bytes_out = m.from_enclave,
-                        "Ingress connection closed"
-                    ),
-                    Err(e) => {
-                        inc(&shared.counters.failures);
-                        debug!(error = %e, "Ingress connection ended");
-                    }
-                }
-            }
-            .instrument(span),
-        );
+        }
+    };
+    match splice(tcp, vsock, &shared.limits, &shared.counters).await {
+        Ok(m) => debug!(
+            bytes_in = m.toward_enclave,
+            bytes_out = m.from_enclave,
+            "Ingress connection closed"
+        ),
+        Err(e) => {
+            inc(&shared.counters.failures);
+            debug!(error = %e, "Ingress connection ended");
+        }
     }
 }
 
-/// Accepts from the enclave only: a reported peer CID must be the enclave's.
+/// Accepts from the enclave only: a connection whose reported peer CID is not the enclave's
+/// is counted, logged and dropped, and the next one accepted.
 async fn accept_from_enclave(
     listener: &BoxListener,
     shared: &Shared,
     what: &'static str,
-) -> std::io::Result<Option<Accepted>> {
-    let accepted = listener.accept().await?;
-    match accepted.peer_cid {
-        Some(cid) if cid != shared.enclave_cid => {
-            inc(&shared.counters.denied);
-            info!(
-                peer_cid = cid,
-                enclave_cid = shared.enclave_cid,
-                service = what,
-                "Bridge denied a connection from another CID"
-            );
-            Ok(None)
+) -> std::io::Result<Accepted> {
+    loop {
+        let accepted = listener.accept().await?;
+        match accepted.peer_cid {
+            Some(cid) if cid != shared.enclave_cid => {
+                inc(&shared.counters.denied);
+                info!(
+                    peer_cid = cid,
+                    enclave_cid = shared.enclave_cid,
+                    service = what,
+                    "Bridge denied a connection from another CID"
+                );
+            }
+            _ => return Ok(accepted),
         }
-        _ => Ok(Some(accepted)),
     }
 }
 
@@ -366,41 +358,27 @@ async fn egress_loop(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections.max(1)));
-    let mut conns = JoinSet::new();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = accept_from_enclave(&listener, &shared, "egress") => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let stream = match accepted {
-            Ok(Some(a)) => a.stream,
-            Ok(None) => continue,
-            Err(e) => {
-                warn!(error = %e, "Bridge egress accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        inc(&shared.counters.egress_connections);
-        let shared = shared.clone();
-        let allow = allow.clone();
-        conns.spawn(
+    let max = shared.limits.max_connections;
+    accept_loop(
+        || accept_from_enclave(&listener, &shared, "egress"),
+        max,
+        cancel,
+        "Bridge egress",
+        |accepted| {
+            inc(&shared.counters.egress_connections);
+            let shared = shared.clone();
+            let allow = allow.clone();
             async move {
-                let _permit = permit;
                 let _active = ActiveGuard::new(&shared.counters.active);
-                egress_one(stream, &allow, &shared).await;
+                egress_one(accepted.stream, &allow, &shared).await;
             }
-            .instrument(info_span!("egress")),
-        );
-    }
+            .instrument(info_span!("egress"))
+        },
+    )
+    .await;
 }
 
-async fn egress_one(mut vsock: crate::transport::BoxStream, allow: &AllowList, shared: &Shared) {
+async fn egress_one(mut vsock: BoxStream, allow: &AllowList, shared: &Shared) {
     let target =
         match tokio::time::timeout(shared.limits.header_timeout, header::read(&mut vsock)).await {
             Ok(Ok(t)) => t,
@@ -480,56 +458,45 @@ async fn credentials_loop(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    // Requests are tiny and rare; a handful at once is plenty.
-    let permits = Arc::new(Semaphore::new(8));
-    let mut conns = JoinSet::new();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = accept_from_enclave(&listener, &shared, "credentials") => r,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let mut stream = match accepted {
-            Ok(Some(a)) => a.stream,
-            Ok(None) => continue,
-            Err(e) => {
-                warn!(error = %e, "Bridge credentials accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        let source = source.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let request = tokio::time::timeout(
-                shared.limits.header_timeout,
-                credentials::read_request(&mut stream),
-            )
-            .await;
-            if !matches!(request, Ok(Ok(()))) {
-                inc(&shared.counters.bad_headers);
-                info!("Bridge credentials relay refused a malformed request");
-                return;
-            }
-            inc(&shared.counters.credentials_requests);
-            let fetched = source.get().await;
-            let reply = match &fetched {
-                Ok(c) => Ok(c),
-                Err(e) => {
-                    inc(&shared.counters.failures);
-                    warn!(error = %e, "Bridge credentials relay: IMDS failed");
-                    Err(e.to_string())
-                }
-            };
-            match credentials::write_reply(&mut stream, reply).await {
-                Ok(()) => debug!("Credentials relayed to the enclave"),
-                Err(e) => debug!(error = %e, "Credentials reply not delivered"),
-            }
-            let _ = stream.shutdown().await;
-        });
+    accept_loop(
+        || accept_from_enclave(&listener, &shared, "credentials"),
+        // Requests are tiny and rare; a handful at once is plenty.
+        8,
+        cancel,
+        "Bridge credentials",
+        |accepted| credentials_one(accepted.stream, source.clone(), shared.clone()),
+    )
+    .await;
+}
+
+async fn credentials_one(
+    mut stream: BoxStream,
+    source: Arc<CachedCredentials>,
+    shared: Arc<Shared>,
+) {
+    let request = tokio::time::timeout(
+        shared.limits.header_timeout,
+        credentials::read_request(&mut stream),
+    )
+    .await;
+    if !matches!(request, Ok(Ok(()))) {
+        inc(&shared.counters.bad_headers);
+        info!("Bridge credentials relay refused a malformed request");
+        return;
     }
+    inc(&shared.counters.credentials_requests);
+    let fetched = source.get().await;
+    let reply = match &fetched {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            inc(&shared.counters.failures);
+            warn!(error = %e, "Bridge credentials relay: IMDS failed");
+            Err(e.to_string())
+        }
+    };
+    match credentials::write_reply(&mut stream, reply).await {
+        Ok(()) => debug!("Credentials relayed to the enclave"),
+        Err(e) => debug!(error = %e, "Credentials reply not delivered"),
+    }
+    let _ = stream.shutdown().await;
 }

@@ -18,12 +18,9 @@ use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn ingress_round_trip_reaches_the_enclave_service() {
-    let vs = vsock();
-    let service = echo_server().await;
-    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
-    let parent = parent(&vs, allow(&[]), None, Limits::default()).await;
+    let pair = Setup::default().start().await;
 
-    let mut client = TcpStream::connect(parent.ingress_addrs()[0])
+    let mut client = TcpStream::connect(pair.parent.ingress_addrs()[0])
         .await
         .expect("connect ingress");
     client.write_all(b"GET /version").await.expect("write");
@@ -32,39 +29,28 @@ async fn ingress_round_trip_reaches_the_enclave_service() {
     client.read_to_end(&mut got).await.expect("read");
     assert_eq!(got, b"GET /version");
 
-    let p = parent.counters().snapshot();
+    let p = pair.parent.counters().snapshot();
     assert_eq!(p.ingress_connections, 1);
-    assert_eq!(enclave.counters().snapshot().ingress_connections, 1);
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    assert_eq!(pair.enclave.counters().snapshot().ingress_connections, 1);
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn large_transfers_flow_both_ways_with_half_close() {
     const UP: usize = 8 * 1024 * 1024 + 13;
     const DOWN: usize = 6 * 1024 * 1024 + 7;
-    let vs = vsock();
-    let service = drain_then_reply_server(DOWN).await;
-    let target = echo_server().await;
-    let target_s = target.to_string();
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(std::slice::from_ref(&target_s)),
-        std::slice::from_ref(&target_s),
-        Limits::default(),
-    )
-    .await;
-    let parent = parent(
-        &vs,
-        allow(std::slice::from_ref(&target_s)),
-        None,
-        Limits::default(),
-    )
+    let target = echo_server().await.to_string();
+    let pair = Setup {
+        allow: vec![target.clone()],
+        forward: vec![target],
+        service: Some(drain_then_reply_server(DOWN).await),
+        ..Setup::default()
+    }
+    .start()
     .await;
 
     // Ingress: the request is read to EOF (our half-close) before the reply starts.
-    let mut client = TcpStream::connect(parent.ingress_addrs()[0])
+    let mut client = TcpStream::connect(pair.parent.ingress_addrs()[0])
         .await
         .expect("connect ingress");
     let up = pattern(UP, 1);
@@ -81,7 +67,7 @@ async fn large_transfers_flow_both_ways_with_half_close() {
     assert_eq!(reply[8..], pattern(DOWN, 7)[..]);
 
     // Egress: simultaneous upload and echo through the enclave forwarder and the parent.
-    let forwarder = enclave.egress_addrs()[0].1;
+    let forwarder = pair.enclave.egress_addrs()[0].1;
     let stream = TcpStream::connect(forwarder)
         .await
         .expect("connect forwarder");
@@ -98,37 +84,26 @@ async fn large_transfers_flow_both_ways_with_half_close() {
     assert_eq!(echoed.len(), UP);
     assert_eq!(checksum(&echoed), expected);
 
-    let p = parent.counters().snapshot();
+    let p = pair.parent.counters().snapshot();
     // Directions are relative to the enclave: the ingress upload and the egress echo flow in,
     // the ingress reply and the egress upload flow out.
     assert_eq!(p.bytes_in, (UP + UP) as u64, "{p:?}");
     assert_eq!(p.bytes_out, (8 + DOWN + UP) as u64, "{p:?}");
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn egress_to_an_allowed_target_works_end_to_end() {
-    let vs = vsock();
     let target = echo_server().await.to_string();
-    let service = echo_server().await;
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(std::slice::from_ref(&target)),
-        std::slice::from_ref(&target),
-        Limits::default(),
-    )
-    .await;
-    let parent = parent(
-        &vs,
-        allow(std::slice::from_ref(&target)),
-        None,
-        Limits::default(),
-    )
+    let pair = Setup {
+        allow: vec![target.clone()],
+        forward: vec![target.clone()],
+        ..Setup::default()
+    }
+    .start()
     .await;
 
-    let (t, addr) = enclave.egress_addrs()[0].clone();
+    let (t, addr) = pair.enclave.egress_addrs()[0].clone();
     assert_eq!(t.to_string(), target);
     let mut s = TcpStream::connect(addr).await.expect("connect forwarder");
     s.write_all(b"etcd request").await.expect("write");
@@ -138,7 +113,8 @@ async fn egress_to_an_allowed_target_works_end_to_end() {
     drop(s);
 
     // The dialer (no local listener) reaches it too.
-    let mut s = enclave
+    let mut s = pair
+        .enclave
         .dialer()
         .dial(&target.parse().expect("target"))
         .await
@@ -146,10 +122,9 @@ async fn egress_to_an_allowed_target_works_end_to_end() {
     s.write_all(b"x").await.expect("write");
     let mut one = [0u8; 1];
     s.read_exact(&mut one).await.expect("read");
-    assert_eq!(parent.counters().snapshot().egress_connections, 2);
-    assert_eq!(parent.counters().snapshot().denied, 0);
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    assert_eq!(pair.parent.counters().snapshot().egress_connections, 2);
+    assert_eq!(pair.parent.counters().snapshot().denied, 0);
+    pair.shutdown().await;
 }
 
 /// Opens a raw connection to the parent's egress port as the enclave would.
@@ -162,29 +137,19 @@ async fn raw_egress(vs: &Vsock) -> daas_bridge::BoxStream {
 
 #[tokio::test]
 async fn the_parent_denies_targets_off_its_list_even_if_the_enclave_asks() {
-    let vs = vsock();
     let allowed = echo_server().await.to_string();
     let other = echo_server().await.to_string();
-    let service = echo_server().await;
     // The enclave's list is wider than the parent's.
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(&[allowed.clone(), other.clone()]),
-        &[],
-        Limits::default(),
-    )
-    .await;
-    let parent = parent(
-        &vs,
-        allow(std::slice::from_ref(&allowed)),
-        None,
-        Limits::default(),
-    )
+    let pair = Setup {
+        allow: vec![allowed],
+        enclave_also: vec![other.clone()],
+        ..Setup::default()
+    }
+    .start()
     .await;
 
     // A hand-made header for a target the parent does not list.
-    let mut s = raw_egress(&vs).await;
+    let mut s = raw_egress(&pair.vs).await;
     let target: Target = other.parse().expect("target");
     s.write_all(&header::encode(&target))
         .await
@@ -204,7 +169,7 @@ async fn the_parent_denies_targets_off_its_list_even_if_the_enclave_asks() {
     assert!(rest.is_empty(), "the parent closes after DENIED");
 
     // The enclave's dialer gets the parent's refusal as an error.
-    let err = match enclave.dialer().dial(&target).await {
+    let err = match pair.enclave.dialer().dial(&target).await {
         Ok(_) => panic!("the parent must refuse {target}"),
         Err(e) => e,
     };
@@ -218,26 +183,23 @@ async fn the_parent_denies_targets_off_its_list_even_if_the_enclave_asks() {
         ),
         "{err}"
     );
-    let p = parent.counters().snapshot();
+    let p = pair.parent.counters().snapshot();
     assert_eq!(p.denied, 2);
     assert_eq!(p.bytes_in + p.bytes_out, 0, "nothing was forwarded");
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_enclave_refuses_targets_off_its_own_list() {
-    let vs = vsock();
     let listed = echo_server().await.to_string();
     let unlisted = echo_server().await.to_string();
-    let service = echo_server().await;
     // The parent would allow both; the enclave must not rely on it.
-    let parent = parent(
-        &vs,
-        allow(&[listed.clone(), unlisted.clone()]),
-        None,
-        Limits::default(),
-    )
+    let pair = Setup {
+        allow: vec![listed.clone()],
+        parent_also: vec![unlisted.clone()],
+        ..Setup::default()
+    }
+    .start()
     .await;
 
     let err = EnclaveSide::start(
@@ -250,7 +212,7 @@ async fn the_enclave_refuses_targets_off_its_own_list() {
             }],
             ..EnclaveConfig::default()
         },
-        vs.enclave.clone(),
+        pair.vs.enclave.clone(),
     )
     .await
     .err()
@@ -261,15 +223,8 @@ async fn the_enclave_refuses_targets_off_its_own_list() {
         "{err}"
     );
 
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(std::slice::from_ref(&listed)),
-        &[],
-        Limits::default(),
-    )
-    .await;
-    let err = match enclave
+    let err = match pair
+        .enclave
         .dialer()
         .dial(&unlisted.parse().expect("target"))
         .await
@@ -278,37 +233,32 @@ async fn the_enclave_refuses_targets_off_its_own_list() {
         Err(e) => e,
     };
     assert!(matches!(err, EgressError::NotAllowed(_)), "{err}");
-    assert_eq!(enclave.counters().snapshot().denied, 1);
+    assert_eq!(pair.enclave.counters().snapshot().denied, 1);
     assert_eq!(
-        parent.counters().snapshot().egress_connections,
+        pair.parent.counters().snapshot().egress_connections,
         0,
         "no header was ever sent to the parent"
     );
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn malformed_oversized_and_truncated_headers_are_refused_without_harming_others() {
-    let vs = vsock();
     let target = echo_server().await.to_string();
-    let service = echo_server().await;
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(std::slice::from_ref(&target)),
-        &[],
-        Limits::default(),
-    )
+    let pair = Setup {
+        allow: vec![target.clone()],
+        limits: Limits {
+            header_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..Setup::default()
+    }
+    .start()
     .await;
-    let limits = Limits {
-        header_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let parent = parent(&vs, allow(std::slice::from_ref(&target)), None, limits).await;
 
     // A good connection opened first, used after the bad ones.
-    let mut good = enclave
+    let mut good = pair
+        .enclave
         .dialer()
         .dial(&target.parse().expect("target"))
         .await
@@ -338,7 +288,7 @@ async fn malformed_oversized_and_truncated_headers_are_refused_without_harming_o
     let n = cases.len() as u64;
     let mut checks = Vec::new();
     for (name, bytes, close) in cases {
-        let mut s = raw_egress(&vs).await;
+        let mut s = raw_egress(&pair.vs).await;
         checks.push(tokio::spawn(async move {
             let _ = s.write_all(&bytes).await;
             if close {
@@ -363,22 +313,26 @@ async fn malformed_oversized_and_truncated_headers_are_refused_without_harming_o
         .await
         .expect("good connection reads");
     assert_eq!(&got, b"still here");
-    let p = parent.counters().snapshot();
+    let p = pair.parent.counters().snapshot();
     assert_eq!(p.bad_headers, n);
     assert_eq!(p.egress_connections, n + 1);
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn credentials_are_relayed_from_imdsv2() {
-    let vs = vsock();
-    let service = echo_server().await;
     let (imds_url, log) = imds_stand_in(true).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
-    let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
+    let pair = Setup {
+        imds: Some(imds_url),
+        ..Setup::default()
+    }
+    .start()
+    .await;
 
-    let client = enclave.credentials().expect("credentials port configured");
+    let client = pair
+        .enclave
+        .credentials()
+        .expect("credentials port configured");
     let c = client.fetch().await.expect("credentials relayed");
     assert_eq!(c.access_key_id.expose(), ACCESS_KEY_ID);
     assert_eq!(c.secret_access_key.expose(), SECRET_ACCESS_KEY);
@@ -404,10 +358,11 @@ async fn credentials_are_relayed_from_imdsv2() {
         3,
         "region, role, credentials: once"
     );
-    assert_eq!(parent.counters().snapshot().credentials_requests, 2);
+    assert_eq!(pair.parent.counters().snapshot().credentials_requests, 2);
 
     // A malformed request gets nothing and does not disturb the service.
-    let mut s = vs
+    let mut s = pair
+        .vs
         .enclave
         .connect(PARENT_CID, CREDENTIALS_PORT)
         .await
@@ -418,18 +373,20 @@ async fn credentials_are_relayed_from_imdsv2() {
     let _ = s.read_to_end(&mut rest).await;
     assert!(rest.is_empty());
     assert!(client.fetch().await.is_ok());
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_imds_failure_reaches_the_enclave_as_a_named_error() {
-    let vs = vsock();
-    let service = echo_server().await;
     let (imds_url, _log) = imds_stand_in(false).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
-    let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
-    let err = enclave
+    let pair = Setup {
+        imds: Some(imds_url),
+        ..Setup::default()
+    }
+    .start()
+    .await;
+    let err = pair
+        .enclave
         .credentials()
         .expect("configured")
         .fetch()
@@ -441,33 +398,22 @@ async fn an_imds_failure_reaches_the_enclave_as_a_named_error() {
             .contains("IMDS answered 404 Not Found for the role name"),
         "{err}"
     );
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
 async fn many_concurrent_connections() {
     const N: usize = 200;
-    let vs = vsock();
-    let service = echo_server().await;
     let target = echo_server().await.to_string();
-    let enclave = enclave(
-        &vs,
-        service,
-        allow(std::slice::from_ref(&target)),
-        std::slice::from_ref(&target),
-        Limits::default(),
-    )
+    let pair = Setup {
+        allow: vec![target.clone()],
+        forward: vec![target],
+        ..Setup::default()
+    }
+    .start()
     .await;
-    let parent = parent(
-        &vs,
-        allow(std::slice::from_ref(&target)),
-        None,
-        Limits::default(),
-    )
-    .await;
-    let ingress = parent.ingress_addrs()[0];
-    let forwarder = enclave.egress_addrs()[0].1;
+    let ingress = pair.parent.ingress_addrs()[0];
+    let forwarder = pair.enclave.egress_addrs()[0].1;
 
     let mut tasks = Vec::new();
     for i in 0..N {
@@ -485,11 +431,10 @@ async fn many_concurrent_connections() {
     for t in tasks {
         t.await.expect("connection task");
     }
-    let p = parent.counters().snapshot();
+    let p = pair.parent.counters().snapshot();
     assert_eq!(p.ingress_connections + p.egress_connections, N as u64);
     assert_eq!(p.failures, 0);
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]

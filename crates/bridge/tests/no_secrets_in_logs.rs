@@ -6,7 +6,6 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use daas_bridge::Limits;
 use support::*;
 use tokio::io::AsyncWriteExt;
 
@@ -33,13 +32,16 @@ async fn credentials_never_appear_in_logs() {
         .with_ansi(false)
         .init();
 
-    let vs = vsock();
-    let service = echo_server().await;
     let (imds_url, _log) = imds_stand_in(true).await;
-    let enclave = enclave(&vs, service, allow(&[]), &[], Limits::default()).await;
-    let parent = parent(&vs, allow(&[]), Some(imds_url), Limits::default()).await;
+    let pair = Setup {
+        imds: Some(imds_url),
+        ..Setup::default()
+    }
+    .start()
+    .await;
 
-    let creds = enclave
+    let creds = pair
+        .enclave
         .credentials()
         .expect("configured")
         .fetch()
@@ -51,17 +53,22 @@ async fn credentials_never_appear_in_logs() {
     assert!(!format!("{creds:?}").contains(SECRET_ACCESS_KEY));
 
     // A malformed request is logged (at info) without echoing anything.
-    let mut s = vs
+    let mut s = pair
+        .vs
         .enclave
         .connect(daas_bridge::PARENT_CID, CREDENTIALS_PORT)
         .await
         .expect("connect");
     s.write_all(SESSION_TOKEN.as_bytes()).await.expect("write");
     drop(s);
-    let again = enclave.credentials().expect("configured").fetch().await;
+    let again = pair
+        .enclave
+        .credentials()
+        .expect("configured")
+        .fetch()
+        .await;
     assert!(again.is_ok());
-    parent.shutdown().await;
-    enclave.shutdown().await;
+    pair.shutdown().await;
 
     let logs =
         String::from_utf8(capture.0.lock().expect("capture lock").clone()).expect("utf-8 logs");

@@ -180,6 +180,69 @@ pub(crate) async fn enclave(
     .expect("enclave side starts")
 }
 
+/// What a test wants of a parent and enclave pair; [`Setup::start`] builds it. The default is
+/// both sides allowing nothing, no egress forwarders, no credentials relay, default limits,
+/// and an echo server as the enclave's ingress service.
+#[derive(Default)]
+pub(crate) struct Setup {
+    /// Targets on both sides' allow-lists.
+    pub(crate) allow: Vec<String>,
+    /// Targets only the enclave's allow-list adds.
+    pub(crate) enclave_also: Vec<String>,
+    /// Targets only the parent's allow-list adds.
+    pub(crate) parent_also: Vec<String>,
+    /// One enclave egress forwarder per target (each must be on the enclave's list).
+    pub(crate) forward: Vec<String>,
+    /// The enclave's ingress service; an echo server when `None`.
+    pub(crate) service: Option<SocketAddr>,
+    /// The IMDS URL, which turns the credentials relay on.
+    pub(crate) imds: Option<String>,
+    /// Both sides' limits.
+    pub(crate) limits: Limits,
+}
+
+/// A running parent bridge and enclave side over one stand-in vsock.
+pub(crate) struct Pair {
+    pub(crate) vs: Vsock,
+    pub(crate) parent: BridgeHandle,
+    pub(crate) enclave: EnclaveHandle,
+}
+
+impl Setup {
+    /// Starts the enclave side, then the parent bridge.
+    pub(crate) async fn start(self) -> Pair {
+        let vs = vsock();
+        let service = match self.service {
+            Some(s) => s,
+            None => echo_server().await,
+        };
+        let enclave_allow = [self.allow.as_slice(), &self.enclave_also].concat();
+        let parent_allow = [self.allow.as_slice(), &self.parent_also].concat();
+        let enclave = enclave(
+            &vs,
+            service,
+            allow(&enclave_allow),
+            &self.forward,
+            self.limits.clone(),
+        )
+        .await;
+        let parent = parent(&vs, allow(&parent_allow), self.imds, self.limits).await;
+        Pair {
+            vs,
+            parent,
+            enclave,
+        }
+    }
+}
+
+impl Pair {
+    /// Stops both sides.
+    pub(crate) async fn shutdown(self) {
+        self.parent.shutdown().await;
+        self.enclave.shutdown().await;
+    }
+}
+
 /// What the IMDS stand-in hands out. Test values only.
 pub(crate) const ACCESS_KEY_ID: &str = "ASIATESTACCESSKEYID01";
 pub(crate) const SECRET_ACCESS_KEY: &str = "test-secret-access-key-9f8e7d6c5b4a";
