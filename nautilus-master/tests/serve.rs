@@ -400,3 +400,36 @@ ingress = [{{ vsock_port = 8080, connect = "127.0.0.1:{proxy_port}" }}]
     let again = rt.block_on(setup.verify(&url)).expect("registered again");
     assert_ne!(again.ca_sha256, verified.ca_sha256);
 }
+
+/// Outside a Nitro Enclave, `serve` without `--tee dev` refuses to start and says why; a key
+/// file is refused for a real enclave before anything is opened.
+#[test]
+fn serve_refuses_to_run_without_an_attester_or_with_a_key_file() {
+    if Path::new("/dev/nsm").exists() {
+        eprintln!("skipped: /dev/nsm exists (inside a Nitro Enclave)");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = format!(
+        "data_dir = \"{}\"\npublic_endpoint = \"https://203.0.113.7:8080\"\n[chain]\nrpc = \"https://fullnode.testnet.sui.io:443\"\nchain_id = \"4c78adac\"\npackage = \"0x1\"\ncluster = \"0x2\"\n[etcd]\nendpoints = [\"https://10.0.0.5:2379\"]\n",
+        tmp.path().join("d").display()
+    );
+    for (keys, want) in [
+        (
+            "[keys.kms]\nwrapped_keys = \"/nonexistent/wrapped-keys.json\"\n",
+            "cannot open /dev/nsm",
+        ),
+        ("[keys]\nfile = \"/nonexistent/keys\"\n", "--tee dev only"),
+    ] {
+        let config = tmp.path().join("serve.toml");
+        std::fs::write(&config, format!("{base}{keys}")).expect("config");
+        let out = Command::new(support::bin())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+}
