@@ -179,9 +179,6 @@ pub enum AttestationError {
     /// A trust anchor that cannot be used (not a P-384 X.509 certificate).
     #[error("trust anchor: {0}")]
     Anchor(String),
-    /// Placeholder for work in progress.
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
 }
 
 impl AttestationError {
@@ -221,8 +218,7 @@ impl AttestationError {
             | IssuerMismatch { .. }
             | CertificateSignature { .. }
             | UntrustedRoot { .. }
-            | Anchor(_)
-            | Unimplemented(_) => 2,
+            | Anchor(_) => 2,
             MissingPcr(_) => 3,
         }
     }
@@ -258,7 +254,6 @@ impl AttestationError {
             UntrustedRoot { .. } => "chain.untrusted_root",
             MissingPcr(_) => "pcrs.required",
             Anchor(_) => "anchor",
-            Unimplemented(_) => "unimplemented",
         }
     }
 }
