@@ -6,7 +6,6 @@
 //! Once the proxy is bound, the dev enclave is registered on the dev chain through the real PTB,
 //! as an operator registers a real one, so clients can check it (`--dev-root`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,23 +14,11 @@ use anyhow::{Context, Result};
 use crate::control_plane::{Options, Store, Trust};
 pub use crate::control_plane::{Running, UpstreamChoice};
 
-/// Listen addresses and choices of the dev control plane.
+/// What `dev` serves: the control plane's options, and the dev stand-in for the enclave's
+/// attester (a dev root the dev chain trusts).
 #[derive(Clone, Debug)]
 pub struct DevServeOptions {
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    pub webhook_listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    /// The etcd shim's address; `None`: the 0600 unix socket `<data-dir>/etcd.sock`.
-    pub etcd_listen: Option<daas_etcd_shim::Listen>,
-    pub upstream: UpstreamChoice,
-    /// Serve :8080 without TLS (warned about; never outside development).
-    pub insecure_dev_http: bool,
-    /// Role bindings and what each user namespace gets.
-    pub rbac: crate::proxy::rbac::RbacPolicy,
-    /// Operator pin of the admin role (see [`crate::auth::AuthConfig::admin_allowlist`]).
-    pub admin_allowlist: Option<std::collections::BTreeSet<daas_seal::Address>>,
-    /// The dev stand-in for the enclave's attester (a dev root the dev chain trusts).
+    pub plane: Options,
     pub tee: Arc<crate::tee::DevTee>,
 }
 
@@ -56,8 +43,9 @@ pub async fn serve(
     use daas_envelope::KeyProvider;
     use daas_etcd_shim::{Anchor, Baseline, EmbeddedBackend, EmbeddedConfig, Keys};
 
-    let ring = daas_envelope::KeyRingDir::new(opts.data_dir.join("keys"));
-    let etcd_dir = opts.data_dir.join("etcd");
+    let data_dir = &opts.plane.data_dir;
+    let ring = daas_envelope::KeyRingDir::new(data_dir.join("keys"));
+    let etcd_dir = data_dir.join("etcd");
     let store = Store {
         backend: EmbeddedBackend::open(&EmbeddedConfig::new(&etcd_dir)).context(
             "opening the embedded etcd store (is another `dev` running on this data dir?)",
@@ -65,7 +53,7 @@ pub async fn serve(
         keys: Arc::new(Keys::from_ring(ring.load()?)),
         // Beside the key ring, outside the store. A data dir from before the anchor existed
         // starts a new one (dev only; logged at warn); a store behind its anchor is refused.
-        anchor: Anchor::new(opts.data_dir.join("keys.anchor")),
+        anchor: Anchor::new(data_dir.join("keys.anchor")),
         baseline: Baseline::AcceptMissingAnchor,
         describe: format!("embedded store {}", etcd_dir.display()),
     };
@@ -77,20 +65,9 @@ pub async fn serve(
         sans: Vec::new(),
         public_endpoint: None,
     };
-    let options = Options {
-        data_dir: opts.data_dir.clone(),
-        listen: opts.listen,
-        webhook_listen: opts.webhook_listen,
-        admin_listen: opts.admin_listen,
-        etcd_listen: opts.etcd_listen.clone(),
-        upstream: opts.upstream.clone(),
-        insecure_dev_http: opts.insecure_dev_http,
-        rbac: opts.rbac.clone(),
-        admin_allowlist: opts.admin_allowlist.clone(),
-    };
     let pcrs = opts.tee.pcrs();
     crate::control_plane::run(
-        options,
+        opts.plane,
         trust,
         store,
         |service, endpoint| async move {

@@ -272,16 +272,18 @@ async fn dev(args: DevArgs) -> Result<()> {
         _ => UpstreamChoice::K3s { bin: args.k3s_bin },
     };
     let opts = DevServeOptions {
-        data_dir: args.data_dir.clone(),
-        listen: args.listen,
-        webhook_listen: args.webhook_listen,
-        admin_listen: args.admin_listen,
-        etcd_listen: args.etcd_listen,
-        upstream,
-        insecure_dev_http: args.insecure_dev_http,
-        rbac,
-        admin_allowlist: (!args.admin_allow.is_empty())
-            .then(|| args.admin_allow.iter().copied().collect()),
+        plane: nautilus_master::control_plane::Options {
+            data_dir: args.data_dir.clone(),
+            listen: args.listen,
+            webhook_listen: args.webhook_listen,
+            admin_listen: args.admin_listen,
+            etcd_listen: args.etcd_listen,
+            upstream,
+            insecure_dev_http: args.insecure_dev_http,
+            rbac,
+            admin_allowlist: (!args.admin_allow.is_empty())
+                .then(|| args.admin_allow.iter().copied().collect()),
+        },
         tee,
     };
     let data_dir = args.data_dir;

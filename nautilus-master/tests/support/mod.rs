@@ -130,7 +130,10 @@ impl ShimProcess {
         out.read_line(&mut line).expect("read shim stdout");
         if line.is_empty() {
             let _ = child.wait();
-            return Err(rx.try_iter().collect::<Vec<_>>().join("\n"));
+            // Every line, not those the reader thread happened to pass on so far: the
+            // channel closes when the thread reaches the end of stderr (under load it lags
+            // behind the exit, and `try_iter` then saw an empty stderr).
+            return Err(rx.iter().collect::<Vec<_>>().join("\n"));
         }
         let url = line
             .trim()
