@@ -14,6 +14,7 @@
 
 #[path = "../tests/support/proxy.rs"]
 mod proxy;
+mod support;
 #[path = "../tests/support/upstream.rs"]
 mod upstream;
 
@@ -157,61 +158,38 @@ async fn measure(target: &Target, case: &Case, token: &str, secs: f64) -> Stats 
     let measure_from = start + warmup;
     let end = measure_from + Duration::from_secs_f64(secs);
     let url = format!("{}{}", target.base, case.path);
-    let mut tasks = Vec::new();
-    for i in 0..case.in_flight {
-        let conn = conns[i % conns.len()].clone();
-        let url = url.clone();
-        let auth = format!("Bearer {token}");
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            let mut total = 0;
-            loop {
-                let t = Instant::now();
-                if t >= end {
-                    break;
-                }
-                let req = Request::get(&url)
-                    .header(header::AUTHORIZATION, &auth)
-                    .header(header::ACCEPT, "application/json")
-                    .header(header::USER_AGENT, "kubectl/v1.36.0 (bench)")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                let ok = match conn.send(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status() == 200;
-                        ok & resp.into_body().collect().await.is_ok()
-                    }
-                    Err(_) => false,
-                };
-                let done = Instant::now();
-                total += 1;
-                if t >= measure_from && done <= end {
-                    if ok {
-                        lat.push(done - t);
-                    } else {
-                        errors += 1;
+    let auth = format!("Bearer {token}");
+    let loops = (0..case.in_flight)
+        .map(|i| {
+            let conn = conns[i % conns.len()].clone();
+            let (url, auth) = (url.clone(), auth.clone());
+            move || {
+                let (conn, url, auth) = (conn.clone(), url.clone(), auth.clone());
+                async move {
+                    let req = Request::get(&url)
+                        .header(header::AUTHORIZATION, &auth)
+                        .header(header::ACCEPT, "application/json")
+                        .header(header::USER_AGENT, "kubectl/v1.36.0 (bench)")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    match conn.send(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status() == 200;
+                            ok & resp.into_body().collect().await.is_ok()
+                        }
+                        Err(_) => false,
                     }
                 }
             }
-            (lat, errors, total)
-        }));
-    }
-    let mut lat = Vec::new();
-    let (mut errors, mut total) = (0, 0);
-    for t in tasks {
-        let (l, e, n) = t.await.unwrap();
-        lat.extend(l);
-        errors += e;
-        total += n;
-    }
+        })
+        .collect();
+    let timed = support::load::timed_loops(loops, measure_from, end).await;
     drop(conns);
-    lat.sort_unstable();
     Stats {
-        per_sec: lat.len() as f64 / secs,
-        lat,
-        errors,
-        total,
+        per_sec: timed.lat.len() as f64 / secs,
+        lat: timed.lat,
+        errors: timed.errors,
+        total: timed.total,
         cpu: Cpu::now().since(&cpu_before),
     }
 }
@@ -228,14 +206,8 @@ struct Cpu {
 impl Cpu {
     fn now() -> Self {
         let mut cpu = Cpu::default();
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let path = task.path();
-            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0);
-            match comm.trim() {
+        for (name, ns) in support::load::thread_cpu_ns() {
+            match name.as_str() {
                 c if c.starts_with("standin") => cpu.upstream += ns,
                 c if c.starts_with("bench-client") => cpu.client += ns,
                 _ => cpu.proxy += ns,

@@ -22,6 +22,7 @@
 
 #[path = "../tests/support/proxy.rs"]
 mod proxy;
+mod support;
 #[path = "../tests/support/upstream.rs"]
 mod upstream;
 
@@ -212,54 +213,31 @@ async fn measure(
     let end = measure_from + Duration::from_secs_f64(secs);
     let url = format!("{}{}", target.base, case.path);
     let auth = format!("Bearer {token}");
-    let mut tasks = Vec::new();
-    for i in 0..case.in_flight {
-        let conn = conns.get(i % case.conns).cloned();
-        let (url, auth, tls, addr) = (url.clone(), auth.clone(), tls.clone(), target.addr);
-        let (http2, fresh) = (case.http2, case.fresh);
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            let mut total = 0;
-            loop {
-                let t = Instant::now();
-                if t >= end {
-                    break;
-                }
-                let ok = if fresh {
-                    let c = Conn::connect(addr, tls.clone(), http2).await;
-                    one_request(&c, &url, &auth).await
-                } else {
-                    one_request(conn.as_ref().unwrap(), &url, &auth).await
-                };
-                let done = Instant::now();
-                total += 1;
-                if t >= measure_from && done <= end {
-                    if ok {
-                        lat.push(done - t);
+    let loops = (0..case.in_flight)
+        .map(|i| {
+            let conn = conns.get(i % case.conns).cloned();
+            let (url, auth, tls, addr) = (url.clone(), auth.clone(), tls.clone(), target.addr);
+            let (http2, fresh) = (case.http2, case.fresh);
+            move || {
+                let (conn, url, auth, tls) = (conn.clone(), url.clone(), auth.clone(), tls.clone());
+                async move {
+                    if fresh {
+                        let c = Conn::connect(addr, tls, http2).await;
+                        one_request(&c, &url, &auth).await
                     } else {
-                        errors += 1;
+                        one_request(conn.as_ref().unwrap(), &url, &auth).await
                     }
                 }
             }
-            (lat, errors, total)
-        }));
-    }
-    let mut lat = Vec::new();
-    let (mut errors, mut total) = (0, 0);
-    for t in tasks {
-        let (l, e, n) = t.await.unwrap();
-        lat.extend(l);
-        errors += e;
-        total += n;
-    }
+        })
+        .collect();
+    let timed = support::load::timed_loops(loops, measure_from, end).await;
     drop(conns);
-    lat.sort_unstable();
     Stats {
-        per_sec: lat.len() as f64 / secs,
-        lat,
-        errors,
-        total,
+        per_sec: timed.lat.len() as f64 / secs,
+        lat: timed.lat,
+        errors: timed.errors,
+        total: timed.total,
         cpu: Cpu::now().since(&cpu_before),
     }
 }
@@ -278,14 +256,8 @@ struct Cpu {
 impl Cpu {
     fn now() -> Self {
         let mut cpu = Cpu::default();
-        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-            let path = task.path();
-            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            let ns: u64 = std::fs::read_to_string(path.join("schedstat"))
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0);
-            match comm.trim() {
+        for (name, ns) in support::load::thread_cpu_ns() {
+            match name.as_str() {
                 c if c.starts_with("standin") => cpu.upstream += ns,
                 c if c.starts_with("bench-client") => cpu.client += ns,
                 c if c.starts_with("bridge-parent") => cpu.parent += ns,

@@ -1,0 +1,3 @@
+//! Code the proxy benches share (each bench is its own crate and includes this module).
+
+pub(crate) mod load;
