@@ -206,16 +206,14 @@ mod attested {
             .build()
             .context("starting the async runtime")?;
         let verified = runtime.block_on(async {
-            let config = daas_chain::Deployment {
+            let chain = daas_chain::Deployment {
                 rpc: args.rpc.clone(),
                 chain_config: args.chain_config.clone(),
                 package: args.package,
                 cluster: args.cluster,
             }
-            .resolve()
+            .connect()
             .await?;
-            let chain = daas_chain::GrpcChain::new(config)?;
-            chain.check_chain().await?;
             let check = MasterCheck {
                 endpoint: args.server.as_ref().map(|s| s.as_str().to_owned()),
                 anchors: anchors(args)?,

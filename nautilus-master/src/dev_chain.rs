@@ -199,13 +199,13 @@ impl DevChain {
     /// the cluster's expected PCRs are set to the dev image's (with the admin key, only when they
     /// differ), then one PTB of `load_nitro_attestation` → `enclave::register_enclave`, signed by
     /// the cluster's enclave operator (the devnet's admin key), with a fresh document from
-    /// `service`. Returns the document's timestamp.
+    /// `service`.
     pub async fn register_enclave(
         &self,
         service: &crate::tee::AttestationService,
         pcrs: [&[u8]; 3],
         endpoint: &str,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let admin = self.admin_key()?;
         let cluster = self.chain.cluster().await?.value.cluster;
         if [
@@ -232,7 +232,6 @@ impl DevChain {
             .document(None)
             .await
             .context("attesting the dev enclave")?;
-        let timestamp = daas_attestation::parse(&document)?.timestamp_ms;
         let gas = self.chain.gas_for(admin.address(), 0).await?;
         let t = tx::register_enclave(&self.config, &gas, &document, endpoint)?;
         self.chain
@@ -240,7 +239,7 @@ impl DevChain {
             .await
             .context("registering the dev enclave on the dev chain")?;
         tracing::info!(%endpoint, "dev enclave registered on the dev chain");
-        Ok(timestamp)
+        Ok(())
     }
 
     /// Stops serving and waits for the devnet to flush.

@@ -74,7 +74,6 @@ pub async fn serve(
             chain
                 .register_enclave(&service, [&pcrs[0], &pcrs[1], &pcrs[2]], &endpoint)
                 .await
-                .map(|_| ())
         },
         shutdown,
         on_ready,

@@ -299,7 +299,6 @@ async fn dev(args: DevArgs) -> Result<()> {
 async fn serve(args: ServeArgs) -> Result<()> {
     use nautilus_master::serve::{ServeConfig, ServeFlags, run};
     let config = ServeConfig::load(&args.config)?;
-    config.check(args.tee)?;
     let shutdown = shutdown_signal()?;
     let flags = ServeFlags {
         tee: args.tee,

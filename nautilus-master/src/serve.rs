@@ -226,15 +226,12 @@ impl ServeConfig {
     }
 }
 
+/// `http://` to `localhost`, `127.0.0.0/8` or `::1` (the chain client's notion of loopback).
 fn is_loopback_http(url: &str) -> bool {
-    url.strip_prefix("http://")
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        })
+    url.parse::<http::Uri>().is_ok_and(|uri| {
+        uri.scheme_str() == Some("http")
+            && uri.host().is_some_and(daas_chain::config::is_loopback_host)
+    })
 }
 
 /// Flags of `serve` that are not in the file.
@@ -550,6 +547,11 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
             .expect("parse")
             .check(TeeKind::Dev)
             .expect("dev config");
+        let ipv6 = dev.replace("http://127.0.0.1:2379", "http://[::1]:2379");
+        parse(&ipv6)
+            .expect("parse")
+            .check(TeeKind::Dev)
+            .expect("IPv6 loopback etcd");
         // No chain id, or an unknown key: refused by the parser, naming the field.
         let err = parse(&GOOD.replace("chain_id = \"4c78adacZZZ\"\n", "")).expect_err("no id");
         assert!(err.to_string().contains("chain_id"), "{err}");

@@ -33,15 +33,13 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// The deployment from `--chain-config`, `--rpc`, `--package`, `--cluster`.
-pub(crate) async fn resolve(args: &ChainArgs) -> Result<ChainConfig> {
-    Ok(daas_chain::Deployment {
+fn deployment(args: &ChainArgs) -> daas_chain::Deployment {
+    daas_chain::Deployment {
         rpc: args.rpc.clone(),
         chain_config: args.chain_config.clone(),
         package: args.package,
         cluster: args.cluster,
     }
-    .resolve()
-    .await?)
 }
 
 /// For `token mint --chain-config`: the record's role, node name and current token epoch, after
@@ -96,11 +94,7 @@ pub(crate) fn record_for_token(
 
 /// A checked connection: right chain, reachable.
 pub(crate) async fn connect(args: &ChainArgs) -> Result<GrpcChain> {
-    let config = resolve(args).await?;
-    let chain = GrpcChain::new(config)?;
-    let info = chain.check_chain().await?;
-    tracing::debug!(chain = %info.chain, chain_id = %info.chain_id, height = info.checkpoint_height, "connected");
-    Ok(chain)
+    Ok(deployment(args).connect().await?)
 }
 
 pub(crate) fn key(global: &Global) -> Result<WalletKey> {

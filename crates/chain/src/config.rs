@@ -204,10 +204,19 @@ impl Deployment {
         }
         Ok(config)
     }
+
+    /// The resolved deployment's chain, checked: reachable, and the chain id it reports is the
+    /// pinned one (when one is pinned).
+    pub async fn connect(&self) -> Result<crate::GrpcChain, ChainError> {
+        let chain = crate::GrpcChain::new(self.resolve().await?)?;
+        let info = chain.check_chain().await?;
+        tracing::debug!(chain = %info.chain, chain_id = %info.chain_id, height = info.checkpoint_height, "connected");
+        Ok(chain)
+    }
 }
 
 /// `localhost`, `127.0.0.0/8` or `::1` (URI hosts keep IPv6 brackets).
-fn is_loopback_host(host: &str) -> bool {
+pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host
