@@ -161,6 +161,9 @@ async fn full_economy_through_the_chain_backed_view() {
         (on_chain.owner, on_chain.balance, on_chain.token_epoch),
         (alice.address(), 2 * SUI, 0)
     );
+    // The stake's checkpoint evicts its record's verdicts when the follower handles it: wait
+    // for that, or under load the eviction can land between the two lookups below.
+    ctl.saw(&ex).await;
     let t0 = token(&alice, cfg.cluster, record, Role::Worker, Some("node-a"), 0);
     let id = ctl.auth.authenticate(&t0).await.unwrap();
     assert_eq!((id.address, id.role), (alice.address(), Role::Worker));
