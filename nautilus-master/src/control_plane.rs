@@ -83,7 +83,26 @@ pub struct Options {
     pub rbac: crate::proxy::rbac::RbacPolicy,
     /// Operator pin of the admin role (see [`crate::auth::AuthConfig::admin_allowlist`]).
     pub admin_allowlist: Option<std::collections::BTreeSet<daas_seal::Address>>,
+    /// The worker path (join API and the :6443 front); `None`: no workers.
+    pub workers: Option<WorkerOptions>,
 }
+
+/// Where the :6443 front listens and how nodes are handled.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub listen: SocketAddr,
+    /// The URL agents are told to use; `None`: `https://<bound address>`.
+    pub public_url: Option<String>,
+    /// The CA (PEM) that signs kubelet client certificates. `None`: the upstream's CA
+    /// (`--upstream-ca`) for an external API server, K3s's `client-ca.crt` for k3s.
+    pub client_ca: Option<PathBuf>,
+    /// Token lifetime, taint effect, unbonding grace (its `server_url` is filled in here).
+    pub config: crate::workers::WorkersConfig,
+}
+
+/// Port `k3s server` listens on inside the enclave: the :6443 front takes 6443 and forwards to
+/// it (K3s advertises the front's port to agents, `--advertise-port`).
+pub const K3S_INTERNAL_PORT: u16 = 6444;
 
 /// What is running, for the banner.
 #[derive(Debug)]
@@ -100,6 +119,8 @@ pub struct Running {
     /// Whether an API server is behind the proxy.
     pub has_upstream: bool,
     pub k3s: Option<String>,
+    /// The :6443 front's URL, when workers can join.
+    pub node_url: Option<String>,
 }
 
 /// Runs everything until `shutdown` resolves. Once every listener is bound, `attested` gets
@@ -225,6 +246,18 @@ where
     let admin_listener = tokio::net::TcpListener::bind(opts.admin_listen)
         .await
         .with_context(|| format!("admin: binding {}", opts.admin_listen))?;
+    let node_listener = match &opts.workers {
+        Some(w) => Some(
+            tokio::net::TcpListener::bind(w.listen)
+                .await
+                .with_context(|| format!(":6443 front: binding {}", w.listen))?,
+        ),
+        None => None,
+    };
+    let node_addr = node_listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
     let proxy_addr = proxy_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     let webhook_url = format!(
@@ -276,6 +309,7 @@ where
                         &etcd_url,
                         &webhook_url,
                         &cert.ca_pem,
+                        node_addr.map(|a| a.port()),
                         &mut tasks,
                         stopped(stop_rx.clone()),
                     ) => Some(r),
@@ -292,7 +326,7 @@ where
                 k3s_state = Some(state);
                 (
                     Some(upstream),
-                    "k3s server (https://127.0.0.1:6443)".into(),
+                    format!("k3s server (https://127.0.0.1:{K3S_INTERNAL_PORT})"),
                     String::new(),
                 )
             }
@@ -360,13 +394,105 @@ where
             Ok(())
         }
     });
+    let webhook_auth = auth.clone();
     tasks.spawn({
         let stop = stopped(stop_rx.clone());
         async move {
-            webhook::serve_webhook(auth, webhook_listener, server_tls, stop).await;
+            webhook::serve_webhook(webhook_auth, webhook_listener, server_tls, stop).await;
             Ok(())
         }
     });
+    // 5. Workers: the join API on :8080 and the :6443 front, with the CSR approver and the
+    //    node lifecycle that follows stake.
+    let node_url = match (&opts.workers, node_listener, proxy.rbac()) {
+        (Some(w), Some(listener), Some(rbac)) => {
+            let client_ca = match (&w.client_ca, &opts.upstream) {
+                (Some(path), _) => path.clone(),
+                (None, UpstreamChoice::External { ca, .. }) => ca.clone(),
+                (None, _) => opts.data_dir.join("k3s/data/server/tls/client-ca.crt"),
+            };
+            let client_ca_pem = std::fs::read(&client_ca).with_context(|| {
+                format!(
+                    "the node client CA {} (--node-client-ca)",
+                    client_ca.display()
+                )
+            })?;
+            let addr = listener.local_addr()?;
+            let url = w
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{addr}"));
+            let mut node_sans = sans.clone();
+            node_sans.push(addr.ip().to_string());
+            node_sans.sort();
+            node_sans.dedup();
+            let node_tls = identity
+                .issue_server_cert("k3s-daas node front", &node_sans)?
+                .server_config_with_client_cas(&client_ca_pem)?;
+            let config = crate::workers::WorkersConfig {
+                server_url: url.clone(),
+                ..w.config.clone()
+            };
+            let workers = crate::workers::Workers::new(
+                config,
+                rbac.client().clone(),
+                auth.clone(),
+                identity.ca_pem().to_owned(),
+            );
+            proxy.set_workers(workers.clone());
+            tasks.spawn({
+                let workers = workers.clone();
+                let stop = stopped(stop_rx.clone());
+                async move {
+                    workers.run(stop).await;
+                    Ok(())
+                }
+            });
+            tasks.spawn({
+                // Wake the lifecycle controller on every checkpoint that wrote objects.
+                let workers = workers.clone();
+                let mut changes = auth.view().changes();
+                let stop = stopped(stop_rx.clone());
+                async move {
+                    tokio::pin!(stop);
+                    loop {
+                        tokio::select! {
+                            () = &mut stop => return Ok(()),
+                            changed = changes.changed() => {
+                                if changed.is_err() {
+                                    stop.await;
+                                    return Ok(());
+                                }
+                                workers.stake_changed();
+                            }
+                        }
+                    }
+                }
+            });
+            let front = crate::workers::front::NodeFront::new(proxy.clone(), workers);
+            tasks.spawn({
+                let stop = stopped(stop_rx.clone());
+                async move {
+                    crate::workers::front::serve_front(
+                        front,
+                        listener,
+                        node_tls,
+                        ServeLimits::default(),
+                        stop,
+                    )
+                    .await;
+                    Ok(())
+                }
+            });
+            info!(%url, client_ca = %client_ca.display(), "workers: join API on the proxy, :6443 front serving");
+            Some(url)
+        }
+        (Some(_), _, _) => {
+            warn!("workers cannot join: there is no API server behind this master");
+            None
+        }
+        _ => None,
+    };
     let mut checks: Vec<ReadyCheck> = Vec::new();
     if let Some(state) = k3s_state.clone() {
         checks.push(("k3s".into(), Arc::new(move || state.borrow().is_ready())));
@@ -390,6 +516,7 @@ where
         upstream: upstream_desc,
         has_upstream,
         k3s: k3s_desc,
+        node_url,
     });
 
     // Run until asked to stop or until a component fails.
@@ -421,12 +548,14 @@ fn no_k3s_hint() -> String {
 
 /// Starts `k3s server` on the shim under supervision and waits until its API and front-proxy
 /// credentials are there.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 async fn start_k3s(
     bin: &Path,
     data_dir: &Path,
     etcd_url: &str,
     webhook_url: &str,
     ca_pem: &str,
+    front_port: Option<u16>,
     tasks: &mut tokio::task::JoinSet<Result<()>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(UpstreamConfig, watch::Receiver<SupervisorState>)> {
@@ -442,6 +571,14 @@ async fn start_k3s(
         k3s_dir.join("secrets/admin.kubeconfig"),
     );
     config.token_webhook = Some(TokenWebhookArgs::new(webhook_config));
+    // The :6443 front takes the public port; K3s listens behind it and tells agents the
+    // front's port (`/v1-k3s/apiservers`).
+    config.https_listen_port = K3S_INTERNAL_PORT;
+    if let Some(port) = front_port {
+        config
+            .extra_args
+            .push(format!("--advertise-port={port}").into());
+    }
     let supervisor = Supervisor::new(
         SupervisorConfig::new(bin, server_args(&config)),
         HttpsPingProbe::for_server(&config),

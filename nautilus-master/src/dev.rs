@@ -22,6 +22,10 @@ use crate::dev_chain::DevChain;
 /// Dev stakes: the admin's (cluster-admin access) and the user's (one namespace).
 pub const DEV_ADMIN_STAKE_MIST: u64 = 10_000_000_000;
 pub const DEV_USER_STAKE_MIST: u64 = 1_000_000_000;
+/// What the dev worker wallet is funded and granted for (it stakes itself, as a staker would).
+pub const DEV_WORKER_STAKE_MIST: u64 = 1_000_000_000;
+/// The node name the banner suggests for the dev worker.
+pub const DEV_WORKER_NODE: &str = "dev-worker-1";
 
 /// What `dev` set up, for printing and for tests.
 #[derive(Debug)]
@@ -44,6 +48,10 @@ pub struct DevReport {
     pub user_address: Address,
     pub user_stake: Address,
     pub user_stake_epoch: u64,
+    /// The third dev wallet: granted the worker role and funded, not staked (the banner shows
+    /// the staker's commands).
+    pub worker_keystore: PathBuf,
+    pub worker_address: Address,
     /// The dev chain's endpoint and deployment file.
     pub chain_url: String,
     pub chain_config: PathBuf,
@@ -62,7 +70,13 @@ pub async fn run(data_dir: &Path, chain: &DevChain) -> Result<DevReport> {
     let key = load_or_create_key(&keystore)?;
     let user_keystore = data_dir.join("user/sui.keystore");
     let user_key = load_or_create_key(&user_keystore)?;
+    let worker_keystore = data_dir.join("worker/sui.keystore");
+    let worker_key = load_or_create_key(&worker_keystore)?;
     let cluster = chain.config.cluster;
+    chain
+        .ensure_ready_to_stake(worker_key.address(), Role::Worker, DEV_WORKER_STAKE_MIST)
+        .await
+        .context("preparing the dev worker wallet")?;
     let admin_record = chain
         .ensure_stake(&key, Role::Admin, DEV_ADMIN_STAKE_MIST)
         .await
@@ -132,6 +146,8 @@ pub async fn run(data_dir: &Path, chain: &DevChain) -> Result<DevReport> {
         user_address: user_key.address(),
         user_stake: user_record.object.id,
         user_stake_epoch: user_record.record.token_epoch,
+        worker_keystore,
+        worker_address: worker_key.address(),
         chain_url: chain.url.clone(),
         chain_config: chain.client_config_path(),
     })

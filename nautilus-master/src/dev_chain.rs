@@ -130,6 +130,37 @@ impl DevChain {
         Ok(Keystore::load(path)?.select(None)?.clone())
     }
 
+    /// Makes sure `account` may stake `amount` MIST for `role` itself: the grant when the role
+    /// needs one, and funds (stake plus gas) from the faucet. For the dev worker wallet, whose
+    /// stake the newcomer makes with `staker-agent stake`.
+    pub async fn ensure_ready_to_stake(
+        &self,
+        account: Address,
+        role: Role,
+        amount: u64,
+    ) -> Result<()> {
+        self.ensure_grant(account, role).await?;
+        self.ensure_funds(account, amount).await
+    }
+
+    async fn ensure_funds(&self, account: Address, amount: u64) -> Result<()> {
+        let needed = amount + 4 * tx::DEFAULT_GAS_BUDGET;
+        let have: u64 = self
+            .chain
+            .sui_coins(account)
+            .await?
+            .iter()
+            .map(|c| c.balance)
+            .sum();
+        if have < needed {
+            let mut client = self.chain.rpc_client();
+            daas_devnet::faucet::fund(&mut client, &self.faucet_key()?, account, needed)
+                .await
+                .context("funding a dev wallet")?;
+        }
+        Ok(())
+    }
+
     /// An active stake record of `role` owned by `key` in the cluster — the existing one, or a
     /// new one of `amount` MIST (funding `key` from the faucet first). A worker or admin `key` is
     /// granted the role first unless it holds the grant already.
@@ -159,20 +190,7 @@ impl DevChain {
                 return Ok(r);
             }
         }
-        let needed = amount + 2 * tx::DEFAULT_GAS_BUDGET;
-        let have: u64 = self
-            .chain
-            .sui_coins(key.address())
-            .await?
-            .iter()
-            .map(|c| c.balance)
-            .sum();
-        if have < needed {
-            let mut client = self.chain.rpc_client();
-            daas_devnet::faucet::fund(&mut client, &self.faucet_key()?, key.address(), needed)
-                .await
-                .context("funding a dev wallet")?;
-        }
+        self.ensure_funds(key.address(), amount).await?;
         let gas = self.chain.gas_for(key.address(), amount).await?;
         let t = tx::stake(&self.config, &gas, amount, role.code(), "")?;
         let executed = self

@@ -25,5 +25,6 @@ pub mod proxy;
 mod ratelimit;
 pub mod serve;
 pub mod tee;
+pub mod workers;
 
 pub use ratelimit::RateLimit;

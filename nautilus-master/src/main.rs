@@ -99,6 +99,24 @@ struct DevArgs {
         value_delimiter = ','
     )]
     admin_allow: Vec<daas_seal::Address>,
+    /// The :6443 front for K3s agents and kubelets (workers join through `POST /join` on the
+    /// proxy, then talk to this address).
+    #[arg(long, default_value = "127.0.0.1:6443", env = "DAAS_NODE_LISTEN")]
+    node_listen: SocketAddr,
+    /// CA (PEM) that signs kubelet client certificates [default: --upstream-ca, or K3s's
+    /// client CA].
+    #[arg(long)]
+    node_client_ca: Option<PathBuf>,
+    /// How long an unbonding worker's drain honours PodDisruptionBudgets before its pods are
+    /// deleted anyway (slashed workers are drained at once).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    unbonding_grace: std::time::Duration,
+    /// Effect of the `k3s-daas.io/revoked` taint on a revoked worker.
+    #[arg(long, value_enum, default_value = "no-schedule")]
+    revoked_taint_effect: nautilus_master::workers::TaintEffect,
+    /// No worker path: no join API, no :6443 front.
+    #[arg(long)]
+    no_workers: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -283,6 +301,16 @@ async fn dev(args: DevArgs) -> Result<()> {
             rbac,
             admin_allowlist: (!args.admin_allow.is_empty())
                 .then(|| args.admin_allow.iter().copied().collect()),
+            workers: (!args.no_workers).then(|| nautilus_master::control_plane::WorkerOptions {
+                listen: args.node_listen,
+                public_url: None,
+                client_ca: args.node_client_ca.clone(),
+                config: nautilus_master::workers::WorkersConfig {
+                    unbonding_grace: args.unbonding_grace,
+                    taint_effect: args.revoked_taint_effect,
+                    ..nautilus_master::workers::WorkersConfig::new(String::new())
+                },
+            }),
         },
         tee,
     };
@@ -471,4 +499,24 @@ fn print_running(
         "Staking on chain: `staker-agent --keystore … stake | revoke-tokens | unstake --chain-config {}`; the proxy refuses revoked tokens within a checkpoint.",
         r.chain_config.display()
     );
+    if let Some(node_url) = &running.node_url {
+        let wks = r.worker_keystore.display();
+        let node = nautilus_master::dev::DEV_WORKER_NODE;
+        println!();
+        println!(
+            "Workers: a third dev wallet ({wks}) holds the worker grant; stake, join and run a node (:6443 front {node_url}):"
+        );
+        println!(
+            "  cargo run -q -p staker-agent -- --keystore {wks} stake --role worker --node-name {node} --amount 1 --chain-config {chain_config}"
+        );
+        println!(
+            "  cargo run -q -p staker-agent -- --keystore {wks} join --chain-config {chain_config} --dev-root {dev_root} --agent kubelet --state-dir {dir}/worker"
+        );
+        println!(
+            "  cargo run -q -p staker-agent -- --keystore {wks} run --chain-config {chain_config} --dev-root {dev_root} --state-dir {dir}/worker --kubelet /path/to/kubelet"
+        );
+        println!(
+            "  (or `run` without --kubelet to start `k3s agent`; `staker-agent unstake` drains and deletes the node within a checkpoint)"
+        );
+    }
 }

@@ -51,6 +51,107 @@ pub struct ServeConfig {
     /// Accept admin-role tokens only from these addresses (on top of the on-chain grant).
     #[serde(default)]
     pub admin_allow: Vec<daas_seal::Address>,
+    /// The worker path: join API and the :6443 front.
+    #[serde(default)]
+    pub workers: WorkersSection,
+}
+
+/// `[workers]`: where the :6443 front listens and how revoked nodes are handled.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Off: no join API, no :6443 front.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_node_listen")]
+    pub listen: SocketAddr,
+    /// The URL agents use (default: `public_endpoint`'s host on port 6443).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// CA (PEM) of kubelet client certificates (default: K3s's client CA, or the external
+    /// upstream's CA).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    #[serde(default = "default_token_ttl", with = "humantime_serde_compat")]
+    pub token_ttl: Duration,
+    /// How long an unbonding node's drain honours PodDisruptionBudgets.
+    #[serde(default = "default_unbonding_grace", with = "humantime_serde_compat")]
+    pub unbonding_grace: Duration,
+    /// `NoSchedule` (default) or `NoExecute`.
+    #[serde(default = "default_taint_effect")]
+    pub revoked_taint_effect: String,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            enabled: true,
+            listen: default_node_listen(),
+            public_url: None,
+            client_ca: None,
+            token_ttl: default_token_ttl(),
+            unbonding_grace: default_unbonding_grace(),
+            revoked_taint_effect: default_taint_effect(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_node_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6443))
+}
+fn default_token_ttl() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+fn default_unbonding_grace() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+fn default_taint_effect() -> String {
+    "NoSchedule".into()
+}
+
+impl WorkersSection {
+    /// The control plane's worker options, or `None` when disabled.
+    pub fn options(
+        &self,
+        public_endpoint: &str,
+    ) -> anyhow::Result<Option<crate::control_plane::WorkerOptions>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let taint_effect = match self.revoked_taint_effect.as_str() {
+            "NoSchedule" => crate::workers::TaintEffect::NoSchedule,
+            "NoExecute" => crate::workers::TaintEffect::NoExecute,
+            other => anyhow::bail!(
+                "workers.revoked_taint_effect: {other:?} is neither NoSchedule nor NoExecute"
+            ),
+        };
+        let public_url = match &self.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let uri: http::Uri = public_endpoint
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("public_endpoint: {e}"))?;
+                let host = uri
+                    .host()
+                    .ok_or_else(|| anyhow::anyhow!("public_endpoint has no host"))?;
+                format!("https://{host}:{}", self.listen.port())
+            }
+        };
+        Ok(Some(crate::control_plane::WorkerOptions {
+            listen: self.listen,
+            public_url: Some(public_url),
+            client_ca: self.client_ca.clone(),
+            config: crate::workers::WorkersConfig {
+                token_ttl: self.token_ttl,
+                unbonding_grace: self.unbonding_grace,
+                taint_effect,
+                ..crate::workers::WorkersConfig::new(String::new())
+            },
+        }))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +466,7 @@ pub async fn run(
         rbac: crate::proxy::rbac::RbacPolicy::default(),
         admin_allowlist: (!config.admin_allow.is_empty())
             .then(|| config.admin_allow.iter().copied().collect()),
+        workers: config.workers.options(&config.public_endpoint)?,
     };
     let trust = Trust {
         chain,

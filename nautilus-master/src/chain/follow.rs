@@ -87,6 +87,7 @@ pub async fn run<C: Chain + 'static>(
                     view.evict_all();
                     auth.evict_all();
                     auth.chain_regained();
+                    view.notify_changed();
                 }
                 FollowEvent::Disconnected(_) => {
                     view.evict_all();
@@ -149,6 +150,9 @@ pub async fn run<C: Chain + 'static>(
                         if !rules_changed {
                             auth.revalidate(Scope::Stake(*id));
                         }
+                    }
+                    if !changes.objects.is_empty() || rules_changed {
+                        view.notify_changed();
                     }
                 }
             }

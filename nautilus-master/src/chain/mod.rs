@@ -64,6 +64,9 @@ pub struct ChainStakeView<C> {
     /// Records named by `Slashed` events: slashed whatever a replica says.
     slashed: Mutex<HashSet<Address>>,
     follower: Option<Arc<FollowerStatus>>,
+    /// Bumped after each checkpoint the follower handled that wrote objects (see
+    /// [`ChainStakeView::changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl<C> std::fmt::Debug for ChainStakeView<C> {
@@ -107,7 +110,19 @@ impl<C: Chain> ChainStakeView<C> {
             floors: lru(DEFAULT_RECORD_CACHE),
             slashed: Mutex::new(HashSet::new()),
             follower,
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that sees a new value after each handled checkpoint that wrote objects
+    /// (stake records, the cluster) and after each reconnection: the worker lifecycle wakes on
+    /// it instead of polling.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn notify_changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn chain(&self) -> &C {

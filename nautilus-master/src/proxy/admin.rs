@@ -35,6 +35,7 @@ pub async fn serve_admin<V: StakeView + 'static>(
                         cache: proxy.authenticator().cache_stats(),
                         sessions: proxy.authenticator().sessions().len(),
                         undecodable_events: proxy.authenticator().view().undecodable_events(),
+                        workers: proxy.workers().map(|w| w.metrics()),
                     }),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 ),

@@ -20,11 +20,13 @@ pub(crate) struct AuthnLabels {
 }
 
 /// Values read at scrape time.
-pub(crate) struct Scrape {
+pub(crate) struct Scrape<'a> {
     pub(crate) cache: crate::auth::CacheStats,
     pub(crate) sessions: usize,
     /// From the chain follower, when there is one.
     pub(crate) undecodable_events: Option<u64>,
+    /// The worker path's metrics, when it runs.
+    pub(crate) workers: Option<&'a crate::workers::WorkerMetrics>,
 }
 
 /// All proxy metrics; cheap to update from any task.
@@ -64,7 +66,7 @@ impl Metrics {
 
     /// Renders the text exposition format. The token-cache and session gauges are read here,
     /// at scrape time, rather than on every request.
-    pub(crate) fn encode(&self, at_scrape: Scrape) -> String {
+    pub(crate) fn encode(&self, at_scrape: Scrape<'_>) -> String {
         let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let cache = at_scrape.cache;
         self.authn_cache_hits.set(gauge(cache.hits));
@@ -136,6 +138,9 @@ impl Metrics {
                 "Package events the chain follower could not decode since start (each dropped every cached verdict)",
                 self.chain_undecodable_events.clone(),
             );
+        }
+        if let Some(workers) = at_scrape.workers {
+            workers.register(&mut registry);
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

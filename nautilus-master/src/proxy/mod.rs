@@ -17,8 +17,8 @@ mod audit;
 mod headers;
 mod metrics;
 pub mod rbac;
-mod server;
-mod status;
+pub(crate) mod server;
+pub(crate) mod status;
 pub mod tls;
 mod upstream;
 pub mod webhook;
@@ -44,7 +44,7 @@ use crate::auth::{AuthError, Identity, Scope, SealAuthenticator, Session, StakeV
 pub use crate::ratelimit::RateLimit;
 pub use admin::{ReadyCheck, serve_admin};
 pub use metrics::Metrics;
-pub use server::{ServeLimits, serve_proxy};
+pub use server::{ClientCert, ServeLimits, serve_proxy};
 pub use tls::{ServerCert, TlsError, UpstreamTls};
 pub use upstream::UpstreamConfig;
 
@@ -147,6 +147,8 @@ pub struct Proxy<V> {
     bootstrapped: AtomicBool,
     denials: audit::Sampler,
     metrics: Arc<Metrics>,
+    /// The worker path (`POST /join`), once the control plane has set it up.
+    workers: std::sync::OnceLock<Arc<crate::workers::Workers<V>>>,
 }
 
 impl<V: StakeView + 'static> Proxy<V> {
@@ -182,6 +184,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             bootstrapped: AtomicBool::new(false),
             denials: audit::Sampler::new(20),
             metrics: Arc::new(Metrics::new()),
+            workers: std::sync::OnceLock::new(),
             config,
             auth,
             upstream,
@@ -195,6 +198,146 @@ impl<V: StakeView + 'static> Proxy<V> {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Serves `POST /join` for `workers` from now on (set once; later calls are ignored).
+    pub fn set_workers(&self, workers: Arc<crate::workers::Workers<V>>) {
+        let _ = self.workers.set(workers);
+    }
+
+    /// The worker path, if set.
+    pub fn workers(&self) -> Option<&Arc<crate::workers::Workers<V>>> {
+        self.workers.get()
+    }
+
+    /// A counter that moves whenever live sessions are re-checked: read it before judging a
+    /// request that may become a session, and pass it to [`Proxy::forward_as`].
+    pub(crate) fn session_changes(&self) -> u64 {
+        self.auth.sessions().changes()
+    }
+
+    /// Forwards `req` as `identity`, already authenticated by another front door (the :6443
+    /// front). `rechecks` is [`Proxy::session_changes`] from before the verdict.
+    pub(crate) async fn forward_as(
+        &self,
+        req: Request<Incoming>,
+        identity: Arc<Identity>,
+        remote: SocketAddr,
+        rechecks: u64,
+    ) -> Response<ProxyBody> {
+        let verb = verb_of(req.method(), req.uri().path(), req.uri().query());
+        let Some(upstream) = self.upstream.clone() else {
+            return status::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &self.config.no_upstream_hint,
+            );
+        };
+        if let Some(refused) = self.header_gate() {
+            return refused;
+        }
+        self.forward(upstream, req, identity, verb, remote, rechecks)
+            .await
+    }
+
+    /// `None` when the API server's request-header settings were verified; otherwise the
+    /// answer that says why nothing is forwarded.
+    fn header_gate(&self) -> Option<Response<ProxyBody>> {
+        match self.header_safety() {
+            HeaderSafety::Safe => None,
+            HeaderSafety::Unknown => Some(status::response_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the API server's request-header settings have not been verified yet; retry shortly",
+                Some(2),
+            )),
+            HeaderSafety::Unsafe => Some(status::response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the API server behind this proxy reads identity from headers clients could set; the operator must fix its --requestheader-* settings",
+            )),
+        }
+    }
+
+    /// `POST /join`: a worker's Seal token, authenticated like any other, buys its node's join
+    /// material (see [`crate::workers`]).
+    async fn join(&self, req: Request<Incoming>, remote: SocketAddr) -> Response<ProxyBody> {
+        let Some(workers) = self.workers.get().cloned() else {
+            return status::response(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "this master does not accept workers (no :6443 front is configured)",
+            );
+        };
+        if req.method() != Method::POST {
+            return status::response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "POST /join with a worker Seal token",
+            );
+        }
+        let path = daas_join_api::PATH;
+        let token = match bearer_token(req.headers()) {
+            Ok(t) => t.to_owned(),
+            Err(e) => {
+                self.deny("create", path, remote, "denied", e.reason());
+                return status::response(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    &format!("Unauthorized: {e}; send `Authorization: Bearer <worker seal token>`"),
+                );
+            }
+        };
+        let identity = match self.auth.cached(&token) {
+            Some(identity) => identity,
+            None => match self.authenticate_cold(&token, remote, "create", path).await {
+                Ok(identity) => identity,
+                Err(resp) => return resp,
+            },
+        };
+        if let Err(wait) = self
+            .limiter
+            .check(identity.username.as_str(), Instant::now())
+        {
+            return status::response_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "too many join requests; retry shortly",
+                Some(wait.as_secs().max(1)),
+            );
+        }
+        // The signature was verified by the authentication above; only the claims are read.
+        let claims = match daas_seal::SealToken::parse(&token) {
+            Ok(t) => t.claims().clone(),
+            Err(e) => {
+                return status::response(StatusCode::UNAUTHORIZED, "Unauthorized", &e.to_string());
+            }
+        };
+        let body =
+            match http_body_util::Limited::new(req.into_body(), daas_join_api::MAX_REQUEST_LEN)
+                .collect()
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return status::response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestEntityTooLarge",
+                        "the join request body is too large",
+                    );
+                }
+            };
+        match workers.join(&identity, &claims, &body, remote).await {
+            Ok(answer) => status::json(StatusCode::OK, &answer),
+            Err(e) => {
+                let code = e.status();
+                status::response(
+                    code,
+                    code.canonical_reason().unwrap_or("Failure"),
+                    &e.to_string(),
+                )
+            }
+        }
     }
 
     /// The API-access helper (role bindings, namespaces, readiness), if an upstream is set.
@@ -341,6 +484,9 @@ impl<V: StakeView + 'static> Proxy<V> {
         if req.uri().path() == daas_verify_master::wire::PATH {
             return self.attestation(&req, remote).await;
         }
+        if req.uri().path() == daas_join_api::PATH {
+            return self.join(req, remote).await;
+        }
         // Audit records carry at most 256 bytes of path, whatever the client sent.
         let path = truncate(req.uri().path(), 256).to_owned();
         // Before the verdict: a re-check from here on may miss this request's session.
@@ -407,23 +553,8 @@ impl<V: StakeView + 'static> Proxy<V> {
                 &self.config.no_upstream_hint,
             );
         };
-        match self.header_safety() {
-            HeaderSafety::Safe => {}
-            HeaderSafety::Unknown => {
-                return status::response_with(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "the API server's request-header settings have not been verified yet; retry shortly",
-                    Some(2),
-                );
-            }
-            HeaderSafety::Unsafe => {
-                return status::response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceUnavailable",
-                    "the API server behind this proxy reads identity from headers clients could set; the operator must fix its --requestheader-* settings",
-                );
-            }
+        if let Some(refused) = self.header_gate() {
+            return refused;
         }
         if self.config.bootstrap_rbac
             && let Some(rbac) = &self.rbac

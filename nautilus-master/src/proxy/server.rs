@@ -60,6 +60,12 @@ impl Default for ServeLimits {
     }
 }
 
+/// The client certificate a TLS client presented (verified by the listener's client-certificate
+/// verifier), attached to each of its requests as an extension. Only listeners configured to
+/// ask for one (the :6443 front) ever attach it.
+#[derive(Clone, Debug)]
+pub struct ClientCert(pub rustls::pki_types::CertificateDer<'static>);
+
 /// A client byte stream: TLS over TCP, or TCP alone in explicit dev mode.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
@@ -151,8 +157,13 @@ pub(crate) async fn serve(
             let seen = got_request.clone();
             let activity = Activity::new();
             let active = activity.clone();
-            let service = hyper::service::service_fn(move |req| {
+            let client_cert = Arc::new(std::sync::OnceLock::<ClientCert>::new());
+            let cert_slot = client_cert.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 seen.store(true, Ordering::Relaxed);
+                if let Some(cert) = cert_slot.get() {
+                    req.extensions_mut().insert(cert.clone());
+                }
                 let busy = active.begin();
                 let fut = handler(req, remote);
                 async move {
@@ -176,7 +187,17 @@ pub(crate) async fn serve(
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
                     {
-                        Ok(Ok(stream)) => Some(Box::new(stream)),
+                        Ok(Ok(stream)) => {
+                            if let Some(cert) = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|certs| certs.first())
+                            {
+                                let _ = client_cert.set(ClientCert(cert.clone().into_owned()));
+                            }
+                            Some(Box::new(stream))
+                        }
                         Ok(Err(e)) => {
                             debug!(%remote, error = %e, "TLS handshake failed");
                             None

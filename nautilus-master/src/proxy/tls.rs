@@ -46,6 +46,8 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("client CA for node certificates: {0}")]
+    ClientCa(String),
     #[error("upstream URL {0:?} needs an https scheme and a host")]
     BadUpstreamUrl(String),
 }
@@ -110,6 +112,38 @@ impl ServerCert {
             chain,
             key,
         }
+    }
+
+    /// Like [`ServerCert::server_config`], and asks clients for a certificate issued by one of
+    /// `client_cas` (PEM). A client without one is still served (bootstrap tokens, `/cacerts`);
+    /// a certificate that does not verify fails the handshake.
+    pub fn server_config_with_client_cas(
+        &self,
+        client_cas: &[u8],
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(client_cas) {
+            let cert = cert.map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(TlsError::ClientCa("no PEM certificate".into()));
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// rustls server configuration offering HTTP/2 and HTTP/1.1.

@@ -73,6 +73,30 @@ impl EnclaveIdentity {
         &self.ca_spki
     }
 
+    /// A serving certificate for another front door (the :6443 front) under the same CA: its
+    /// clients pin the same attested CA.
+    pub fn issue_server_cert(
+        &self,
+        common_name: &str,
+        sans: &[String],
+    ) -> Result<ServerCert, TlsError> {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
+        let mut params = CertificateParams::new(sans.to_vec())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate()?;
+        let leaf = params.signed_by(&key, self.issuer.as_ref())?;
+        let chain = vec![
+            leaf.der().clone(),
+            CertificateDer::from(self.ca_der.clone()),
+        ];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok(ServerCert::in_memory(self.ca_pem().to_owned(), chain, key))
+    }
+
     /// The in-memory issuer, for certificates of further front doors.
     pub fn issuer(&self) -> Arc<Issuer<'static, KeyPair>> {
         self.issuer.clone()
