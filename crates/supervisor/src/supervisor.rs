@@ -135,7 +135,8 @@ type Hook = Box<dyn FnMut(u32) -> HookFuture + Send + Sync>;
 ///     Spawned,
 /// );
 /// let _state = supervisor.subscribe(); // for readiness reports
-/// supervisor.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+/// let (_stop, stopped) = tokio::sync::oneshot::channel::<()>(); // send (or drop) to stop
+/// supervisor.run(async { let _ = stopped.await; }).await
 /// # }
 /// ```
 pub struct Supervisor<P> {
