@@ -42,6 +42,96 @@ fn deployment(args: &ChainArgs) -> daas_chain::Deployment {
     }
 }
 
+/// A stake record that may be used now: the key's, in the configured cluster, active, not
+/// slashed.
+#[derive(Clone, Debug)]
+pub(crate) struct UsableRecord {
+    pub(crate) id: Address,
+    pub(crate) role: Role,
+    /// Empty unless a worker's.
+    pub(crate) node_name: String,
+    pub(crate) token_epoch: u64,
+}
+
+/// `--stake` (or the only record `owner` has in the cluster), after checking that it is
+/// `owner`'s, in the configured cluster, active and not slashed.
+pub(crate) async fn usable_record(
+    chain: &GrpcChain,
+    owner: Address,
+    stake: Option<Address>,
+) -> Result<UsableRecord> {
+    let r = pick_record(chain, owner, stake).await?;
+    let id = r.object.id;
+    let r = r.record;
+    let role = Role::from_code(r.role)
+        .ok_or_else(|| anyhow!("stake record {id} has unknown role {}", r.role))?;
+    let standing = standing_of(chain, id, Some(&r)).await?;
+    if standing != Standing::Active {
+        bail!(
+            "stake record {id} is not active ({standing}): the control plane would refuse any token for it"
+        );
+    }
+    Ok(UsableRecord {
+        id,
+        role,
+        node_name: r.node_name,
+        token_epoch: r.token_epoch,
+    })
+}
+
+/// Where a stake record stands now, as far as the control plane is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    Active,
+    Unbonding,
+    Slashed,
+    /// The record no longer exists.
+    Withdrawn,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Active => "active",
+            Standing::Unbonding => "unbonding",
+            Standing::Slashed => "slashed",
+            Standing::Withdrawn => "withdrawn",
+        })
+    }
+}
+
+/// The standing of record `id` (read from the chain unless `record` is given): its status,
+/// and the cluster's slashed table.
+pub(crate) async fn standing_of(
+    chain: &GrpcChain,
+    id: Address,
+    record: Option<&daas_chain_types::StakeRecord>,
+) -> Result<Standing> {
+    let fetched;
+    let r = match record {
+        Some(r) => r,
+        None => match chain.stake_record(id).await?.value {
+            Some(o) => {
+                fetched = o.record;
+                &fetched
+            }
+            None => return Ok(Standing::Withdrawn),
+        },
+    };
+    match r.status {
+        consts::STATUS_ACTIVE => {}
+        consts::STATUS_UNBONDING => return Ok(Standing::Unbonding),
+        consts::STATUS_SLASHED => return Ok(Standing::Slashed),
+        other => bail!("stake record {id} has an unknown status {other}"),
+    }
+    let table = chain.cluster().await?.value.cluster.slashed.id;
+    Ok(if chain.is_slashed(table, id).await?.value {
+        Standing::Slashed
+    } else {
+        Standing::Active
+    })
+}
+
 /// For `token mint --chain-config`: the record's role, node name and current token epoch, after
 /// checking that it is `owner`'s, in the token's cluster, and active; explicit flags must agree.
 pub(crate) fn record_for_token(
@@ -56,21 +146,8 @@ pub(crate) fn record_for_token(
     };
     block_on(async {
         let chain = connect(&chain_args).await?;
-        let r = pick_record(&chain, owner, Some(args.stake)).await?.record;
-        let role = Role::from_code(r.role)
-            .ok_or_else(|| anyhow!("stake record {} has unknown role {}", args.stake, r.role))?;
-        let table = chain.cluster().await?.value.cluster.slashed.id;
-        if r.status != consts::STATUS_ACTIVE || chain.is_slashed(table, args.stake).await?.value {
-            bail!(
-                "stake record {} is not active ({}): the control plane would refuse any token for it",
-                args.stake,
-                if r.status == consts::STATUS_ACTIVE {
-                    "slashed"
-                } else {
-                    status_name(r.status)
-                }
-            );
-        }
+        let r = usable_record(&chain, owner, Some(args.stake)).await?;
+        let role = r.role;
         let node = (!r.node_name.is_empty()).then_some(r.node_name);
         if let Some(given) = args.role
             && given != role

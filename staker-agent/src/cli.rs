@@ -79,9 +79,94 @@ pub(crate) enum Command {
     /// signed under the AWS Nitro root, PCRs equal to the cluster's expected PCRs on chain, its
     /// CA the one registered on chain and the one its TLS certificate chains to.
     VerifyMaster(VerifyMasterArgs),
+    /// Join this machine to the cluster as the worker of a stake record: verify the master,
+    /// send a fresh worker Seal token to its join endpoint, and write the join material
+    /// (bootstrap token, node password, CA, k3s agent config) under --state-dir.
+    Join(JoinArgs),
+    /// Join, then run and supervise `k3s agent` (or a plain kubelet with --kubelet) until
+    /// SIGTERM/SIGINT; stops and removes the secrets when the stake is no longer active
+    /// (exit code 3).
+    Run(RunArgs),
     /// Cluster administration, for the holder of the cluster's AdminCap (its key: --keystore/--key).
     #[command(subcommand)]
     Admin(AdminCommand),
+}
+
+/// What runs on the worker (the `agent` of the join request).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AgentChoice {
+    /// `k3s agent` (uses the K10 token and the node password).
+    K3s,
+    /// A plain kubelet with TLS bootstrap (uses the bootstrap kubeconfig).
+    Kubelet,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct JoinArgs {
+    #[command(flatten)]
+    pub(crate) chain: ChainArgs,
+    /// Worker stake record id; may be omitted when you own exactly one record in the cluster.
+    #[arg(long, env = "DAAS_STAKE")]
+    pub(crate) stake: Option<Address>,
+    /// The master's URL, `https://host[:port]` (port 8080 by default; default: the endpoint
+    /// registered on chain).
+    #[arg(long, env = "DAAS_MASTER")]
+    pub(crate) master: Option<String>,
+    /// Also trust this DEV attestation root (PEM). Development only: a dev master proves
+    /// nothing.
+    #[arg(long, env = "DAAS_DEV_ATTESTATION_ROOT", conflicts_with = "ca_file")]
+    pub(crate) dev_root: Option<PathBuf>,
+    /// Pin this CA (PEM) instead of checking the master's attestation: for masters without an
+    /// enclave. Explicit, and warned about: nothing proves what runs behind it.
+    #[arg(long, env = "DAAS_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// What will run on this machine: `k3s` (k3s agent) or `kubelet`.
+    #[arg(long, value_enum, default_value = "k3s", env = "DAAS_AGENT")]
+    pub(crate) agent: AgentChoice,
+    /// Where the join material is written (created 0700).
+    #[arg(long, env = "DAAS_STATE_DIR", default_value = "/var/lib/k3s-daas")]
+    pub(crate) state_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) join: JoinArgs,
+    /// The k3s binary (default: $K3S_BIN, then `k3s` on PATH).
+    #[arg(long)]
+    pub(crate) k3s_bin: Option<PathBuf>,
+    /// k3s's data directory, passed as `--data-dir` (default: k3s's own,
+    /// /var/lib/rancher/k3s); its `agent/client-kubelet.crt` tells whether the node registered.
+    #[arg(long, env = "DAAS_K3S_DATA_DIR")]
+    pub(crate) k3s_data_dir: Option<PathBuf>,
+    /// Where k3s agent reads the node password; the join's password is copied there before
+    /// the first start (a different existing one is refused).
+    #[arg(
+        long,
+        env = "DAAS_NODE_PASSWORD_FILE",
+        default_value = "/etc/rancher/node/password"
+    )]
+    pub(crate) node_password_file: PathBuf,
+    /// Run this kubelet (or a wrapper script) with the bootstrap kubeconfig instead of
+    /// `k3s agent` (joins as `kubelet`).
+    #[arg(long, env = "DAAS_KUBELET")]
+    pub(crate) kubelet: Option<PathBuf>,
+    /// An extra kubelet argument (repeatable), e.g. `--kubelet-arg=--fail-swap-on=false`.
+    #[arg(long = "kubelet-arg", requires = "kubelet", allow_hyphen_values = true)]
+    pub(crate) kubelet_args: Vec<String>,
+    /// How long the agent may take to stop after SIGTERM before it gets SIGKILL.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "DAAS_STOP_GRACE")]
+    pub(crate) stop_grace: Duration,
+    /// How often the stake record is read from the chain while the agent runs.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "DAAS_STAKE_CHECK_INTERVAL")]
+    pub(crate) stake_check_interval: Duration,
+    /// First restart delay after the agent exits; it doubles up to --restart-backoff-max and
+    /// starts again after 60 s of uptime.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub(crate) restart_backoff: Duration,
+    /// Longest restart delay.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) restart_backoff_max: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -283,6 +368,14 @@ fn parse_grantable_role(s: &str) -> Result<Role, String> {
     }
 }
 
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be positive".into());
+    }
+    Ok(d)
+}
+
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d.is_zero() {
@@ -305,6 +398,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::RevokeTokens(args) => crate::chain::revoke_tokens(&cli.global, args),
         Command::Status(args) => crate::chain::status(&cli.global, args),
         Command::VerifyMaster(args) => crate::master::run(&cli.global, args),
+        Command::Join(args) => crate::join::run(&cli.global, args),
+        Command::Run(args) => crate::run::run(&cli.global, args),
         Command::Admin(AdminCommand::Grant(args)) => {
             crate::chain::grant(&cli.global, args, crate::chain::GrantChange::Grant)
         }

@@ -1,11 +1,16 @@
 //! `staker-agent`: thin main — parse, set up logging, run. Data on stdout, logs on stderr.
-//! Exit codes: 0 success, 1 failure, 64 bad usage.
+//! Exit codes: 0 success, 1 failure, 3 `run` stopped because the stake is no longer active,
+//! 64 bad usage.
 
 mod amount;
 mod chain;
 mod cli;
 mod enclave;
+mod join;
 mod master;
+mod notify;
+mod run;
+mod state_dir;
 mod token;
 mod wallet;
 
@@ -22,17 +27,28 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // `run` is a service: its supervision and the agent's own lines belong in the journal.
+    let default_level = match cli.command {
+        cli::Command::Run(_) => "info",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DAAS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // No colour codes in the journal or in files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<run::Revoked>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -4,7 +4,8 @@ use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use daas_seal::{Claims, NodeName, SealToken, TimeRules};
+use daas_seal::{Address, Claims, NodeName, Role, SealToken, TimeRules};
+use daas_wallet::WalletKey;
 use serde_json::json;
 
 use crate::cli::{Global, MintArgs};
@@ -16,11 +17,34 @@ fn now_ms() -> u64 {
 /// Latest instant humantime formats (9999-12-31T23:59:59Z); token times are untrusted input.
 const MAX_RFC3339_MS: u64 = 253_402_300_799_999;
 
-fn rfc3339(ms: u64) -> String {
+pub(crate) fn rfc3339(ms: u64) -> String {
     match UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)) {
         Some(t) if ms <= MAX_RFC3339_MS => humantime::format_rfc3339_seconds(t).to_string(),
         _ => format!("{ms} ms after the Unix epoch (beyond year 9999)"),
     }
+}
+
+/// What a Seal token is minted for (the signer is the key).
+pub(crate) struct Minting<'a> {
+    pub(crate) cluster: Address,
+    pub(crate) stake: Address,
+    pub(crate) role: Role,
+    pub(crate) node_name: Option<&'a str>,
+    pub(crate) token_epoch: u64,
+    pub(crate) ttl_ms: u64,
+}
+
+/// Mints a fresh token (random nonce, issued now) with `key`: `token mint` and `join` (one
+/// fresh worker token per join call) both mint here.
+pub(crate) fn mint_for(key: &WalletKey, m: &Minting<'_>) -> Result<SealToken> {
+    let mut builder = Claims::builder(m.cluster, key.address(), m.stake, m.role)
+        .lifetime(now_ms(), m.ttl_ms)
+        .token_epoch(m.token_epoch)
+        .random_nonce();
+    if let Some(name) = m.node_name {
+        builder = builder.node_name(NodeName::new(name)?);
+    }
+    Ok(daas_seal::mint(key.keypair(), builder.build()?)?)
 }
 
 pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
@@ -35,14 +59,17 @@ pub(crate) fn mint(global: &Global, args: MintArgs) -> Result<()> {
             .context("--role is required (or pass --chain-config to read it from the chain)")?;
         (role, args.node_name, args.epoch.unwrap_or(0))
     };
-    let mut builder = Claims::builder(args.cluster, key.address(), args.stake, role)
-        .lifetime(now_ms(), ttl_ms)
-        .token_epoch(epoch)
-        .random_nonce();
-    if let Some(name) = node_name {
-        builder = builder.node_name(NodeName::new(name)?);
-    }
-    let token = daas_seal::mint(key.keypair(), builder.build()?)?;
+    let token = mint_for(
+        &key,
+        &Minting {
+            cluster: args.cluster,
+            stake: args.stake,
+            role,
+            node_name: node_name.as_deref(),
+            token_epoch: epoch,
+            ttl_ms,
+        },
+    )?;
     let c = token.claims();
     if global.json() {
         println!(

@@ -6,119 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use daas_wallet::{Scheme, WalletKey, write_keystore};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_staker-agent");
+mod support;
 
-/// The devnet binary, built by `cargo test --workspace`, in its own process.
-struct Devnet {
-    process: daas_devnet::process::DevnetProcess,
-}
-
-impl Devnet {
-    fn start(dir: &Path) -> Devnet {
-        Devnet::start_with(dir, None)
-    }
-
-    /// Started with `--trust-dev-attestation-root` when `dev_root` is given.
-    fn start_with(dir: &Path, dev_root: Option<&Path>) -> Devnet {
-        let bin = daas_devnet::process::binary().unwrap();
-        Devnet {
-            process: daas_devnet::process::DevnetProcess::start_with(&bin, dir, 0, dev_root)
-                .unwrap(),
-        }
-    }
-
-    fn config(&self) -> String {
-        self.process.client_config_path().display().to_string()
-    }
-
-    fn faucet(&self, to: &str, sui: &str) {
-        let out = Command::new(daas_devnet::process::binary().unwrap())
-            .args(["faucet", "--to", to, "--amount", sui, "--data-dir"])
-            .arg(&self.process.data_dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-struct Agent {
-    keystore: String,
-    address: String,
-    config: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    /// The devnet's generated admin key, which holds the cluster's AdminCap.
-    fn admin(devnet: &Devnet) -> Agent {
-        let config: Value =
-            serde_json::from_str(&std::fs::read_to_string(devnet.config()).unwrap()).unwrap();
-        Agent {
-            keystore: config["admin_keystore"].as_str().unwrap().to_owned(),
-            address: config["admin"].as_str().unwrap().to_owned(),
-            config: devnet.config(),
-            _dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// `admin grant --account address --role role` with the devnet's admin key.
-    fn granted(devnet: &Devnet, address: &str, role: &str) {
-        Agent::admin(devnet).ok_json(&["admin", "grant", "--account", address, "--role", role]);
-    }
-
-    fn new(devnet: &Devnet) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let key = WalletKey::generate(Scheme::Ed25519);
-        let path = dir.path().join("sui.keystore");
-        write_keystore(&path, std::slice::from_ref(&key)).unwrap();
-        Agent {
-            keystore: path.display().to_string(),
-            address: key.address().to_string(),
-            config: devnet.config(),
-            _dir: dir,
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--keystore")
-            .arg(&self.keystore)
-            .args(args)
-            .arg("--chain-config")
-            .arg(&self.config)
-            .env_clear()
-            .output()
-            .unwrap()
-    }
-
-    fn ok_json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let out = self.run(&all);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
+use support::{Agent, BIN, Devnet};
 
 #[test]
 fn stake_revoke_unstake_withdraw_and_status() {

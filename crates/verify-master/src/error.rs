@@ -40,4 +40,8 @@ pub enum VerifyMasterError {
     },
     #[error("the TLS certificate the master presented is not trusted: {why}")]
     ServedCertificate { why: String },
+    #[error("request to {endpoint}: {why}")]
+    Request { endpoint: String, why: String },
+    #[error("the answer from {endpoint} is larger than {limit} bytes; refused")]
+    TooLarge { endpoint: String, limit: usize },
 }

@@ -9,11 +9,13 @@
 //! cluster and the CA), requires that CA to be the one registered on chain, and requires the
 //! TLS certificate the master served to chain to it. The CA it returns is then safe to pin, and
 //! the K3s `K10…` CA hash workers need is derived from the same verified bytes.
+//! [`post_json_pinned`] then talks to the master over TLS that trusts that CA alone.
 
 mod anchors;
 mod check;
 mod error;
 mod fetch;
+mod pinned;
 pub mod wire;
 
 pub use anchors::trust_anchors;
@@ -22,3 +24,4 @@ pub use check::{
 };
 pub use error::VerifyMasterError;
 pub use fetch::{Endpoint, ServedChain, check_served_chain, fetch_attestation};
+pub use pinned::{PinnedResponse, post_json_pinned};

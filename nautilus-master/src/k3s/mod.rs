@@ -9,7 +9,8 @@
 //!   a mode-0600 file in a mode-0700 directory, handed to K3s with `--token-file` (never on argv),
 //!   and redacted in `Debug`/`Display`. [`write_token_webhook_kubeconfig`] writes the file
 //!   kube-apiserver's `authentication-token-webhook-config-file` reads.
-//! - [`Supervisor`] runs the child in its own process group, forwards its output to `tracing`
+//! - [`Supervisor`] (the generic part is the `daas-supervisor` crate, shared with
+//!   `staker-agent run`) runs the child in its own process group, forwards its output to `tracing`
 //!   (target `k3s`), waits for a [`ReadinessProbe`], restarts it with exponential backoff after
 //!   an unexpected exit and stops it with SIGTERM, a grace period, then SIGKILL. Its
 //!   [`SupervisorState`] is published on a `tokio::sync::watch` channel for `/readyz`.
@@ -33,7 +34,8 @@ pub use args::{
     ADMISSION_PLUGINS, CertKeyFiles, DEFAULT_DISABLE, DEFAULT_HTTPS_PORT, Datastore,
     K3sServerConfig, TokenWebhookArgs, server_args,
 };
-pub use probe::{HttpsPingProbe, ReadinessProbe, TcpConnectProbe};
+pub use daas_supervisor::ReadinessProbe;
+pub use probe::{HttpsPingProbe, TcpConnectProbe};
 pub use supervisor::{
     K3S_BIN_ENV, RestartPolicy, Supervisor, SupervisorConfig, SupervisorState, resolve_k3s_binary,
 };
@@ -125,4 +127,7 @@ pub enum K3sError {
         /// [`RestartPolicy::reset_after`].
         window: Duration,
     },
+    /// A supervision failure added to `daas-supervisor` after the variants above.
+    #[error(transparent)]
+    Supervisor(daas_supervisor::SupervisorError),
 }

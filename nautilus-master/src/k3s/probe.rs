@@ -1,19 +1,9 @@
 //! Readiness probes for the supervised k3s server.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::K3sServerConfig;
-
-/// Tells the [`Supervisor`](super::Supervisor) when a freshly started k3s serves.
-///
-/// Called repeatedly (every [`SupervisorConfig::probe_interval`](super::SupervisorConfig)) until
-/// it returns `true` once; a probe should bound its own time.
-pub trait ReadinessProbe: Send + Sync {
-    /// Whether the server is ready now.
-    fn ready(&self) -> impl Future<Output = bool> + Send;
-}
+use super::{K3sServerConfig, ReadinessProbe};
 
 /// Ready once a TCP connection to the https port succeeds.
 ///
