@@ -510,10 +510,10 @@ fn print_running(
             "  cargo run -q -p staker-agent -- --keystore {wks} stake --role worker --node-name {node} --amount 1 --chain-config {chain_config}"
         );
         println!(
-            "  cargo run -q -p staker-agent -- --keystore {wks} join --chain-config {chain_config} --dev-root {dev_root} --agent kubelet --state-dir {dir}/worker"
+            "  cargo run -q -p staker-agent -- --keystore {wks} join --chain-config {chain_config} --dev-root {dev_root} --agent kubelet --state-dir {dir}/worker-node"
         );
         println!(
-            "  cargo run -q -p staker-agent -- --keystore {wks} run --chain-config {chain_config} --dev-root {dev_root} --state-dir {dir}/worker --kubelet /path/to/kubelet"
+            "  cargo run -q -p staker-agent -- --keystore {wks} run --chain-config {chain_config} --dev-root {dev_root} --state-dir {dir}/worker-node --kubelet /path/to/kubelet"
         );
         println!(
             "  (or `run` without --kubelet to start `k3s agent`; `staker-agent unstake` drains and deletes the node within a checkpoint)"

@@ -16,11 +16,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use daas_chain::{Executed, GrpcChain, tx};
@@ -33,6 +32,7 @@ use nautilus_master::proxy::rbac::user_namespace;
 use nautilus_master::proxy::{Proxy, ProxyConfig, ServeLimits, ServerCert, serve_proxy};
 use support::devnet::{DevnetProcess, SUI, fund, token};
 use support::proxy::{peer_upstream, write_kubeconfig};
+use support::node::{Node, Streaming};
 use support::{ApiServerOnShim, peer, run_ok};
 
 /// The proxy in front of `upstream`, authenticating against the chain through a follower.
@@ -106,113 +106,6 @@ impl Drop for ChainProxy {
     }
 }
 
-/// A real worker node (kubelet + containerd) joined with a bootstrap token; stopped on drop.
-struct Node {
-    peer_dir: PathBuf,
-    run_dir: PathBuf,
-}
-
-impl Node {
-    fn start(peer_dir: &Path, api: &ApiServerOnShim, name: &str, index: u8) -> Self {
-        let token = run_ok(
-            Command::new(peer_dir.join("bootstrap-token.sh"))
-                .arg("create")
-                .env("KUBECONFIG", &api.admin_kubeconfig),
-        );
-        let token = token.lines().last().unwrap().trim().to_owned();
-        // Short: the node's relay socket path must stay under 100 characters.
-        let run_dir = PathBuf::from(format!("/tmp/daas-rev-{}", std::process::id()));
-        let node = Node {
-            peer_dir: peer_dir.to_owned(),
-            run_dir: run_dir.clone(),
-        };
-        let out = Command::new(peer_dir.join("start-node.sh"))
-            .env("K8S_NODE_NAME", name)
-            .env("K8S_NODE_INDEX", index.to_string())
-            .env("K8S_NODE_RUN_DIR", &run_dir)
-            .env("K8S_NODE_TOKEN", token)
-            .env("K8S_NODE_APISERVER", api.url())
-            .env("K8S_NODE_CA_FILE", api.pki().join("ca.crt"))
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "start-node.sh failed: {out:?}");
-        node
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = Command::new(self.peer_dir.join("stop-node.sh"))
-            .arg("--clean")
-            .env("K8S_NODE_RUN_DIR", &self.run_dir)
-            .stdout(Stdio::null())
-            .status();
-    }
-}
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Streaming {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdin: Option<std::process::ChildStdin>,
-}
-
-impl Streaming {
-    fn spawn(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Streaming {
-            child,
-            lines,
-            stdin,
-        }
-    }
-
-    fn line(&self, what: &str) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("no output from {what}: {e}"))
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Waits up to `limit` for the process to exit on its own; how long it took.
-    fn ended_within(&mut self, limit: Duration) -> Option<Duration> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if !self.running() {
-                return Some(start.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn staked(ex: &Executed) -> Address {
     ex.events
         .iter()
@@ -277,7 +170,7 @@ fn revocations_on_chain_end_live_sessions_against_a_real_cluster() {
             "--enable-bootstrap-token-auth --kubelet-preferred-address-types=InternalIP",
         )],
     );
-    let _node = Node::start(&node_dir, &api, "daas-rev", 180);
+    let _node = Node::start_with_token(&node_dir, &api, "daas-rev", 180);
     let proxy = ChainProxy::start(chain.clone(), &api, &tmp.path().join("tls"));
     let kc = |name: &str, key: &WalletKey, stake: Address, role: Role, ns: Option<&str>| {
         write_kubeconfig(

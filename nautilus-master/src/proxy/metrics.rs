@@ -75,7 +75,8 @@ impl Metrics {
             .set(gauge(u64::try_from(cache.entries).unwrap_or(u64::MAX)));
         self.open_sessions
             .set(gauge(u64::try_from(at_scrape.sessions).unwrap_or(u64::MAX)));
-        let mut registry = Registry::with_prefix("daas_proxy");
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("daas_proxy");
         registry.register(
             "requests",
             "Requests answered, by Kubernetes verb and HTTP status code",
@@ -140,11 +141,11 @@ impl Metrics {
             );
         }
         if let Some(workers) = at_scrape.workers {
-            workers.register(&mut registry);
+            workers.register(&mut root);
         }
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &root);
         out
     }
 }

@@ -30,6 +30,9 @@ use super::tokens::node_password_secret_name;
 use super::{REVOKED_TAINT, Workers, now_ms};
 use crate::auth::StakeView;
 
+/// How soon a drain in progress is looked at again.
+const DRAIN_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What one drain pass left to do.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct DrainProgress {
@@ -49,10 +52,22 @@ impl<V: StakeView + 'static> Workers<V> {
         tokio::pin!(shutdown);
         loop {
             self.pass().await;
+            // A drain in progress is looked at again soon (PodDisruptionBudgets, pod grace),
+            // as `kubectl drain` retries every 5 s.
+            let draining = self
+                .bindings
+                .all()
+                .iter()
+                .any(|b| b.state == BindingState::Revoking);
+            let next = if draining {
+                self.config.resync.min(DRAIN_RETRY)
+            } else {
+                self.config.resync
+            };
             tokio::select! {
                 () = &mut shutdown => return,
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.config.resync) => {}
+                () = tokio::time::sleep(next) => {}
             }
         }
     }
@@ -209,6 +224,7 @@ impl<V: StakeView + 'static> Workers<V> {
                 if at.0 <= now {
                     self.force_delete(&api, name, node, "grace_over").await?;
                     progress.deleted += 1;
+                    progress.remaining -= 1;
                 }
                 continue;
             }
