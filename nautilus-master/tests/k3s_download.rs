@@ -477,6 +477,44 @@ async fn no_network_is_one_clear_line() {
     assert!(!text.contains('\n'), "{text}");
 }
 
+/// HTTPS is verified against the public roots: a server with a certificate of its own (here on
+/// loopback, as a network attacker's would be) fails the handshake, and nothing is fetched.
+#[tokio::test]
+async fn https_refuses_a_certificate_outside_the_public_roots() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let server = tokio::spawn({
+        let handshakes = handshakes.clone();
+        async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                if acceptor.accept(tcp).await.is_ok() {
+                    handshakes.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = DownloadConfig::new(tmp.path().join("cache"), arch());
+    config.release_url = format!("https://127.0.0.1:{port}/");
+    let err = ensure_k3s(&config).await.unwrap_err();
+    assert!(matches!(err, DownloadError::Tls { .. }), "{err}");
+    assert_eq!(handshakes.load(Ordering::SeqCst), 0);
+    assert_eq!(cached_files(tmp.path()), Vec::<String>::new());
+    server.abort();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Process level: `nautilus-master dev` with no k3s installed.
 
