@@ -63,9 +63,35 @@ struct DevArgs {
     /// devnet's usual port, so `staker-agent --rpc devnet` reaches it.
     #[arg(long, default_value = "127.0.0.1:9000")]
     chain_listen: SocketAddr,
-    /// k3s binary (default: $K3S_BIN, then `k3s` on PATH).
+    /// k3s binary (default: $K3S_BIN, then `k3s` on PATH, then the pinned K3s release from the
+    /// cache or downloaded).
     #[arg(long)]
     k3s_bin: Option<PathBuf>,
+    /// Never download K3s: without a k3s binary (--k3s-bin, K3S_BIN, PATH or a verified cached
+    /// one) dev runs without an API server.
+    #[arg(long, env = "DAAS_NO_DOWNLOAD")]
+    no_download: bool,
+    /// The K3s release downloaded when no k3s binary is found.
+    #[arg(
+        long,
+        value_name = "TAG",
+        default_value = nautilus_master::k3s::K3S_VERSION,
+        env = "DAAS_K3S_VERSION"
+    )]
+    k3s_version: String,
+    /// Where downloaded K3s releases are kept [default: $XDG_CACHE_HOME/k3s-daas/k3s, else
+    /// ~/.cache/k3s-daas/k3s].
+    #[arg(long, value_name = "DIR", env = "DAAS_K3S_CACHE_DIR")]
+    k3s_cache_dir: Option<PathBuf>,
+    /// Base URL of K3s releases (`<URL><tag>/<file>`); plain http only to loopback (tests).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "URL",
+        default_value = nautilus_master::k3s::RELEASE_URL,
+        env = nautilus_master::k3s::RELEASE_URL_ENV
+    )]
+    k3s_release_url: String,
     /// Use this running kube-apiserver instead of starting k3s (request-header auth).
     #[arg(long, requires_all = ["upstream_ca", "upstream_client_cert", "upstream_client_key"])]
     upstream: Option<String>,
@@ -145,9 +171,10 @@ enum Command {
     ///
     /// Creates (or reuses) two dev Sui wallets (admin and user) with dev stakes, a cluster id
     /// and an etcd key ring; self-checks Seal authentication and the etcd shim; then serves the
-    /// etcd shim (embedded store), `k3s server` when a k3s binary is found (or any
-    /// kube-apiserver given with --upstream), the kubectl proxy, the TokenReview webhook and
-    /// health/metrics. Stakes live in an in-memory view until the local devnet chain lands.
+    /// etcd shim (embedded store), `k3s server` (an installed k3s, else the pinned K3s release,
+    /// downloaded once, SHA-256-checked and cached; see --no-download) or any kube-apiserver
+    /// given with --upstream, the kubectl proxy, the TokenReview webhook and health/metrics.
+    /// Stakes live in an in-memory view until the local devnet chain lands.
     #[cfg(feature = "dev")]
     Dev(Box<DevArgs>),
     /// Run the control plane inside the Nitro Enclave (production), from a config file.
@@ -251,7 +278,9 @@ async fn dev(args: DevArgs) -> Result<()> {
         admin_binding: !args.no_admin_binding,
         tenant,
     };
-    let shutdown = shutdown_signal()?;
+    nautilus_master::k3s::check_release(&args.k3s_version, &args.k3s_release_url)
+        .context("--k3s-version / --k3s-release-url")?;
+    let mut shutdown = std::pin::pin!(shutdown_signal()?);
     nautilus_master::dev::prepare(&args.data_dir)?;
     // The stand-in for the enclave's NSM: a dev root kept under <data-dir>/tee (made on first
     // use), PCRs derived from this build's version. The dev chain trusts that root, loudly.
@@ -275,6 +304,14 @@ async fn dev(args: DevArgs) -> Result<()> {
     if args.check {
         return chain.shutdown().await;
     }
+    // This machine's architecture and cache: errors only matter if a download is needed.
+    let k3s_download =
+        nautilus_master::k3s::DownloadConfig::for_host(args.k3s_cache_dir).map(|mut config| {
+            config.version = args.k3s_version;
+            config.release_url = args.k3s_release_url;
+            config.allow_download = !args.no_download;
+            config
+        });
     let upstream = match (
         args.upstream,
         args.upstream_ca,
@@ -287,7 +324,14 @@ async fn dev(args: DevArgs) -> Result<()> {
             client_cert,
             client_key,
         },
-        _ => UpstreamChoice::K3s { bin: args.k3s_bin },
+        _ => {
+            // Ctrl-C during a download stops `dev` (the partial file is removed).
+            let found = tokio::select! {
+                found = dev_k3s_binary(args.k3s_bin, k3s_download) => found,
+                () = &mut shutdown => return chain.shutdown().await,
+            };
+            UpstreamChoice::K3s { bin: found }
+        }
     };
     let opts = DevServeOptions {
         plane: nautilus_master::control_plane::Options {
@@ -322,6 +366,42 @@ async fn dev(args: DevArgs) -> Result<()> {
     .context("dev control plane");
     let stopped = chain.shutdown().await.context("stopping the dev chain");
     served.and(stopped)
+}
+
+/// The k3s binary `dev` runs: the one named (`--k3s-bin`, `K3S_BIN`: used as given, never
+/// replaced by a download), else `k3s` on PATH, else the pinned release (cached, or downloaded
+/// and verified). `None` (the reason printed) when there is none: `dev` then serves without an
+/// API server, as the banner explains.
+#[cfg(feature = "dev")]
+async fn dev_k3s_binary(
+    explicit: Option<PathBuf>,
+    download: Result<nautilus_master::k3s::DownloadConfig, nautilus_master::k3s::DownloadError>,
+) -> Option<PathBuf> {
+    use nautilus_master::k3s::{K3S_BIN_ENV, ensure_k3s, resolve_k3s_binary};
+    let named = explicit.is_some() || std::env::var_os(K3S_BIN_ENV).is_some_and(|v| !v.is_empty());
+    if named {
+        return explicit;
+    }
+    if let Ok(path) = resolve_k3s_binary(None) {
+        println!("  k3s binary    {} (on PATH)", path.display());
+        return Some(path);
+    }
+    let found = match download {
+        Ok(config) => ensure_k3s(&config).await,
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(k3s) => {
+            println!("  k3s binary    {k3s}");
+            Some(k3s.path)
+        }
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            tracing::warn!(error = %format!("{e:#}"), "no k3s binary: serving without an API server");
+            println!("  k3s binary    none: {e:#}");
+            None
+        }
+    }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

@@ -21,6 +21,9 @@ use support::{ApiServerOnShim, bin, peer, run_ok};
 fn dev_command(data: &Path) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["dev", "--data-dir"]).arg(data);
+    // Never the network: these tests are about everything but the K3s download
+    // (tests/k3s_download.rs).
+    cmd.arg("--no-download");
     for flag in [
         "--listen",
         "--webhook-listen",

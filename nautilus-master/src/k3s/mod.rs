@@ -14,6 +14,9 @@
 //!   (target `k3s`), waits for a [`ReadinessProbe`], restarts it with exponential backoff after
 //!   an unexpected exit and stops it with SIGTERM, a grace period, then SIGKILL. Its
 //!   [`SupervisorState`] is published on a `tokio::sync::watch` channel for `/readyz`.
+//! - With feature `dev`, [`ensure_k3s`] provides `dev`'s k3s when none is installed: the pinned
+//!   release ([`K3S_VERSION`]) for this architecture, SHA-256-checked against the release's
+//!   checksum file and cached per user.
 //!
 //! What it does not do: start the etcd shim or the proxy, talk to the Kubernetes API, or reap
 //! processes that K3s itself orphans (the enclave's init does that).
@@ -22,6 +25,8 @@
 //! log line.
 
 mod args;
+#[cfg(feature = "dev")]
+mod download;
 mod probe;
 mod supervisor;
 mod token;
@@ -35,6 +40,12 @@ pub use args::{
     K3sServerConfig, TokenWebhookArgs, server_args,
 };
 pub use daas_supervisor::ReadinessProbe;
+#[cfg(feature = "dev")]
+pub use download::{
+    Arch, DownloadConfig, DownloadError, K3S_VERSION, K3sBinary, MAX_BINARY_BYTES,
+    MAX_CHECKSUM_BYTES, MAX_REDIRECTS, Origin, RELEASE_URL, RELEASE_URL_ENV, check_release,
+    default_cache_dir, ensure_k3s,
+};
 pub use probe::{HttpsPingProbe, TcpConnectProbe};
 pub use supervisor::{
     K3S_BIN_ENV, RestartPolicy, Supervisor, SupervisorConfig, SupervisorState, resolve_k3s_binary,
