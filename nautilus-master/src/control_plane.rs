@@ -438,6 +438,7 @@ where
                 rbac.client().clone(),
                 auth.clone(),
                 identity.ca_pem().to_owned(),
+                String::from_utf8_lossy(&client_ca_pem).into_owned(),
             );
             proxy.set_workers(workers.clone());
             tasks.spawn({

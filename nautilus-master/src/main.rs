@@ -516,6 +516,11 @@ fn print_running(
         nautilus_master::dev_serve::dev_root_path(data_dir).display()
     );
     println!("  API server       {}", running.upstream);
+    if let Some(url) = &running.node_url {
+        println!(
+            "  node front       {url}   (:6443 for kubelets and K3s agents; they join with POST /join on the proxy)"
+        );
+    }
     println!(
         "  etcd shim        {}   (embedded store {dir}/etcd)",
         running.etcd_url
@@ -575,10 +580,6 @@ fn print_running(
         "  cargo run -q -p staker-agent -- --keystore {uks} status --chain-config {}",
         r.chain_config.display()
     );
-    println!(
-        "Staking on chain: `staker-agent --keystore … stake | revoke-tokens | unstake --chain-config {}`; the proxy refuses revoked tokens within a checkpoint.",
-        r.chain_config.display()
-    );
     if let Some(node_url) = &running.node_url {
         let wks = r.worker_keystore.display();
         let node = nautilus_master::dev::DEV_WORKER_NODE;
@@ -599,4 +600,8 @@ fn print_running(
             "  (or `run` without --kubelet to start `k3s agent`; `staker-agent unstake` drains and deletes the node within a checkpoint)"
         );
     }
+    println!(
+        "Staking on chain: `staker-agent --keystore … stake | revoke-tokens | unstake --chain-config {}`; the proxy refuses revoked tokens within a checkpoint.",
+        r.chain_config.display()
+    );
 }

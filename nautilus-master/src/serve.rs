@@ -129,7 +129,9 @@ impl WorkersSection {
             ),
         };
         let public_url = match &self.public_url {
-            Some(u) => u.clone(),
+            Some(u) => Some(u.clone()),
+            // Port 0 (tests): the bound address.
+            None if self.listen.port() == 0 => None,
             None => {
                 let uri: http::Uri = public_endpoint
                     .parse()
@@ -137,12 +139,12 @@ impl WorkersSection {
                 let host = uri
                     .host()
                     .ok_or_else(|| anyhow::anyhow!("public_endpoint has no host"))?;
-                format!("https://{host}:{}", self.listen.port())
+                Some(format!("https://{host}:{}", self.listen.port()))
             }
         };
         Ok(Some(crate::control_plane::WorkerOptions {
             listen: self.listen,
-            public_url: Some(public_url),
+            public_url,
             client_ca: self.client_ca.clone(),
             config: crate::workers::WorkersConfig {
                 token_ttl: self.token_ttl,

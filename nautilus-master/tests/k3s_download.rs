@@ -535,6 +535,7 @@ impl DevProcess {
             "--webhook-listen",
             "--admin-listen",
             "--chain-listen",
+            "--node-listen",
         ] {
             cmd.args([flag, "127.0.0.1:0"]);
         }

@@ -31,8 +31,8 @@ use nautilus_master::chain::follow::{ChainAuthenticator, following};
 use nautilus_master::proxy::rbac::user_namespace;
 use nautilus_master::proxy::{Proxy, ProxyConfig, ServeLimits, ServerCert, serve_proxy};
 use support::devnet::{DevnetProcess, SUI, fund, token};
-use support::proxy::{peer_upstream, write_kubeconfig};
 use support::node::{Node, Streaming};
+use support::proxy::{peer_upstream, write_kubeconfig};
 use support::{ApiServerOnShim, peer, run_ok};
 
 /// The proxy in front of `upstream`, authenticating against the chain through a follower.

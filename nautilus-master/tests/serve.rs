@@ -274,6 +274,9 @@ endpoints = ["http://127.0.0.1:{etcd_fwd}"]
 [keys]
 file = "{keyring}"
 
+[workers]
+listen = "127.0.0.1:0"
+
 [upstream.external]
 url = "{api}"
 ca = "{ca}"

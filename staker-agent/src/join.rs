@@ -269,6 +269,13 @@ fn check_response(
     if r.ca_certificate != master.ca_pem {
         bail!("its CA certificate is not the verified one");
     }
+    if !r
+        .client_ca_certificate
+        .starts_with("-----BEGIN CERTIFICATE-----")
+        || r.client_ca_certificate.len() > 64 * 1024
+    {
+        bail!("its client CA is not a PEM certificate");
+    }
     if r.node_name != node_name {
         bail!(
             "it names node {:?}, but the stake record's node is {node_name:?}",
@@ -353,6 +360,11 @@ fn write_material(
     let record_json = serde_json::to_vec_pretty(record).context("encoding join.json")?;
     let files = vec![
         state.write(state_dir::CA_FILE, r.ca_certificate.as_bytes(), 0o644)?,
+        state.write(
+            state_dir::CLIENT_CA_FILE,
+            r.client_ca_certificate.as_bytes(),
+            0o644,
+        )?,
         state.write(
             state_dir::TOKEN_FILE,
             format!("{}\n", r.token).as_bytes(),

@@ -254,6 +254,7 @@ fn child_config(args: &RunArgs, joined: &Joined) -> Result<SupervisorConfig> {
                 ),
                 flag("kubeconfig", &state.path(state_dir::KUBELET_KUBECONFIG)),
                 flag("cert-dir", &pki),
+                flag("client-ca-file", &state.path(state_dir::CLIENT_CA_FILE)),
                 format!("--hostname-override={}", joined.record.node_name).into(),
             ];
             argv.extend(args.kubelet_args.iter().map(OsString::from));
@@ -263,6 +264,10 @@ fn child_config(args: &RunArgs, joined: &Joined) -> Result<SupervisorConfig> {
                 (
                     "K3S_DAAS_CA_FILE",
                     state.path(state_dir::CA_FILE).into_os_string(),
+                ),
+                (
+                    "K3S_DAAS_CLIENT_CA_FILE",
+                    state.path(state_dir::CLIENT_CA_FILE).into_os_string(),
                 ),
                 (
                     "K3S_DAAS_BOOTSTRAP_KUBECONFIG",

@@ -4,6 +4,8 @@
 //!
 //! Layout (the directory is 0700):
 //! - `ca.crt` (0644): the cluster CA, PEM, as the master serves it.
+//! - `client-ca.crt` (0644): the CA of the API server's client certificate (a plain kubelet's
+//!   `--client-ca-file`).
 //! - `token` (0600): the K3s secure join token `K10…::<id>.<secret>` (`k3s agent --token-file`).
 //! - `node-password` (0600): the node password K3s binds the node name with.
 //! - `bootstrap.kubeconfig` (0600): server, CA and bootstrap token for a kubelet's TLS bootstrap.
@@ -21,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const CA_FILE: &str = "ca.crt";
+pub(crate) const CLIENT_CA_FILE: &str = "client-ca.crt";
 pub(crate) const TOKEN_FILE: &str = "token";
 pub(crate) const NODE_PASSWORD_FILE: &str = "node-password";
 pub(crate) const BOOTSTRAP_KUBECONFIG: &str = "bootstrap.kubeconfig";

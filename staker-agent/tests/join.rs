@@ -135,6 +135,7 @@ fn join_writes_the_material_and_refusals_write_nothing() {
         [
             "bootstrap.kubeconfig",
             "ca.crt",
+            "client-ca.crt",
             "join.json",
             "k3s-agent.yaml",
             "node-password",
@@ -143,6 +144,7 @@ fn join_writes_the_material_and_refusals_write_nothing() {
     );
     for (name, want) in [
         ("ca.crt", 0o644),
+        ("client-ca.crt", 0o644),
         ("join.json", 0o644),
         ("token", 0o600),
         ("node-password", 0o600),

@@ -332,18 +332,20 @@ fn runs_a_kubelet_with_the_bootstrap_kubeconfig() {
     assert_eq!(
         s.read(&s.fake("argv")),
         format!(
-            "--bootstrap-kubeconfig={}\n--kubeconfig={}\n--cert-dir={}\n--hostname-override=w1\n--fail-swap-on=false\n--v=2\n",
+            "--bootstrap-kubeconfig={}\n--kubeconfig={}\n--cert-dir={}\n--client-ca-file={}\n--hostname-override=w1\n--fail-swap-on=false\n--v=2\n",
             p("bootstrap.kubeconfig"),
             p("kubelet.kubeconfig"),
-            p("pki")
+            p("pki"),
+            p("client-ca.crt")
         )
     );
     assert_eq!(
         s.read(&s.fake("env")),
         format!(
-            "K3S_DAAS_BOOTSTRAP_KUBECONFIG={}\nK3S_DAAS_CA_FILE={}\nK3S_DAAS_KUBECONFIG={}\nK3S_DAAS_NODE_NAME=w1\nK3S_DAAS_SERVER={SERVER}\nK3S_DAAS_STATE_DIR={}\n",
+            "K3S_DAAS_BOOTSTRAP_KUBECONFIG={}\nK3S_DAAS_CA_FILE={}\nK3S_DAAS_CLIENT_CA_FILE={}\nK3S_DAAS_KUBECONFIG={}\nK3S_DAAS_NODE_NAME=w1\nK3S_DAAS_SERVER={SERVER}\nK3S_DAAS_STATE_DIR={}\n",
             p("bootstrap.kubeconfig"),
             p("ca.crt"),
+            p("client-ca.crt"),
             p("kubelet.kubeconfig"),
             state.display()
         )

@@ -56,6 +56,10 @@ pub struct JoinResponse {
     pub server: String,
     /// The cluster CA (PEM) exactly as `/cacerts` serves it: the enclave's attested CA.
     pub ca_certificate: String,
+    /// The CA (PEM) of the client certificates the API server presents to kubelets (logs,
+    /// exec, port-forward): a plain kubelet's `--client-ca-file`. K3s agents fetch it from
+    /// `/v1-k3s/client-ca.crt` themselves.
+    pub client_ca_certificate: String,
     /// `K10` + SHA-256 (hex) of [`Self::ca_certificate`]'s bytes: K3s's CA pin.
     pub ca_hash: String,
     /// The K3s secure join token `K10<hash>::<id>.<secret>` (for `k3s agent --token-file`).
@@ -98,6 +102,7 @@ mod tests {
             stake: "0x1".into(),
             server: "https://127.0.0.1:6443".into(),
             ca_certificate: "pem".into(),
+            client_ca_certificate: "client pem".into(),
             ca_hash: "K10ab".into(),
             token: "K10ab::abcdef.0123456789abcdef".into(),
             bootstrap_token: "abcdef.0123456789abcdef".into(),

@@ -199,6 +199,7 @@ impl<V: StakeView + 'static> Workers<V> {
             stake,
             server: self.config.server_url.clone(),
             ca_certificate: self.ca_pem.clone(),
+            client_ca_certificate: self.client_ca_pem.clone(),
             ca_hash: self.ca_hash.clone(),
             token: format!("{}::{}", self.ca_hash, token.expose()),
             bootstrap_token: token.expose(),

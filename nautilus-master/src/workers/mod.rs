@@ -160,6 +160,8 @@ pub struct Workers<V> {
     /// The CA agents pin (PEM, exactly as `/cacerts` serves it) and its `K10…` hash.
     pub(crate) ca_pem: String,
     pub(crate) ca_hash: String,
+    /// The cluster's client CA (PEM): what kubelets verify the API server's calls with.
+    pub(crate) client_ca_pem: String,
     pub(crate) metrics: WorkerMetrics,
     /// Wakes the lifecycle controller (the chain follower saw stake records change).
     pub(crate) wake: tokio::sync::Notify,
@@ -191,14 +193,17 @@ pub(crate) fn now_ms() -> u64 {
 
 impl<V: StakeView + 'static> Workers<V> {
     /// The worker path over the master's API access `client` (see
-    /// [`crate::proxy::rbac::Rbac::client`]); `ca_pem` is what agents pin.
+    /// [`crate::proxy::rbac::Rbac::client`]); `ca_pem` is what agents pin, `client_ca_pem`
+    /// the cluster's client CA (it signs kubelet certificates and the API server's own).
     pub fn new(
         config: WorkersConfig,
         client: kube::Client,
         auth: Arc<SealAuthenticator<V>>,
         ca_pem: String,
+        client_ca_pem: String,
     ) -> Arc<Self> {
         Arc::new(Workers {
+            client_ca_pem,
             ca_hash: k3s_ca_hash(&ca_pem),
             ca_pem,
             bindings: Bindings::new(client.clone()),

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)] // test-only helpers: a failed setup step should panic
 
+pub mod dev;
 pub mod devnet;
 pub mod node;
 pub mod proxy;

@@ -14,6 +14,8 @@ use hyper::{Request, Response, StatusCode};
 
 /// The bootstrap token's secret half and the node password the stand-in hands out: tests assert
 /// they never reach stdout or stderr.
+/// The cluster client CA the stand-in hands out (any PEM certificate does).
+pub const CLIENT_CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBCg==\n-----END CERTIFICATE-----\n";
 pub const BOOTSTRAP_SECRET: &str = "0123456789abcdef";
 pub const BOOTSTRAP_TOKEN: &str = "abcdef.0123456789abcdef";
 pub const NODE_PASSWORD: &str = "f00dfeedf00dfeedf00dfeedf00dfeed";
@@ -213,6 +215,7 @@ async fn handle(
         stake: s.stake.to_string(),
         server: SERVER.into(),
         ca_certificate: s.ca_pem.clone(),
+        client_ca_certificate: CLIENT_CA.into(),
         token: format!("{ca_hash}::{BOOTSTRAP_TOKEN}"),
         ca_hash,
         bootstrap_token: BOOTSTRAP_TOKEN.into(),
