@@ -96,6 +96,10 @@ impl Default for WorkersSection {
     }
 }
 
+/// Longest bootstrap-token lifetime `[workers] token_ttl` accepts (K3s's own default is 24 h;
+/// a join needs minutes).
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+
 fn default_true() -> bool {
     true
 }
@@ -120,6 +124,12 @@ impl WorkersSection {
     ) -> anyhow::Result<Option<crate::control_plane::WorkerOptions>> {
         if !self.enabled {
             return Ok(None);
+        }
+        if self.token_ttl.is_zero() || self.token_ttl > MAX_TOKEN_TTL {
+            anyhow::bail!(
+                "workers.token_ttl must be between 1s and {}: a bootstrap token is a join credential",
+                humantime::format_duration(MAX_TOKEN_TTL)
+            );
         }
         let taint_effect = match self.revoked_taint_effect.as_str() {
             "NoSchedule" => crate::workers::TaintEffect::NoSchedule,
@@ -585,6 +595,42 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
         config.check(TeeKind::Nitro).expect("valid");
         assert_eq!(config.listen.proxy, default_proxy());
         assert_eq!(config.chain.stale_after, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_worker_section_has_defaults_and_bounds() {
+        let config = parse(GOOD).expect("parse");
+        let w = config
+            .workers
+            .options(&config.public_endpoint)
+            .expect("valid")
+            .expect("workers on by default");
+        assert_eq!(w.listen, default_node_listen());
+        assert_eq!(w.public_url.as_deref(), Some("https://203.0.113.7:6443"));
+        assert_eq!(w.config.token_ttl, Duration::from_secs(600));
+        for (toml, says) in [
+            ("[workers]\ntoken_ttl = \"2h\"\n", "token_ttl"),
+            ("[workers]\ntoken_ttl = \"0s\"\n", "token_ttl"),
+            (
+                "[workers]\nrevoked_taint_effect = \"Evict\"\n",
+                "neither NoSchedule",
+            ),
+        ] {
+            let config = parse(&format!("{GOOD}{toml}")).expect("parse");
+            let err = config
+                .workers
+                .options(&config.public_endpoint)
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+        let off = parse(&format!("{GOOD}[workers]\nenabled = false\n")).expect("parse");
+        assert!(
+            off.workers
+                .options(&off.public_endpoint)
+                .expect("valid")
+                .is_none()
+        );
     }
 
     #[test]

@@ -115,10 +115,21 @@ impl World {
 
     /// A GET at the :6443 front with `Authorization: Bearer <token>`: (HTTP status, body).
     fn front_get(&self, path: &str, token: &str) -> (u16, String) {
-        let out = Command::new("curl")
+        self.front_get_with(path, token, &[])
+    }
+
+    /// The same with extra request headers.
+    fn front_get_with(&self, path: &str, token: &str, headers: &[&str]) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        if !token.is_empty() {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        let out = cmd
             .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
             .arg(self.dev.data.join("proxy/ca.crt"))
-            .args(["-H", &format!("Authorization: Bearer {token}")])
             .arg(format!("{}{path}", self.node_url()))
             .output()
             .unwrap();
@@ -455,6 +466,22 @@ fn workers_join_run_and_leave_with_their_stake() {
     let (code, body) = w.post_join(&token);
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("replayed"), "{body}");
+    // The bootstrap token names its node on K3s's kubelet-certificate endpoints, and only its own.
+    let cert_path = "/v1-k3s/client-kubelet.crt";
+    let (code, body) = w.front_get(cert_path, &answer.bootstrap_token);
+    assert_eq!(code, 400, "no node name: {body}");
+    let (code, body) =
+        w.front_get_with(cert_path, &answer.bootstrap_token, &["k3s-Node-Name: wk-b"]);
+    assert_eq!(code, 403, "another node's name: {body}");
+    assert!(body.contains("issued for node wk-a"), "{body}");
+    let (code, body) = w.front_get("/v1-k3s/server-ca.crt", &answer.bootstrap_token);
+    assert_eq!((code, body.as_str()), (200, answer.ca_certificate.as_str()));
+    let (code, body) = w.front_get_with("/cacerts", "", &[]);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, answer.ca_certificate.as_str()),
+        "anonymous /cacerts"
+    );
     assert_eq!(
         w.node_secrets(NODE_A).len(),
         2,

@@ -196,7 +196,7 @@ fn join_writes_the_material_and_refusals_write_nothing() {
         (Some(true), Some("w1"))
     );
     assert_eq!(v["trust"]["attested"], false);
-    assert_eq!(v["files"].as_array().unwrap().len(), 6);
+    assert_eq!(v["files"].as_array().unwrap().len(), 7);
     s.assert_no_secret(&out);
     let seen = s.master.seen();
     assert_eq!(seen.len(), 2);

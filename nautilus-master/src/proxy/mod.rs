@@ -277,7 +277,32 @@ impl<V: StakeView + 'static> Proxy<V> {
             );
         }
         let path = daas_join_api::PATH;
-        let token = match bearer_token(req.headers()) {
+        // The (small, bounded) body first: a refusal sent while the client is still sending
+        // makes HTTP/2 clients see a reset stream instead of the refusal.
+        let (parts, body) = req.into_parts();
+        let body = match tokio::time::timeout(
+            self.config.response_header_timeout,
+            http_body_util::Limited::new(body, daas_join_api::MAX_REQUEST_LEN).collect(),
+        )
+        .await
+        {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
+                return status::response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    "the join request body is too large",
+                );
+            }
+            Err(_) => {
+                return status::response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Timeout",
+                    "the join request body did not arrive in time",
+                );
+            }
+        };
+        let token = match bearer_token(&parts.headers) {
             Ok(t) => t.to_owned(),
             Err(e) => {
                 self.deny("create", path, remote, "denied", e.reason());
@@ -313,20 +338,6 @@ impl<V: StakeView + 'static> Proxy<V> {
                 return status::response(StatusCode::UNAUTHORIZED, "Unauthorized", &e.to_string());
             }
         };
-        let body =
-            match http_body_util::Limited::new(req.into_body(), daas_join_api::MAX_REQUEST_LEN)
-                .collect()
-                .await
-            {
-                Ok(b) => b.to_bytes(),
-                Err(_) => {
-                    return status::response(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "RequestEntityTooLarge",
-                        "the join request body is too large",
-                    );
-                }
-            };
         match workers.join(&identity, &claims, &body, remote).await {
             Ok(answer) => status::json(StatusCode::OK, &answer),
             Err(e) => {

@@ -40,6 +40,12 @@ const BLOCKED_PREFIXES: &[&str] = &[
 ];
 /// The header K3s agents send their node name in (cert requests).
 const NODE_NAME_HEADER: &str = "k3s-node-name";
+/// K3s endpoints that issue a node's own kubelet certificates: a bootstrap token must name its
+/// node on them (K3s binds the name with the node password on exactly these).
+const NODE_CERT_PATHS: &[&str] = &["/v1-k3s/serving-kubelet.crt", "/v1-k3s/client-kubelet.crt"];
+/// K3s's server CA as agents fetch it: answered with the CA this front serves under (the
+/// attested one), the CA the agent's kubeconfigs must trust to reach the API through here.
+const SERVER_CA_PATH: &str = "/v1-k3s/server-ca.crt";
 /// How often a refusal of the same node is written to the audit log.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -98,6 +104,14 @@ impl<V: StakeView + 'static> NodeFront<V> {
                         .get(NODE_NAME_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
+                    if claimed.is_none() && NODE_CERT_PATHS.contains(&path.as_str()) {
+                        self.workers.metrics.front("refused", "no_node_name");
+                        return status::response(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            "kubelet certificates are issued for a named node: send k3s-Node-Name",
+                        );
+                    }
                     (
                         format!("bootstrap:{}", token.id()),
                         self.workers
@@ -130,6 +144,9 @@ impl<V: StakeView + 'static> NodeFront<V> {
             (who, Err(refusal)) => return self.refuse(&who, &refusal, remote),
         };
         self.workers.metrics.front("allowed", "ok");
+        if req.method() == Method::GET && path == SERVER_CA_PATH {
+            return status::with_body(StatusCode::OK, self.workers.ca_pem.clone(), "text/plain");
+        }
         self.proxy.forward_as(req, identity, remote, rechecks).await
     }
 
