@@ -553,6 +553,25 @@ fn workers_join_run_and_leave_with_their_stake() {
     assert_eq!(code, 401, "{body}");
     let (code, _) = w.front_get("/v1-k3s/server-bootstrap", &used);
     assert_eq!(code, 403, "server-only K3s paths are blocked");
+    // Pods' service-account tokens pass through to the API server, which judges them.
+    let sa = w.admin_out(&[
+        "-n",
+        "default",
+        "create",
+        "token",
+        "default",
+        "--duration=10m",
+    ]);
+    let (code, body) = w.front_get("/api", sa.trim());
+    assert_eq!(code, 200, "a service-account token at :6443: {body}");
+    let (code, body) = w.front_get("/api/v1/namespaces/kube-system/secrets", sa.trim());
+    assert_eq!(code, 403, "its RBAC still applies: {body}");
+    let forged = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06YWRtaW4ifQ.c2lnbmF0dXJl";
+    let (code, body) = w.front_get("/api", forged);
+    assert_eq!(
+        code, 401,
+        "a forged token is the API server's to refuse: {body}"
+    );
 
     // A user's pod on the node, reached through the :8080 proxy.
     let user_kc = w.dev.kubeconfig(

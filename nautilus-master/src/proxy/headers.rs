@@ -154,6 +154,31 @@ pub(crate) fn prepare_upstream(
     add_identity(headers, identity);
 }
 
+/// Prepares a request whose own bearer token the API server is to judge (service-account
+/// tokens of pods, passed through the :6443 front): hop-by-hop and every identity header but
+/// `Authorization` removed, no request-header identity added. With no `X-Remote-User` the API
+/// server's request-header authenticator yields no user and its token authenticator decides.
+pub(crate) fn prepare_passthrough(
+    headers: &mut HeaderMap,
+    upgrade: bool,
+    remote: std::net::IpAddr,
+) {
+    strip_hop_by_hop(headers, upgrade);
+    strip_bearer_subprotocol(headers);
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_identity_header(n) && *n != header::AUTHORIZATION)
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(&name);
+    }
+    headers.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&remote.to_string()) {
+        headers.insert("x-forwarded-for", v);
+    }
+}
+
 /// Appends request-header authentication for `identity`.
 pub(crate) fn add_identity(headers: &mut HeaderMap, identity: &Identity) {
     // Identity strings come from verified claims and role names: always valid header values.

@@ -48,7 +48,7 @@ pub use server::{ClientCert, ServeLimits, serve_proxy};
 pub use tls::{ServerCert, TlsError, UpstreamTls};
 pub use upstream::UpstreamConfig;
 
-use headers::{bearer_token, is_upgrade, prepare_upstream, strip_hop_by_hop};
+use headers::{bearer_token, is_upgrade, prepare_passthrough, prepare_upstream, strip_hop_by_hop};
 use metrics::{AuthnLabels, RequestLabels};
 use upstream::{BoxError, Upstream};
 
@@ -118,6 +118,17 @@ impl Default for ProxyConfig {
             attestation: None,
         }
     }
+}
+
+/// How a forwarded request carries its identity upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// Request-header identity of the authenticated [`Identity`] (the client's own
+    /// credential is removed).
+    Identity,
+    /// The client's own bearer token, for the API server to judge (service-account tokens of
+    /// pods at the :6443 front); the [`Identity`] only names the stream limits' bucket.
+    Passthrough,
 }
 
 /// What the last check of the API server's request-header settings found.
@@ -222,6 +233,7 @@ impl<V: StakeView + 'static> Proxy<V> {
         &self,
         req: Request<Incoming>,
         identity: Arc<Identity>,
+        credential: Credential,
         remote: SocketAddr,
         rechecks: u64,
     ) -> Response<ProxyBody> {
@@ -236,7 +248,7 @@ impl<V: StakeView + 'static> Proxy<V> {
         if let Some(refused) = self.header_gate() {
             return refused;
         }
-        self.forward(upstream, req, identity, verb, remote, rechecks)
+        self.forward(upstream, req, identity, credential, verb, remote, rechecks)
             .await
     }
 
@@ -573,8 +585,16 @@ impl<V: StakeView + 'static> Proxy<V> {
         {
             return e.response();
         }
-        self.forward(upstream, req, identity, verb, remote, rechecks)
-            .await
+        self.forward(
+            upstream,
+            req,
+            identity,
+            Credential::Identity,
+            verb,
+            remote,
+            rechecks,
+        )
+        .await
     }
 
     /// `GET /attestation?nonce=<hex>`: a fresh document for the caller's nonce and the CA it
@@ -720,11 +740,13 @@ impl<V: StakeView + 'static> Proxy<V> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // private; the two callers name every argument
     async fn forward(
         &self,
         upstream: Arc<Upstream<Incoming>>,
         mut req: Request<Incoming>,
         identity: Arc<Identity>,
+        credential: Credential,
         verb: &'static str,
         remote: SocketAddr,
         rechecks: u64,
@@ -732,7 +754,11 @@ impl<V: StakeView + 'static> Proxy<V> {
         let upgrade = req.version() == Version::HTTP_11 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        prepare_upstream(&mut parts.headers, &identity, upgrade, remote.ip());
+        if credential == Credential::Passthrough {
+            prepare_passthrough(&mut parts.headers, upgrade, remote.ip());
+        } else {
+            prepare_upstream(&mut parts.headers, &identity, upgrade, remote.ip());
+        }
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         parts.uri = match upstream.uri(pq) {
             Ok(u) => u,

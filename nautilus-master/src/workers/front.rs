@@ -28,7 +28,7 @@ use tracing::info;
 use super::tokens::BootstrapToken;
 use super::{NodeRefusal, Workers};
 use crate::auth::StakeView;
-use crate::proxy::{ClientCert, Proxy, ProxyBody, status};
+use crate::proxy::{ClientCert, Credential, Proxy, ProxyBody, status};
 
 /// Paths of K3s's supervisor that only servers may use, and other paths never served here.
 const BLOCKED_PREFIXES: &[&str] = &[
@@ -119,6 +119,18 @@ impl<V: StakeView + 'static> NodeFront<V> {
                             .await,
                     )
                 }
+                None if looks_like_jwt(token) => {
+                    // A pod's service-account token (in-cluster clients reach the API through
+                    // the `kubernetes` Service, which points here): the API server judges it.
+                    // Bound tokens die with their pod, which the lifecycle deletes from a
+                    // revoked node.
+                    self.workers.metrics.front("passed", "service_account");
+                    let identity = passthrough_identity(token);
+                    return self
+                        .proxy
+                        .forward_as(req, identity, Credential::Passthrough, remote, rechecks)
+                        .await;
+                }
                 None => {
                     self.workers
                         .metrics
@@ -126,7 +138,7 @@ impl<V: StakeView + 'static> NodeFront<V> {
                     return status::response(
                         StatusCode::UNAUTHORIZED,
                         "Unauthorized",
-                        ":6443 accepts node certificates and join bootstrap tokens only; kubectl users connect to :8080",
+                        ":6443 accepts node certificates, join bootstrap tokens and pods' service-account tokens; kubectl users connect to :8080",
                     );
                 }
             },
@@ -147,7 +159,9 @@ impl<V: StakeView + 'static> NodeFront<V> {
         if req.method() == Method::GET && path == SERVER_CA_PATH {
             return status::with_body(StatusCode::OK, self.workers.ca_pem.clone(), "text/plain");
         }
-        self.proxy.forward_as(req, identity, remote, rechecks).await
+        self.proxy
+            .forward_as(req, identity, Credential::Identity, remote, rechecks)
+            .await
     }
 
     fn refuse(&self, who: &str, refusal: &NodeRefusal, remote: SocketAddr) -> Response<ProxyBody> {
@@ -194,6 +208,35 @@ pub async fn serve_front<V: StakeView + 'static>(
         Box::pin(front.handle(req, remote))
     });
     crate::proxy::server::serve(listener, Some(tls), limits, handler, None, shutdown).await;
+}
+
+/// A compact JWS (`<header>.<payload>.<signature>`, base64url, header starting `{"`): the
+/// shape of Kubernetes service-account tokens. Seal tokens and bootstrap tokens are not.
+fn looks_like_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.len() == 3
+        && token.starts_with("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The stand-in identity of a passed-through token: it names only the stream limits' bucket
+/// (per token), carries no stake and adds no header upstream.
+fn passthrough_identity(token: &str) -> Arc<crate::auth::Identity> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    Arc::new(crate::auth::Identity {
+        username: format!("token-passthrough:{}", hex::encode(&digest[..8])),
+        uid: String::new(),
+        groups: Vec::new(),
+        extra: std::collections::BTreeMap::new(),
+        address: daas_seal::Address::ZERO,
+        role: daas_seal::Role::User,
+        stake: None,
+    })
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -267,6 +310,23 @@ mod tests {
             );
         }
         assert!(node_of_certificate(&CertificateDer::from(vec![1, 2, 3])).is_err());
+    }
+
+    #[test]
+    fn only_jws_shaped_tokens_are_passed_through() {
+        assert!(looks_like_jwt(
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_"
+        ));
+        for not in [
+            "abcdef.0123456789abcdef",
+            "k3sdaas1.eyJ.sig",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0",
+            "eyJhbGciOiJSUzI1NiJ9..sig",
+            "eyJ.a.b.c",
+            "eyJhbGci+.eyJ.sig",
+        ] {
+            assert!(!looks_like_jwt(not), "{not}");
+        }
     }
 
     #[test]
