@@ -163,25 +163,18 @@ async fn fetch_inner(
         algorithms: provider.signature_verification_algorithms,
         seen: Mutex::new(ServedChain::default()),
     });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| fail(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone())
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+    let (mut sender, driver) = http1_over_tls(endpoint, config, "TLS handshake")
         .await
-        .map_err(|e| fail(format!("connecting: {e}")))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(endpoint.server_name()?, tcp)
-        .await
-        .map_err(|e| fail(format!("TLS handshake: {e}")))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .map_err(|e| fail(format!("HTTP: {e}")))?;
-    let driver = tokio::spawn(conn);
+        .map_err(|e| match e {
+            Http1Error::Endpoint(e) => e,
+            Http1Error::Io(why) => fail(why),
+        })?;
     let request = http::Request::get(format!("{}?nonce={}", wire::PATH, hex::encode(nonce)))
         .header(http::header::HOST, endpoint.host.as_str())
         .body(Empty::<Bytes>::new())
@@ -212,6 +205,47 @@ async fn fetch_inner(
         .map_err(|_| fail("recorder poisoned".into()))?
         .clone();
     Ok((answer, seen))
+}
+
+/// Why [`http1_over_tls`] failed.
+pub(crate) enum Http1Error {
+    /// The endpoint cannot name a TLS server.
+    Endpoint(VerifyMasterError),
+    /// Connecting, the handshake (`what` in the text) or HTTP/1.1 setup.
+    Io(String),
+}
+
+/// An HTTP/1.1 connection to `endpoint` over TLS with `config` (ALPN set to `http/1.1` here),
+/// and the task driving it (abort it when done). `what` names the handshake in errors.
+pub(crate) async fn http1_over_tls<B>(
+    endpoint: &Endpoint,
+    mut config: rustls::ClientConfig,
+    what: &str,
+) -> Result<
+    (
+        hyper::client::conn::http1::SendRequest<B>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ),
+    Http1Error,
+>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = endpoint.server_name().map_err(Http1Error::Endpoint)?;
+    let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| Http1Error::Io(format!("connecting: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Http1Error::Io(format!("{what}: {e}")))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .map_err(|e| Http1Error::Io(format!("HTTP: {e}")))?;
+    Ok((sender, tokio::spawn(conn)))
 }
 
 /// Requires the chain a server presented to be valid for `endpoint` and issued by `ca_der`

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use rustls_pki_types::CertificateDer;
 
 use crate::error::VerifyMasterError;
-use crate::fetch::Endpoint;
+use crate::fetch::{Endpoint, Http1Error, http1_over_tls};
 
 /// How long a whole pinned request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,26 +63,23 @@ async fn post_inner(
     roots
         .add(CertificateDer::from(ca_der.to_vec()))
         .map_err(|e| fail(format!("the pinned CA is not a usable root: {e}")))?;
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| fail(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| fail(format!("connecting: {e}")))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(endpoint.server_name()?, tcp)
-        .await
-        .map_err(|e| fail(format!("TLS handshake (trusting only the pinned CA): {e}")))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .map_err(|e| fail(format!("HTTP: {e}")))?;
-    let driver = tokio::spawn(conn);
+    let (mut sender, driver) = http1_over_tls(
+        endpoint,
+        config,
+        "TLS handshake (trusting only the pinned CA)",
+    )
+    .await
+    .map_err(|e| match e {
+        Http1Error::Endpoint(e) => e,
+        Http1Error::Io(why) => fail(why),
+    })?;
     let mut authorization = http::HeaderValue::try_from(format!("Bearer {bearer}"))
         .map_err(|_| fail("the bearer token is not a valid header value".into()))?;
     authorization.set_sensitive(true);
