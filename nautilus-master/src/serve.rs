@@ -125,7 +125,7 @@ impl WorkersSection {
         if !self.enabled {
             return Ok(None);
         }
-        if self.token_ttl.is_zero() || self.token_ttl > MAX_TOKEN_TTL {
+        if self.token_ttl < Duration::from_secs(1) || self.token_ttl > MAX_TOKEN_TTL {
             anyhow::bail!(
                 "workers.token_ttl must be between 1s and {}: a bootstrap token is a join credential",
                 humantime::format_duration(MAX_TOKEN_TTL)
@@ -611,6 +611,7 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
         for (toml, says) in [
             ("[workers]\ntoken_ttl = \"2h\"\n", "token_ttl"),
             ("[workers]\ntoken_ttl = \"0s\"\n", "token_ttl"),
+            ("[workers]\ntoken_ttl = \"500ms\"\n", "token_ttl"),
             (
                 "[workers]\nrevoked_taint_effect = \"Evict\"\n",
                 "neither NoSchedule",

@@ -642,6 +642,20 @@ fn workers_join_run_and_leave_with_their_stake() {
     let got = support::http_get(&format!("127.0.0.1:{local}"), "/");
     assert!(got.contains("hello from the k3s-daas node peer"), "{got}");
     drop(forward);
+    // A token bound to that pod names its node: it works while the node stands.
+    let pod_token = w.admin_out(&[
+        "-n",
+        &ns,
+        "create",
+        "token",
+        "default",
+        "--duration=10m",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=bb",
+    ]);
+    let pod_token = pod_token.trim().to_owned();
+    let (code, body) = w.front_get("/api", &pod_token);
+    assert_eq!(code, 200, "a pod-bound token of a standing node: {body}");
 
     // A second worker's record with the same node name cannot claim it.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -739,6 +753,8 @@ fn workers_join_run_and_leave_with_their_stake() {
         body.contains("revoked") || body.contains("unbonding"),
         "{body}"
     );
+    let (code, body) = w.front_get("/api", &pod_token);
+    assert_eq!(code, 403, "the revoked node's pods are refused too: {body}");
     run_a
         .run
         .ended_within(Duration::from_secs(60))
@@ -855,4 +871,99 @@ fn workers_join_run_and_leave_with_their_stake() {
         w.metric("daas_workers_lifecycle_steps_total{step=\"delete_pod\",result=\"slashed\"}")
             >= 1.0
     );
+}
+
+/// A real `k3s agent` joins through the :6443 front and leaves with its stake: `dev` runs the
+/// real `k3s server` behind the front, `staker-agent run` runs the real `k3s agent` with the
+/// join material (K10 token, node password). Needs `K3S_BIN` (no k3s binary is obtainable on
+/// the machine that runs CI) and root; skipped with the reason otherwise.
+#[test]
+fn a_real_k3s_agent_joins_and_leaves_when_k3s_bin_is_set() {
+    let Some(k3s) = std::env::var_os("K3S_BIN").map(PathBuf::from) else {
+        eprintln!("SKIP: K3S_BIN is not set (no k3s binary is obtainable from the registries)");
+        return;
+    };
+    let Some(kubectl) = peer("KUBECTL", "kubectl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let dev = Dev::start(&data, &["--k3s-bin".into(), k3s.display().to_string()]);
+    let admin = dev.kubeconfig(
+        "admin",
+        &dev.token("sui_config/sui.keystore", "dev-stake-id", Role::Admin),
+    );
+    let k = |args: &[&str]| {
+        let mut c = Command::new(&kubectl);
+        c.arg("--kubeconfig").arg(&admin).args(args);
+        c
+    };
+    let worker_ks = data.join("worker/sui.keystore");
+    let staker = |args: &[&str]| {
+        let mut c = Command::new(staker_agent());
+        c.arg("--keystore")
+            .arg(&worker_ks)
+            .env("DAAS_CHAIN_CONFIG", data.join("chain/client.json"))
+            .args(args);
+        c
+    };
+    let stake = stake_json(&run_ok(&mut staker(&[
+        "--json",
+        "stake",
+        "--role",
+        "worker",
+        "--node-name",
+        NODE_A,
+        "--amount",
+        "1",
+    ])));
+    let state = tmp.path().join("state");
+    let mut run = Streaming::spawn(
+        staker(&[
+            "run",
+            "--stake",
+            &stake.to_string(),
+            "--stake-check-interval",
+            "3s",
+        ])
+        .arg("--dev-root")
+        .arg(data.join("tee/dev-root.pem"))
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--k3s-bin")
+        .arg(&k3s)
+        .arg("--k3s-data-dir")
+        .arg(tmp.path().join("agent"))
+        .arg("--node-password-file")
+        .arg(tmp.path().join("node-password")),
+    );
+    let ready = || {
+        k(&["get", "node", NODE_A, "-o"])
+            .arg(r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#)
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout) == "True")
+    };
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the k3s agent's node never got Ready"
+        );
+        assert!(run.running(), "staker-agent run stopped");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    run_ok(&mut staker(&["unstake", "--stake", &stake.to_string()]));
+    assert!(run.ended_within(Duration::from_secs(60)).is_some());
+    let start = Instant::now();
+    while k(&["get", "node", NODE_A])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the Node was not deleted"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    dev.stop();
 }

@@ -7,10 +7,13 @@
 //! | credential | accepted while |
 //! |---|---|
 //! | none | only `GET /cacerts` and `GET /ping`, answered here |
-//! | bootstrap token `<id>.<secret>` | outstanding, unexpired, `k3s-Node-Name` (if sent) is its node, record stands |
+//! | bootstrap token `<id>.<secret>` | outstanding, unexpired, `k3s-Node-Name` (required on the kubelet-certificate endpoints) is its node, record stands |
 //! | client certificate `system:node:<n>` (O `system:nodes`) | `n` is bound and its record stands |
+//! | a JWS-shaped bearer token (a pod's service-account token) | passed through: the API server judges it (no request-header identity is added) |
 //! | anything else (Seal tokens, other certificates) | never: users go to :8080 |
 //!
+//! An accepted node credential's `GET /v1-k3s/server-ca.crt` is answered here with the CA the
+//! front serves under (agents use it to reach the API through the front).
 //! Server-only K3s endpoints, `/static/` and `CONNECT` are refused whoever asks. Accepted
 //! requests go upstream with request-header identity (as on :8080), and long-running ones
 //! (watches, the agent tunnel) are sessions that end when the record lapses.
@@ -122,10 +125,22 @@ impl<V: StakeView + 'static> NodeFront<V> {
                 None if looks_like_jwt(token) => {
                     // A pod's service-account token (in-cluster clients reach the API through
                     // the `kubernetes` Service, which points here): the API server judges it.
-                    // Bound tokens die with their pod, which the lifecycle deletes from a
-                    // revoked node.
+                    // A token bound to a pod on a node names that node: it is judged like the
+                    // node (a revoked node's pods are refused, and their streams end with it).
+                    let bucket = passthrough_name(token);
+                    let identity = match token_node(token) {
+                        Some(node) => match self.workers.node_identity(&node).await {
+                            Ok(node_identity) => Arc::new(crate::auth::Identity {
+                                username: bucket,
+                                ..(*node_identity).clone()
+                            }),
+                            Err(refusal) => {
+                                return self.refuse(&format!("pods-of:{node}"), &refusal, remote);
+                            }
+                        },
+                        None => unbound_passthrough(bucket),
+                    };
                     self.workers.metrics.front("passed", "service_account");
-                    let identity = passthrough_identity(token);
                     return self
                         .proxy
                         .forward_as(req, identity, Credential::Passthrough, remote, rechecks)
@@ -223,13 +238,18 @@ fn looks_like_jwt(token: &str) -> bool {
         })
 }
 
-/// The stand-in identity of a passed-through token: it names only the stream limits' bucket
-/// (per token), carries no stake and adds no header upstream.
-fn passthrough_identity(token: &str) -> Arc<crate::auth::Identity> {
+/// The stream limits' bucket of a passed-through token (one per token).
+fn passthrough_name(token: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(token.as_bytes());
+    format!("token-passthrough:{}", hex::encode(&digest[..8]))
+}
+
+/// The stand-in identity of a passed-through token bound to no node: it names only the stream
+/// limits' bucket, carries no stake and adds no header upstream.
+fn unbound_passthrough(bucket: String) -> Arc<crate::auth::Identity> {
     Arc::new(crate::auth::Identity {
-        username: format!("token-passthrough:{}", hex::encode(&digest[..8])),
+        username: bucket,
         uid: String::new(),
         groups: Vec::new(),
         extra: std::collections::BTreeMap::new(),
@@ -237,6 +257,23 @@ fn passthrough_identity(token: &str) -> Arc<crate::auth::Identity> {
         role: daas_seal::Role::User,
         stake: None,
     })
+}
+
+/// The node a pod-bound service-account token names (`kubernetes.io.node.name`, in tokens of
+/// pods since Kubernetes 1.30), read without verifying the token: the API server verifies it,
+/// and a token that lies about its node only subjects itself to that node's standing.
+fn token_node(token: &str) -> Option<String> {
+    use base64ct::Encoding;
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 16 * 1024 {
+        return None;
+    }
+    let bytes = base64ct::Base64UrlUnpadded::decode_vec(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["kubernetes.io"]["node"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
@@ -327,6 +364,31 @@ mod tests {
         ] {
             assert!(!looks_like_jwt(not), "{not}");
         }
+    }
+
+    #[test]
+    fn pod_bound_tokens_name_their_node() {
+        use base64ct::Encoding;
+        let jws = |claims: &str| {
+            format!(
+                "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+                base64ct::Base64UrlUnpadded::encode_string(claims.as_bytes())
+            )
+        };
+        let bound = jws(
+            r#"{"kubernetes.io":{"namespace":"n","node":{"name":"wk-a","uid":"u"},"pod":{"name":"p"}}}"#,
+        );
+        assert_eq!(token_node(&bound).as_deref(), Some("wk-a"));
+        assert_eq!(
+            token_node(&jws(r#"{"sub":"system:serviceaccount:n:d"}"#)),
+            None
+        );
+        assert_eq!(
+            token_node(&jws(r#"{"kubernetes.io":{"node":{"name":""}}}"#)),
+            None
+        );
+        assert_eq!(token_node("eyJhbGciOiJSUzI1NiJ9.!!!.c2ln"), None);
+        assert_ne!(passthrough_name(&bound), passthrough_name("other"));
     }
 
     #[test]
