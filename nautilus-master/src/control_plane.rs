@@ -478,7 +478,12 @@ where
                         front,
                         listener,
                         node_tls,
-                        ServeLimits::default(),
+                        // Kubelets and agents hold watches and the tunnel open for good and
+                        // reconnect on their own: a shutdown does not wait long for them.
+                        ServeLimits {
+                            drain_timeout: Duration::from_secs(5),
+                            ..ServeLimits::default()
+                        },
                         stop,
                     )
                     .await;

@@ -44,6 +44,9 @@ impl std::fmt::Debug for DevChain {
     }
 }
 
+/// How long stopping the dev chain waits for its clients' connections to close.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl DevChain {
     /// Opens (creating on first use) the devnet in `dir` and serves it on `listen`; its
     /// `load_nitro_attestation` trusts the AWS root and `dev_root` (the dev attester's root).
@@ -261,10 +264,15 @@ impl DevChain {
     }
 
     /// Stops serving and waits for the devnet to flush.
+    /// Stops the dev chain's server, giving its clients (a worker's `staker-agent run` polls
+    /// it) at most [`SHUTDOWN_GRACE`] to let go of their connections.
     pub async fn shutdown(self) -> Result<()> {
-        self.devnet
-            .shutdown()
-            .await
-            .context("stopping the dev chain")
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.devnet.shutdown()).await {
+            Ok(result) => result.context("stopping the dev chain"),
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "the dev chain's clients kept their connections open; stopping without them");
+                Ok(())
+            }
+        }
     }
 }

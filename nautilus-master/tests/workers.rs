@@ -14,8 +14,9 @@
 //!   minutes, an expired token, a token naming another node, a replayed token, a second
 //!   worker's record claiming a bound name, and (after the unstake) a revoked stake.
 //! - Unstake: within a checkpoint the node's requests are refused at :6443 and `run` stops
-//!   with exit code 3; a PodDisruptionBudget holds the eviction until it is deleted; then the
-//!   pod is gone, the Node deleted and the node's Secrets removed.
+//!   with exit code 3; a PodDisruptionBudget holds the eviction, across a master restart,
+//!   until it is deleted; then the pod is gone, the Node deleted and the node's Secrets
+//!   removed.
 //! - Slashing: a second worker's node is drained at once, its PodDisruptionBudget ignored.
 //!
 //! Prints the timings docs/performance.md records. Needs the peers `../shared/peers/k8s`
@@ -357,22 +358,23 @@ fn workers_join_run_and_leave_with_their_stake() {
     let pki = api.pki();
     let arg = |p: &str| pki.join(p).display().to_string();
     let data = tmp.path().join("d");
-    let dev = Dev::start(
-        &data,
-        &[
-            "--upstream".into(),
-            api.url(),
-            "--upstream-ca".into(),
-            arg("ca.crt"),
-            "--upstream-client-cert".into(),
-            arg("front-proxy-client.crt"),
-            "--upstream-client-key".into(),
-            arg("front-proxy-client.key"),
-            "--unbonding-grace".into(),
-            "2m".into(),
-        ],
-    );
-    let w = World {
+    let dev_args: Vec<String> = vec![
+        "--upstream".into(),
+        api.url(),
+        "--upstream-ca".into(),
+        arg("ca.crt"),
+        "--upstream-client-cert".into(),
+        arg("front-proxy-client.crt"),
+        "--upstream-client-key".into(),
+        arg("front-proxy-client.key"),
+        "--unbonding-grace".into(),
+        "2m".into(),
+        // A fixed chain port: the stakers' chain config stays valid across the master restart.
+        "--chain-listen".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ];
+    let dev = Dev::start(&data, &dev_args);
+    let mut w = World {
         chain_config: data.join("chain/client.json"),
         dev_root: data.join("tee/dev-root.pem"),
         tmp: tmp.path().to_owned(),
@@ -810,6 +812,21 @@ fn workers_join_run_and_leave_with_their_stake() {
         &worker, cluster, stake_a, NODE_A, 1, fresh, five,
     ));
     assert!(code == 401 || code == 403, "{code} {body}");
+    // A master restart in the middle of the drain: the new master reads the binding
+    // (revoking) back from the cluster and carries on where the old one stopped.
+    w.dev.restart(&dev_args);
+    w.wait(
+        "the restarted master refused an eviction",
+        Duration::from_secs(60),
+        || {
+            w.metric("daas_workers_lifecycle_steps_total{step=\"evict\",result=\"blocked_by_pdb\"}")
+                >= 1.0
+        },
+    );
+    assert!(
+        w.node_exists(NODE_A),
+        "still held by the PDB after the restart"
+    );
     w.admin_out(&["-n", &ns, "delete", "pdb", "bb"]);
     w.wait("node wk-a deleted", Duration::from_secs(90), || {
         !w.node_exists(NODE_A)
@@ -843,7 +860,9 @@ fn workers_join_run_and_leave_with_their_stake() {
     ]);
     assert_eq!(binding, "retired unbonding");
 
-    // Slashing drains at once: bob's PDB is not honoured.
+    // Slashing drains at once: bob's PDB is not honoured. (A new client: the old one's
+    // connection went with the restarted master's chain.)
+    let chain = w.chain();
     let slashed_at = Instant::now();
     rt.block_on(async {
         let cap = chain.object_ref(config.admin_cap.unwrap()).await.unwrap();

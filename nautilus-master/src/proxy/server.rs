@@ -121,6 +121,10 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_ip = PerIp::new(limits.max_connections_per_ip);
     let graceful = GracefulShutdown::new();
+    // Closes the connections still open when the drain times out (dropping their tasks; the
+    // tasks would otherwise outlive the server, and with them what they hold: the proxy, its
+    // chain client, upstream watches).
+    let closer = tokio_util::sync::CancellationToken::new();
     let local = listener.local_addr().ok();
     tokio::pin!(shutdown);
 
@@ -151,7 +155,8 @@ pub(crate) async fn serve(
         let handler = handler.clone();
         let watcher = graceful.watcher();
         let connections = connections.clone();
-        tokio::spawn(async move {
+        let closed = closer.clone().cancelled_owned();
+        let connection = async move {
             let _slots = (slot, ip_slot);
             let got_request = Arc::new(AtomicBool::new(false));
             let seen = got_request.clone();
@@ -179,9 +184,6 @@ pub(crate) async fn serve(
                 }
             });
             let first_request = limits.header_read_timeout;
-            if let Some(g) = &connections {
-                g.inc();
-            }
             // TLS (or, behind the dev flag, plaintext) first; then one serving path for both.
             let io: Option<Box<dyn Io>> = match acceptor {
                 Some(acceptor) => {
@@ -225,6 +227,15 @@ pub(crate) async fn serve(
                     None => debug!(%remote, "no request in time; closing"),
                 }
             }
+        };
+        tokio::spawn(async move {
+            if let Some(g) = &connections {
+                g.inc();
+            }
+            tokio::select! {
+                () = connection => {}
+                () = closed => debug!(%remote, "closed at the end of the drain"),
+            }
             if let Some(g) = &connections {
                 g.dec();
             }
@@ -239,6 +250,7 @@ pub(crate) async fn serve(
     {
         warn!(addr = ?local, "drain timed out; closing the remaining connections");
     }
+    closer.cancel();
 }
 
 /// Drives `conn`, but drops it (closing the connection) if no complete request head has

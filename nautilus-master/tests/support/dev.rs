@@ -16,6 +16,11 @@ use super::bin;
 /// choice (no port races between tests; the banner reports the bound addresses). The etcd shim
 /// is on its default unix socket under `data`.
 pub fn dev_command(data: &Path) -> Command {
+    dev_command_with(data, &[])
+}
+
+/// The same, except for the listeners `extra` sets itself; then `extra`.
+pub fn dev_command_with(data: &Path, extra: &[String]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["dev", "--data-dir"]).arg(data);
     // Never the network: these tests are about everything but the K3s download
@@ -28,8 +33,11 @@ pub fn dev_command(data: &Path) -> Command {
         "--chain-listen",
         "--node-listen",
     ] {
-        cmd.args([flag, "127.0.0.1:0"]);
+        if !extra.iter().any(|e| e == flag) {
+            cmd.args([flag, "127.0.0.1:0"]);
+        }
     }
+    cmd.args(extra);
     cmd
 }
 
@@ -45,8 +53,7 @@ impl Dev {
     /// Starts `dev` with every listener on port 0 (no races with other tests for ports) and
     /// reads the bound addresses back from its banner.
     pub fn start(data: &Path, extra: &[String]) -> Dev {
-        let mut child = dev_command(data)
-            .args(extra)
+        let mut child = dev_command_with(data, extra)
             .env("K3S_BIN", "/nonexistent/k3s")
             .env("PATH", "/usr/bin:/bin")
             .stdout(Stdio::piped())
@@ -196,6 +203,20 @@ impl Dev {
 
     /// SIGTERM, then the process must exit 0 promptly with every listener closed.
     pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    /// Stops this `dev` (as [`Dev::stop`]) and starts a new one on the same data directory
+    /// with `extra`: a master restart.
+    pub fn restart(&mut self, extra: &[String]) {
+        let start = std::time::Instant::now();
+        self.terminate();
+        eprintln!("dev stopped for the restart in {:?}", start.elapsed());
+        let data = self.data.clone();
+        *self = Dev::start(&data, extra);
+    }
+
+    fn terminate(&mut self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         let start = std::time::Instant::now();
@@ -204,8 +225,9 @@ impl Dev {
                 assert!(status.success(), "dev exited with {status}");
                 break;
             }
+            // Open requests get up to 30 s to finish (ServeLimits::drain_timeout).
             assert!(
-                start.elapsed() < Duration::from_secs(20),
+                start.elapsed() < Duration::from_secs(45),
                 "dev did not stop on SIGTERM"
             );
             std::thread::sleep(Duration::from_millis(100));
