@@ -332,8 +332,10 @@ impl<V: StakeView + 'static> Workers<V> {
             .to_owned();
         let standing = match self.bindings.get(&node) {
             Some(b) if b.state == BindingState::Bound => match self.verdict(&node, b.stake).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(lapse)) => Err(format!("node {node}'s stake record {} is {lapse}", b.stake)),
+                Ok((_, Ok(()))) => Ok(()),
+                Ok((_, Err(lapse))) => {
+                    Err(format!("node {node}'s stake record {} is {lapse}", b.stake))
+                }
                 Err(e) => {
                     // Undecided: the next event or re-list tries again.
                     warn!(csr = %name, error = %e, "CSR left pending: the chain cannot be read");

@@ -124,7 +124,7 @@ impl<V: StakeView + 'static> Workers<V> {
         nodes: &Api<Node>,
         binding: &mut Binding,
     ) -> Result<(), kube::Error> {
-        let (record, verdict) = match self.verdict_with_record(&binding.node, binding.stake).await {
+        let (record, verdict) = match self.verdict(&binding.node, binding.stake).await {
             Ok(v) => v,
             Err(e) => {
                 // No verdict without the chain: nothing is torn down on a read error.
@@ -162,21 +162,6 @@ impl<V: StakeView + 'static> Workers<V> {
                 self.drain(binding).await.map(|_| ())
             }
         }
-    }
-
-    async fn verdict_with_record(
-        &self,
-        node: &str,
-        stake: daas_seal::Address,
-    ) -> Result<(Option<crate::auth::StakeRecord>, Result<(), Lapse>), String> {
-        let record = self
-            .auth
-            .view()
-            .stake_record(stake)
-            .await
-            .map_err(|e| e.0)?;
-        let verdict = self.verdict(node, stake).await?;
-        Ok((record, verdict))
     }
 
     /// One drain pass over a revoking binding (idempotent).

@@ -345,21 +345,19 @@ impl<V: StakeView + 'static> Workers<V> {
         self.wake.notify_one();
     }
 
-    /// The record behind a binding, judged now. `Err` only when the chain cannot answer.
+    /// The record behind a binding (`None`: withdrawn) and its verdict, read once, now. `Err`
+    /// only when the chain cannot answer.
     pub(crate) async fn verdict(
         &self,
         node: &str,
         stake: Address,
-    ) -> Result<Result<(), Lapse>, String> {
+    ) -> Result<(Option<crate::auth::StakeRecord>, Result<(), Lapse>), String> {
         let view = self.auth.view();
         let record = view.stake_record(stake).await.map_err(|e| e.0)?;
         let minimum = view.minimum_stake(Role::Worker).await.map_err(|e| e.0)?;
-        Ok(standing::standing(
-            record.as_ref(),
-            node,
-            &self.auth.config().cluster,
-            minimum,
-        ))
+        let verdict =
+            standing::standing(record.as_ref(), node, &self.auth.config().cluster, minimum);
+        Ok((record, verdict))
     }
 
     /// The identity of a kubelet presenting a `system:node:<node>` certificate, if its binding
@@ -469,22 +467,15 @@ impl<V: StakeView + 'static> Workers<V> {
 
     /// Checks the record's standing and returns its current token epoch.
     async fn standing_epoch(&self, node: &str, stake: Address) -> Result<u64, NodeRefusal> {
-        let view = self.auth.view();
-        let record = view
-            .stake_record(stake)
+        let (record, verdict) = self
+            .verdict(node, stake)
             .await
-            .map_err(|e| NodeRefusal::Unavailable(e.0))?;
-        let minimum = view
-            .minimum_stake(Role::Worker)
-            .await
-            .map_err(|e| NodeRefusal::Unavailable(e.0))?;
-        standing::standing(record.as_ref(), node, &self.auth.config().cluster, minimum).map_err(
-            |lapse| NodeRefusal::Lapsed {
-                node: node.to_owned(),
-                stake,
-                lapse,
-            },
-        )?;
+            .map_err(NodeRefusal::Unavailable)?;
+        verdict.map_err(|lapse| NodeRefusal::Lapsed {
+            node: node.to_owned(),
+            stake,
+            lapse,
+        })?;
         Ok(record.map_or(0, |r| r.token_epoch))
     }
 
