@@ -26,5 +26,6 @@ mod ratelimit;
 pub mod serve;
 pub mod tee;
 pub mod workers;
+pub mod wrapped_keys;
 
 pub use ratelimit::RateLimit;

@@ -258,8 +258,19 @@ pub struct KeysSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KmsKeys {
-    /// The wrapped data keys (`daas_kms::WrappedKeys` JSON).
-    pub wrapped_keys: PathBuf,
+    /// Where the wrapped data keys (`daas_kms::WrappedKeys` JSON) are: `"etcd"` (a record in
+    /// the datastore; the first start on an empty datastore generates them: see
+    /// [`crate::wrapped_keys`]) or the absolute path of a file.
+    pub wrapped_keys: WrappedKeysSource,
+    /// The KMS key (ARN) that wraps the data keys. Required with `"etcd"`; with a file, the
+    /// file's key must be this one when it is given. Part of the measured configuration, so a
+    /// record naming another key is refused.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The KMS region (required with `"etcd"`; with a file, the file's region must be this
+    /// one when it is given).
+    #[serde(default)]
+    pub region: Option<String>,
     /// Override of `https://kms.<region>.amazonaws.com` (tests, FIPS endpoints).
     #[serde(default)]
     pub endpoint: Option<String>,
@@ -270,6 +281,31 @@ pub struct KmsKeys {
     /// CA bundle that authenticates KMS.
     #[serde(default)]
     pub ca_bundle: Option<PathBuf>,
+}
+
+/// `[keys.kms] wrapped_keys`: the datastore, or a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WrappedKeysSource {
+    /// The record under the shim's reserved prefix in etcd.
+    Etcd,
+    /// A wrapped-keys file (absolute path).
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for WrappedKeysSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "etcd" {
+            return Ok(WrappedKeysSource::Etcd);
+        }
+        let path = PathBuf::from(&text);
+        if !path.is_absolute() {
+            return Err(serde::de::Error::custom(format!(
+                "wrapped_keys = {text:?}: \"etcd\" or an absolute path"
+            )));
+        }
+        Ok(WrappedKeysSource::File(path))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +348,22 @@ impl ServeConfig {
                 "[keys] file: a key file is readable by whoever controls the parent; an enclave takes its keys from KMS ([keys.kms]). Key files are for --tee dev only"
             ),
             _ => {}
+        }
+        if let Some(kms) = &self.keys.kms {
+            if kms.wrapped_keys == WrappedKeysSource::Etcd {
+                match &kms.key_id {
+                    Some(id) if id.starts_with("arn:") && id.contains(":key/") => {}
+                    Some(id) => bail!(
+                        "[keys.kms] key_id {id:?}: with wrapped_keys = \"etcd\" give the key's ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias"
+                    ),
+                    None => bail!(
+                        "[keys.kms] wrapped_keys = \"etcd\" needs key_id (the KMS key's ARN) and region"
+                    ),
+                }
+                if kms.region.as_deref().is_none_or(str::is_empty) {
+                    bail!("[keys.kms] wrapped_keys = \"etcd\" needs region");
+                }
+            }
         }
         if self.etcd.endpoints.is_empty() {
             bail!("[etcd] endpoints: at least one etcd member is needed");
@@ -405,33 +457,7 @@ pub async fn run(
     };
     let credentials_port = config.bridge.as_ref().and_then(|b| b.credentials_port);
 
-    // 3. The storage keys.
-    let keys = match (&config.keys.kms, &config.keys.file) {
-        (Some(kms), _) => {
-            let port = credentials_port.context(
-                "[keys.kms] needs the parent's credentials relay: set [bridge] credentials_port",
-            )?;
-            release_keys(kms, attester.clone(), transport.clone(), port).await?
-        }
-        (None, Some(dir)) => {
-            use daas_envelope::KeyProvider;
-            daas_etcd_shim::Keys::from_ring(daas_envelope::KeyRingDir::new(dir).load()?)
-        }
-        (None, None) => bail!("[keys]: no key source"),
-    };
-
-    // 4. The chain, pinned.
-    let mut chain_config = config.chain_config();
-    if config.chain.cluster_initial_shared_version.is_none() {
-        let probe = daas_chain::GrpcChain::new(chain_config.clone())?;
-        chain_config.cluster_initial_shared_version = probe
-            .initial_shared_version(config.chain.cluster)
-            .await
-            .context("reading the cluster object")?;
-    }
-    let chain = daas_chain::GrpcChain::new(chain_config)?;
-
-    // 5. The store: etcd through the bridge, the anchor in the enclave's working directory.
+    // 3. etcd through the bridge (it also keeps the wrapped data keys).
     let read = |p: &Option<PathBuf>| -> Result<Option<Vec<u8>>> {
         p.as_ref()
             .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
@@ -446,8 +472,37 @@ pub async fn run(
         },
         ..daas_etcd_shim::EtcdConfig::default()
     };
+    let backend = daas_etcd_shim::EtcdBackend::connect(&etcd)?;
+
+    // 4. The storage keys.
+    let keys = match (&config.keys.kms, &config.keys.file) {
+        (Some(kms), _) => {
+            let port = credentials_port.context(
+                "[keys.kms] needs the parent's credentials relay: set [bridge] credentials_port",
+            )?;
+            release_keys(kms, &backend, attester.clone(), transport.clone(), port).await?
+        }
+        (None, Some(dir)) => {
+            use daas_envelope::KeyProvider;
+            daas_etcd_shim::Keys::from_ring(daas_envelope::KeyRingDir::new(dir).load()?)
+        }
+        (None, None) => bail!("[keys]: no key source"),
+    };
+
+    // 5. The chain, pinned.
+    let mut chain_config = config.chain_config();
+    if config.chain.cluster_initial_shared_version.is_none() {
+        let probe = daas_chain::GrpcChain::new(chain_config.clone())?;
+        chain_config.cluster_initial_shared_version = probe
+            .initial_shared_version(config.chain.cluster)
+            .await
+            .context("reading the cluster object")?;
+    }
+    let chain = daas_chain::GrpcChain::new(chain_config)?;
+
+    // 6. The store: the anchor in the enclave's working directory.
     let store = Store {
-        backend: daas_etcd_shim::EtcdBackend::connect(&etcd)?,
+        backend,
         keys: Arc::new(keys),
         anchor: daas_etcd_shim::Anchor::new(config.data_dir.join("etcd.anchor")),
         // The enclave has no disk that outlives it: each start begins a new baseline (see
@@ -536,35 +591,116 @@ impl daas_kms::CredentialSource for RelayedCredentials {
 }
 
 /// Asks KMS for the storage keys with this enclave's attestation; only ciphertext crosses the
-/// parent.
+/// parent. With `wrapped_keys = "etcd"` the wrapped keys are read from etcd, and generated
+/// (KMS `GenerateDataKey` to this enclave's attestation) on the first start of an empty
+/// datastore.
 async fn release_keys(
     kms: &KmsKeys,
+    backend: &daas_etcd_shim::EtcdBackend,
     attester: Arc<dyn daas_attestation::Attester>,
     transport: Arc<dyn daas_bridge::VsockTransport>,
     credentials_port: u32,
 ) -> Result<daas_etcd_shim::Keys> {
-    let wrapped = daas_kms::WrappedKeys::from_file(&kms.wrapped_keys)?;
-    let mut client_config = daas_kms::KmsClientConfig::new(wrapped.region.clone());
-    client_config.endpoint = kms.endpoint.clone();
-    client_config.connect_to = kms.connect_to;
-    if let Some(bundle) = &kms.ca_bundle {
-        client_config.ca_bundle = bundle.clone();
+    let credentials = RelayedCredentials {
+        transport,
+        port: credentials_port,
+    };
+    let wrapped = match &kms.wrapped_keys {
+        WrappedKeysSource::File(path) => daas_kms::WrappedKeys::from_file(path)?,
+        WrappedKeysSource::Etcd => {
+            let (key_id, region) = match (&kms.key_id, &kms.region) {
+                (Some(k), Some(r)) => (k.as_str(), r.as_str()),
+                _ => bail!("[keys.kms] wrapped_keys = \"etcd\" needs key_id and region"),
+            };
+            let client = kms_client(kms, region)?;
+            wrapped_keys_from_etcd(
+                backend,
+                &client,
+                key_id,
+                region,
+                attester.as_ref(),
+                &credentials,
+            )
+            .await?
+        }
+    };
+    if let Some(key_id) = &kms.key_id {
+        if &wrapped.key_id != key_id {
+            bail!(
+                "the wrapped keys are under KMS key {}, but this enclave is configured for {key_id}",
+                wrapped.key_id
+            );
+        }
     }
-    let client = daas_kms::KmsClient::new(client_config)?;
-    let provider = daas_kms::KmsKeyProvider::new(
-        wrapped,
-        client,
-        attester,
-        RelayedCredentials {
-            transport,
-            port: credentials_port,
-        },
-    )?;
+    if let Some(region) = &kms.region {
+        if &wrapped.region != region {
+            bail!(
+                "the wrapped keys are in region {}, but this enclave is configured for {region}",
+                wrapped.region
+            );
+        }
+    }
+    let client = kms_client(kms, &wrapped.region)?;
+    let provider = daas_kms::KmsKeyProvider::new(wrapped, client, attester, credentials)?;
     let released = provider
         .release_keys()
         .await
         .context("releasing the storage keys from KMS")?;
     Ok(daas_etcd_shim::Keys::from_provider(Box::new(released))?)
+}
+
+fn kms_client(kms: &KmsKeys, region: &str) -> Result<daas_kms::KmsClient> {
+    let mut client_config = daas_kms::KmsClientConfig::new(region.to_owned());
+    client_config.endpoint = kms.endpoint.clone();
+    client_config.connect_to = kms.connect_to;
+    if let Some(bundle) = &kms.ca_bundle {
+        client_config.ca_bundle = bundle.clone();
+    }
+    Ok(daas_kms::KmsClient::new(client_config)?)
+}
+
+/// The wrapped keys kept in etcd; on the first start of an empty datastore, a data key is
+/// generated for this enclave and its record written (the first of two racing enclaves wins).
+async fn wrapped_keys_from_etcd<C: daas_kms::CredentialSource>(
+    backend: &daas_etcd_shim::EtcdBackend,
+    client: &daas_kms::KmsClient,
+    key_id: &str,
+    region: &str,
+    attester: &dyn daas_attestation::Attester,
+    credentials: &C,
+) -> Result<daas_kms::WrappedKeys> {
+    use crate::wrapped_keys::{Stored, holds_cluster_data, load, store_new};
+    if let Some(found) = load(backend)
+        .await
+        .context("reading the wrapped keys from etcd")?
+    {
+        tracing::info!(keys = found.keys.len(), kms_key = %found.key_id, "wrapped data keys read from etcd");
+        return Ok(found);
+    }
+    if holds_cluster_data(backend)
+        .await
+        .context("checking whether etcd holds cluster data")?
+    {
+        bail!(
+            "etcd holds cluster data but no wrapped data keys (the record {:?} is missing): a new key could not decrypt that data. Restore the record from a backup of etcd; refusing to generate a new key",
+            String::from_utf8_lossy(crate::wrapped_keys::RECORD_KEY)
+        );
+    }
+    tracing::warn!(kms_key = %key_id, "no wrapped data keys in an empty etcd: generating the cluster's first data key");
+    let provisioned = daas_kms::provision_wrapped_key(client, key_id, attester, credentials)
+        .await
+        .context("generating the first data key with KMS")?;
+    let keys = daas_kms::WrappedKeys::new_single(provisioned.entry, provisioned.kms_key, region)?;
+    match store_new(backend, &keys)
+        .await
+        .context("writing the wrapped keys to etcd")?
+    {
+        Stored::Written => Ok(keys),
+        Stored::Lost(other) => {
+            tracing::info!("another enclave wrote the wrapped keys first; using its record");
+            Ok(other)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -708,5 +844,70 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
         assert!(err.to_string().contains("chain_id"), "{err}");
         let err = parse(&format!("{GOOD}\n[extra]\nx = 1\n")).expect_err("unknown");
         assert!(err.to_string().contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn wrapped_keys_in_etcd_need_the_pinned_key_and_region() {
+        let file = "wrapped_keys = \"/etc/k3s-daas/wrapped-keys.json\"\n";
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/0000";
+        let etcd = GOOD.replace(
+            file,
+            &format!("wrapped_keys = \"etcd\"\nkey_id = \"{arn}\"\nregion = \"eu-west-1\"\n"),
+        );
+        let config = parse(&etcd).expect("parse");
+        config.check(TeeKind::Nitro).expect("valid");
+        let kms = config.keys.kms.as_ref().expect("kms");
+        assert_eq!(kms.wrapped_keys, WrappedKeysSource::Etcd);
+        for (text, says) in [
+            (
+                GOOD.replace(file, "wrapped_keys = \"etcd\"\n"),
+                "needs key_id",
+            ),
+            (
+                GOOD.replace(
+                    file,
+                    "wrapped_keys = \"etcd\"\nkey_id = \"alias/k3s\"\nregion = \"eu-west-1\"\n",
+                ),
+                "give the key's ARN",
+            ),
+            (
+                GOOD.replace(
+                    file,
+                    &format!("wrapped_keys = \"etcd\"\nkey_id = \"{arn}\"\n"),
+                ),
+                "needs region",
+            ),
+        ] {
+            let err = format!(
+                "{:#}",
+                parse(&text)
+                    .expect("parse")
+                    .check(TeeKind::Nitro)
+                    .expect_err(says)
+            );
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        // Neither "etcd" nor an absolute path: refused by the parser.
+        let err =
+            parse(&GOOD.replace(file, "wrapped_keys = \"keys.json\"\n")).expect_err("relative");
+        assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    /// The example the deployment docs start from (deploy-ec2/enclave/cluster.example) is a
+    /// valid production configuration.
+    #[test]
+    fn the_deployment_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy-ec2/enclave/cluster.example/serve.toml");
+        let config = ServeConfig::load(&path).expect("the example parses");
+        config
+            .check(TeeKind::Nitro)
+            .expect("the example passes the production checks");
+        let bridge = config.bridge.as_ref().expect("the example uses the bridge");
+        assert_eq!(bridge.credentials_port, Some(8001));
+        // Every egress target the enclave names is on its own allow-list.
+        for e in &bridge.egress {
+            assert!(bridge.allow.allows(&e.target), "{e:?} not allowed");
+        }
     }
 }

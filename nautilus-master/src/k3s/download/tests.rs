@@ -143,3 +143,16 @@ fn versions_arches_and_cache_dirs() {
         format!("http://127.0.0.1:1/r/{K3S_VERSION}/")
     );
 }
+
+/// The enclave image (deploy-ec2/enclave/Dockerfile) pins the same K3s release as `dev`.
+#[test]
+fn the_enclave_image_pins_the_k3s_release_dev_uses() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy-ec2/enclave/Dockerfile");
+    let dockerfile = std::fs::read_to_string(&path).expect("read the Dockerfile");
+    let want = format!("ARG K3S_VERSION={K3S_VERSION}\n");
+    assert!(
+        dockerfile.contains(&want),
+        "the Dockerfile should say {want:?}"
+    );
+}
