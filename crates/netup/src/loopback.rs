@@ -107,3 +107,6 @@ fn add_address(rtnl: &mut Rtnl, index: u32) -> Result<bool, NetupError> {
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests;
