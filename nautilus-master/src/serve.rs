@@ -425,6 +425,16 @@ pub async fn run(
     crate::private_fs::create_private_dir(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
 
+    // 0. Inside a Nitro Enclave nothing configures the network, not even loopback, and
+    //    everything below listens or connects on 127.0.0.x.
+    if flags.tee == TeeKind::Nitro {
+        let state = tokio::task::spawn_blocking(daas_netup::loopback_up)
+            .await
+            .context("bringing up loopback")?
+            .context("bringing up loopback (the enclave boots without it)")?;
+        tracing::info!(?state, "loopback ready");
+    }
+
     // 1. The attester first: without one there is nothing to serve.
     let dev_root_dir = flags
         .dev_root_dir
