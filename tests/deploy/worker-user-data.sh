@@ -145,6 +145,71 @@ SOURCE_DATE_EPOCH=1700000000 "$REPO/deploy-ec2/bundle.sh" worker --staker-agent 
 SHA="$(cut -d' ' -f1 "$WORK/s3/k3s-daas-artefacts/bundles/k3s-daas-worker.tar.gz.sha256")"
 pass "bundle.sh built the worker bundle (sha256 $SHA)"
 
+# ---- bundle.sh: deterministic, files only, fixed owners/modes/mtime
+mkdir -p "$WORK/again"
+cp -p "$WORK/src/staker-agent" "$WORK/src/k3s" "$WORK/again/"
+touch -d '2001-02-03 04:05:06' "$WORK/again/staker-agent" "$WORK/again/k3s"
+(umask 0002 && SOURCE_DATE_EPOCH=1700000000 "$REPO/deploy-ec2/bundle.sh" worker \
+    --staker-agent "$WORK/again/staker-agent" --k3s "$WORK/again/k3s" --out "$WORK/again/out" >/dev/null 2>&1)
+[[ "$(cut -d' ' -f1 "$WORK/again/out/k3s-daas-worker.tar.gz.sha256")" == "$SHA" ]] \
+    || fail "bundle.sh is not deterministic (other input mtimes and umask gave another SHA-256)"
+listing="$(TZ=UTC tar -tvzf "$WORK/s3/k3s-daas-artefacts/bundles/k3s-daas-worker.tar.gz" | awk '{print $1, $2, $4, $5, $6}')"
+[[ "$listing" == "-rw-r--r-- 0/0 2023-11-14 22:13 etc/systemd/system/staker-agent.service
+-rwxr-xr-x 0/0 2023-11-14 22:13 usr/local/bin/k3s
+-rwxr-xr-x 0/0 2023-11-14 22:13 usr/local/bin/staker-agent" ]] || fail "worker bundle listing: $listing"
+pass "bundle.sh worker: same SHA-256 for other input mtimes and umask; sorted files only, 0/0, fixed modes and mtime"
+
+# The parent bundle from a copy of deploy-ec2/ (placeholders for the parent-host files that are
+# not in this tree yet; real ones are used where present).
+mkdir -p "$WORK/repo"
+cp -r "$REPO/deploy-ec2" "$WORK/repo/"
+printf '{"PCR0": "%s", "PCR1": "%s", "PCR2": "%s"}\n' "$(printf 'a%.0s' {1..96})" \
+    "$(printf 'b%.0s' {1..96})" "$(printf 'c%.0s' {1..96})" >"$WORK/pcrs.json"
+printf 'EIF' >"$WORK/k3s-daas.eif"
+parent_bundle() {
+    SOURCE_DATE_EPOCH=1700000000 "$WORK/repo/deploy-ec2/bundle.sh" parent --nautilus-master "$WORK/src/k3s" \
+        --eif "$WORK/k3s-daas.eif" --out "$WORK/parent-out" "$@"
+}
+if [[ ! -f "$WORK/repo/deploy-ec2/systemd/k3s-daas-enclave.service" ]]; then
+    if parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
+        fail "bundle.sh parent succeeded without the parent-host files"
+    fi
+    grep -q 'missing file: deploy-ec2/systemd/k3s-daas-enclave.service' "$WORK/parent.err" \
+        || fail "unclear error for a missing parent file: $(cat "$WORK/parent.err")"
+    pass "bundle.sh parent without deploy-ec2/systemd/k3s-daas-enclave.service: 'missing file' error"
+fi
+for f in systemd/k3s-daas-enclave.service systemd/k3s-daas-bridge.service systemd/k3s-daas-etcd.service \
+    systemd/nitro-enclaves-allocator.service.d/10-k3s-daas.conf parent/k3s-daas-enclave; do
+    [[ -f "$WORK/repo/deploy-ec2/$f" ]] || { mkdir -p "$(dirname "$WORK/repo/deploy-ec2/$f")"; echo "# placeholder" >"$WORK/repo/deploy-ec2/$f"; }
+done
+printf '{"PCR0": "%s", "PCR1": "%s", "PCR2": "%s"}\n' "$(printf '0%.0s' {1..96})" \
+    "$(printf 'b%.0s' {1..96})" "$(printf 'c%.0s' {1..96})" >"$WORK/zero-pcrs.json"
+if parent_bundle --pcrs "$WORK/zero-pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
+    fail "bundle.sh parent accepted an all-zero PCR0"
+fi
+grep -q 'PCR0 is all zeros' "$WORK/parent.err" || fail "unclear error for a zero PCR0: $(cat "$WORK/parent.err")"
+pass "bundle.sh parent refuses an all-zero (debug-mode) PCR0"
+if SOURCE_DATE_EPOCH='' parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
+    : # the copy may sit inside a git checkout (then HEAD's time is used)
+else
+    grep -q 'SOURCE_DATE_EPOCH is not set' "$WORK/parent.err" || fail "unclear error: $(cat "$WORK/parent.err")"
+fi
+parent_bundle --pcrs "$WORK/pcrs.json" --etcd "$WORK/src/k3s" >/dev/null 2>&1
+listing="$(tar -tvzf "$WORK/parent-out/k3s-daas-parent.tar.gz" | awk '{print $1, $2, $6}')"
+[[ "$listing" == "-rw-r--r-- 0/0 etc/nitro_enclaves/allocator.yaml
+-rw-r--r-- 0/0 etc/systemd/system/k3s-daas-bridge.service
+-rw-r--r-- 0/0 etc/systemd/system/k3s-daas-enclave.service
+-rw-r--r-- 0/0 etc/systemd/system/k3s-daas-etcd.service
+-rw-r--r-- 0/0 etc/systemd/system/nitro-enclaves-allocator.service.d/10-k3s-daas.conf
+-rw-r--r-- 0/0 opt/k3s-daas/k3s-daas.eif
+-rw-r--r-- 0/0 opt/k3s-daas/pcrs.json
+-rwxr-xr-x 0/0 usr/local/bin/etcd
+-rwxr-xr-x 0/0 usr/local/bin/k3s-daas-enclave
+-rwxr-xr-x 0/0 usr/local/bin/k3s-daas-preflight
+-rwxr-xr-x 0/0 usr/local/bin/nautilus-master" ]] || fail "parent bundle listing: $listing"
+[[ -s "$WORK/parent-out/k3s-daas-parent.tar.gz.sha256" ]] || fail "no parent .sha256"
+pass "bundle.sh parent: exactly the install paths of the contract (+ etcd with --etcd), 0/0, fixed modes"
+
 # render OUT KEY=VALUE...: the user-data EC2 receives: the template's worker header with the
 # parameters substituted, then the embedded script.
 render() {
