@@ -177,6 +177,13 @@ for unit in ("nitro-enclaves-allocator.service", "k3s-daas-etcd.service", "k3s-d
              "k3s-daas-bridge.service"):
     check(unit in master_ud, f"the master user-data enables {unit}")
 check("sha256sum --check" in master_ud, "the master user-data checks the parent bundle's SHA-256")
+# The user-data waits for the etcd volume, which is attached only once the instance exists: a
+# CreationPolicy on the instance would wait for a signal that cannot come.
+ready = resources.get("MasterReady", {})
+check("CreationPolicy" not in resources.get("MasterInstance", {})
+      and {"EtcdVolumeAttachment", "MasterEipAssociation"} <= set(as_list(ready.get("DependsOn", [])))
+      and "${MasterWaitHandle}" in master_ud,
+      "master readiness: a wait condition after the volume and address are attached, signalled by the user-data")
 
 # ---- the worker group: one stake record = one node
 for name, g in of_type("AWS::AutoScaling::AutoScalingGroup").items():
@@ -392,6 +399,8 @@ mutate iam-star "IAM statements name exact actions and resources" \
     "s.replace('Resource: !GetAtt StorageKey.Arn', 'Resource: \"*\"', 1)"
 mutate two-workers "WorkerGroup: MinSize = MaxSize = DesiredCapacity = 1" \
     "s.replace('MaxSize: \"1\"', 'MaxSize: \"2\"', 1)"
+mutate signal-deadlock "master readiness" \
+    "s.replace('    DependsOn: [EtcdVolumeAttachment, MasterEipAssociation]\n', '', 1)"
 mutate user-data-drift "the worker user-data embedded in the template equals" \
     "s.replace('                  umask 077\n', '                  umask 022\n', 1)"
 echo "PASS: tests/deploy/cloudformation.sh"
