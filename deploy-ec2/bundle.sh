@@ -3,7 +3,10 @@
 #
 #   deploy-ec2/bundle.sh worker --staker-agent BIN --k3s BIN --out DIR
 #       -> DIR/k3s-daas-worker.tar.gz and DIR/k3s-daas-worker.tar.gz.sha256
-#   deploy-ec2/bundle.sh parent --nautilus-master BIN --eif FILE --pcrs FILE [--etcd BIN] --out DIR
+#   deploy-ec2/bundle.sh parent --nautilus-master BIN --eif FILE --pcrs FILE --etcd-tls DIR \
+#       [--etcd BIN] --out DIR
+#     (--etcd-tls: the public half of deploy-ec2/parent/etcd-tls.sh's output, ca.pem and
+#     server.crt; the server key travels in Secrets Manager, never in a bundle)
 #       -> DIR/k3s-daas-parent.tar.gz and DIR/k3s-daas-parent.tar.gz.sha256
 #
 # Paths inside a tarball are install paths relative to /. The tarballs hold regular files only
@@ -22,7 +25,7 @@ readonly DEPLOY_DIR
 usage() {
     cat <<EOF
 usage: $PROG worker --staker-agent BIN --k3s BIN --out DIR
-       $PROG parent --nautilus-master BIN --eif FILE --pcrs FILE [--etcd BIN] --out DIR
+       $PROG parent --nautilus-master BIN --eif FILE --pcrs FILE --etcd-tls DIR [--etcd BIN] --out DIR
 
 Writes DIR/k3s-daas-<kind>.tar.gz and its .sha256 and prints the SHA-256 (the value of the
 template's WorkerBundleSha256 / ParentBundleSha256 parameter).
@@ -107,7 +110,7 @@ main() {
     [[ $# -ge 1 ]] || usage_error "missing bundle kind (worker or parent)"
     local kind="$1"
     shift
-    local staker_agent="" k3s="" nautilus_master="" eif="" pcrs="" etcd="" out=""
+    local staker_agent="" k3s="" nautilus_master="" eif="" pcrs="" etcd="" etcd_tls="" out=""
     case "$kind" in
         worker | parent) ;;
         -h | --help) usage; exit 0 ;;
@@ -122,6 +125,7 @@ main() {
             parent:--eif) eif="$2" ;;
             parent:--pcrs) pcrs="$2" ;;
             parent:--etcd) etcd="$2" ;;
+            parent:--etcd-tls) etcd_tls="$2" ;;
             *:--out) out="$2" ;;
             *) usage_error "unknown option for $kind: $1" ;;
         esac
@@ -140,6 +144,12 @@ main() {
         need_file "--pcrs" "$pcrs"
         check_pcrs "$pcrs"
         [[ -z "$etcd" ]] || need_file "--etcd" "$etcd"
+        [[ -n "$etcd_tls" ]] || usage_error "missing --etcd-tls DIR (deploy-ec2/parent/etcd-tls.sh --out DIR)"
+        need_file "--etcd-tls ca.pem" "$etcd_tls/ca.pem"
+        need_file "--etcd-tls server.crt" "$etcd_tls/server.crt"
+        if grep -q -- 'PRIVATE KEY' "$etcd_tls/ca.pem" "$etcd_tls/server.crt"; then
+            die "--etcd-tls: ca.pem or server.crt holds a private key; the bundle carries certificates only"
+        fi
         local rel
         for rel in systemd/k3s-daas-enclave.service systemd/k3s-daas-bridge.service \
             systemd/k3s-daas-etcd.service systemd/nitro-enclaves-allocator.service.d/10-k3s-daas.conf \
@@ -174,6 +184,8 @@ main() {
         # etcd is pinned the same way as everything else: the caller passes the binary from the
         # SHA-256-checked release tarball, and the bundle's own SHA-256 pins it from then on.
         [[ -z "$etcd" ]] || stage "$etcd" 0755 usr/local/bin/etcd
+        stage "$etcd_tls/ca.pem" 0644 etc/k3s-daas/etcd/ca.pem
+        stage "$etcd_tls/server.crt" 0644 etc/k3s-daas/etcd/server.crt
         pack k3s-daas-parent
     fi
 }

@@ -258,10 +258,12 @@ for name, s in statements:
         stars.append(f"{name}/{s.get('Sid')}: NotResource/NotAction")
 check(not stars, "IAM statements name exact actions and resources (no '*')" + (": " + "; ".join(stars) if stars else ""))
 actions = {(n, a) for n, s in statements for a in as_list(s.get("Action"))}
-check(actions == {("MasterRole", "s3:GetObject"), ("MasterRoleKeyPolicy", "kms:Decrypt"),
+check(actions == {("MasterRole", "s3:GetObject"), ("MasterRole", "secretsmanager:GetSecretValue"),
+                  ("MasterRoleKeyPolicy", "kms:Decrypt"),
                   ("MasterRoleKeyPolicy", "kms:GenerateDataKey"), ("WorkerRole", "s3:GetObject"),
                   ("WorkerRole", "secretsmanager:GetSecretValue")},
-      "IAM actions are exactly: master s3:GetObject + kms:Decrypt/GenerateDataKey, worker s3:GetObject + "
+      "IAM actions are exactly: master s3:GetObject + secretsmanager:GetSecretValue (etcd key) + "
+      "kms:Decrypt/GenerateDataKey, worker s3:GetObject + "
       "secretsmanager:GetSecretValue")
 kms_res = [s.get("Resource") for n, s in statements if n == "MasterRoleKeyPolicy"]
 check(kms_res == [{"Fn::GetAtt": ["StorageKey", "Arn"]}], "the master's KMS permissions name StorageKey only")

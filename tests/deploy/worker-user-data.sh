@@ -166,9 +166,12 @@ cp -r "$REPO/deploy-ec2" "$WORK/repo/"
 printf '{"PCR0": "%s", "PCR1": "%s", "PCR2": "%s"}\n' "$(printf 'a%.0s' {1..96})" \
     "$(printf 'b%.0s' {1..96})" "$(printf 'c%.0s' {1..96})" >"$WORK/pcrs.json"
 printf 'EIF' >"$WORK/k3s-daas.eif"
+mkdir -p "$WORK/etcd-tls"
+printf -- '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n' >"$WORK/etcd-tls/ca.pem"
+printf -- '-----BEGIN CERTIFICATE-----\nSERVER\n-----END CERTIFICATE-----\n' >"$WORK/etcd-tls/server.crt"
 parent_bundle() {
     SOURCE_DATE_EPOCH=1700000000 "$WORK/repo/deploy-ec2/bundle.sh" parent --nautilus-master "$WORK/src/k3s" \
-        --eif "$WORK/k3s-daas.eif" --out "$WORK/parent-out" "$@"
+        --eif "$WORK/k3s-daas.eif" --etcd-tls "$WORK/etcd-tls" --out "$WORK/parent-out" "$@"
 }
 if [[ ! -f "$WORK/repo/deploy-ec2/systemd/k3s-daas-enclave.service" ]]; then
     if parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
@@ -194,9 +197,19 @@ if SOURCE_DATE_EPOCH='' parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WO
 else
     grep -q 'SOURCE_DATE_EPOCH is not set' "$WORK/parent.err" || fail "unclear error: $(cat "$WORK/parent.err")"
 fi
+cp "$WORK/etcd-tls/server.crt" "$WORK/server.crt.bak"
+printf -- '-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----\n' >>"$WORK/etcd-tls/server.crt"
+if parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
+    fail "bundle.sh parent packed a private key from --etcd-tls"
+fi
+grep -q 'certificates only' "$WORK/parent.err" || fail "unclear error for a key in --etcd-tls: $(cat "$WORK/parent.err")"
+cp "$WORK/server.crt.bak" "$WORK/etcd-tls/server.crt"
+pass "bundle.sh parent refuses a private key in --etcd-tls"
 parent_bundle --pcrs "$WORK/pcrs.json" --etcd "$WORK/src/k3s" >/dev/null 2>&1
 listing="$(tar -tvzf "$WORK/parent-out/k3s-daas-parent.tar.gz" | awk '{print $1, $2, $6}')"
-[[ "$listing" == "-rw-r--r-- 0/0 etc/nitro_enclaves/allocator.yaml
+[[ "$listing" == "-rw-r--r-- 0/0 etc/k3s-daas/etcd/ca.pem
+-rw-r--r-- 0/0 etc/k3s-daas/etcd/server.crt
+-rw-r--r-- 0/0 etc/nitro_enclaves/allocator.yaml
 -rw-r--r-- 0/0 etc/systemd/system/k3s-daas-bridge.service
 -rw-r--r-- 0/0 etc/systemd/system/k3s-daas-enclave.service
 -rw-r--r-- 0/0 etc/systemd/system/k3s-daas-etcd.service
