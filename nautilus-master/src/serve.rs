@@ -328,6 +328,73 @@ pub struct ExternalUpstream {
     pub client_key: PathBuf,
 }
 
+/// A KMS key or alias ARN: `arn:<partition>:kms:<region>:<account>:key/<id>` or
+/// `…:alias/<name>`. Naming an alias lets the configuration (which is measured into the image)
+/// be written before the key exists; the account's key administrators own the alias.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsArn {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+    /// `key/<id>` or `alias/<name>`.
+    pub resource: String,
+}
+
+impl KmsArn {
+    pub fn parse(text: &str) -> Result<KmsArn> {
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = parts.as_slice() else {
+            bail!("not an ARN (arn:aws:kms:<region>:<account>:key/<id> or …:alias/<name>)");
+        };
+        if *arn != "arn" || !partition.starts_with("aws") || *service != "kms" {
+            bail!("not a KMS ARN (arn:aws:kms:…)");
+        }
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            bail!("the ARN's region {region:?} is not a region name");
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("the ARN's account {account:?} is not 12 digits");
+        }
+        let named = resource
+            .strip_prefix("key/")
+            .or_else(|| resource.strip_prefix("alias/"))
+            .is_some_and(|n| !n.is_empty());
+        if !named {
+            bail!("the ARN names {resource:?}, neither key/<id> nor alias/<name>");
+        }
+        Ok(KmsArn {
+            partition: (*partition).to_owned(),
+            region: (*region).to_owned(),
+            account: (*account).to_owned(),
+            resource: (*resource).to_owned(),
+        })
+    }
+
+    fn is_alias(&self) -> bool {
+        self.resource.starts_with("alias/")
+    }
+
+    /// Whether a wrapped-keys record's `key_id` is this configured key: the same ARN, or for an
+    /// alias, a key ARN in the same partition, region and account (KMS then checks, at every
+    /// request, that the blob is under the alias's key: requests name the alias).
+    fn covers(&self, record_key_id: &str) -> bool {
+        match KmsArn::parse(record_key_id) {
+            Ok(r) if self.is_alias() => {
+                r.resource.starts_with("key/")
+                    && r.partition == self.partition
+                    && r.region == self.region
+                    && r.account == self.account
+            }
+            Ok(r) => r == *self,
+            Err(_) => false,
+        }
+    }
+}
+
 impl ServeConfig {
     /// Reads and checks a config file. Nothing is started.
     pub fn load(path: &Path) -> Result<ServeConfig> {
@@ -351,17 +418,24 @@ impl ServeConfig {
         }
         if let Some(kms) = &self.keys.kms {
             if kms.wrapped_keys == WrappedKeysSource::Etcd {
-                match &kms.key_id {
-                    Some(id) if id.starts_with("arn:") && id.contains(":key/") => {}
-                    Some(id) => bail!(
-                        "[keys.kms] key_id {id:?}: with wrapped_keys = \"etcd\" give the key's ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias"
-                    ),
-                    None => bail!(
-                        "[keys.kms] wrapped_keys = \"etcd\" needs key_id (the KMS key's ARN) and region"
-                    ),
+                if kms.key_id.is_none() {
+                    bail!(
+                        "[keys.kms] wrapped_keys = \"etcd\" needs key_id (the KMS key's or its alias's ARN) and region"
+                    );
                 }
                 if kms.region.as_deref().is_none_or(str::is_empty) {
                     bail!("[keys.kms] wrapped_keys = \"etcd\" needs region");
+                }
+            }
+            if let Some(id) = &kms.key_id {
+                let arn = KmsArn::parse(id).with_context(|| format!("[keys.kms] key_id {id:?}"))?;
+                if let Some(region) = &kms.region {
+                    if &arn.region != region {
+                        bail!(
+                            "[keys.kms] key_id {id:?} is in {}, not in region {region:?}",
+                            arn.region
+                        );
+                    }
                 }
             }
         }
@@ -634,13 +708,18 @@ async fn release_keys(
             .await?
         }
     };
+    let mut wrapped = wrapped;
     if let Some(key_id) = &kms.key_id {
-        if &wrapped.key_id != key_id {
+        let configured = KmsArn::parse(key_id).context("[keys.kms] key_id")?;
+        if !configured.covers(&wrapped.key_id) {
             bail!(
                 "the wrapped keys are under KMS key {}, but this enclave is configured for {key_id}",
                 wrapped.key_id
             );
         }
+        // Every request names the configured key (or alias), never the record's: KMS refuses a
+        // blob that is not under it.
+        wrapped.key_id = key_id.clone();
     }
     if let Some(region) = &kms.region {
         if &wrapped.region != region {
@@ -878,7 +957,16 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
                     file,
                     "wrapped_keys = \"etcd\"\nkey_id = \"alias/k3s\"\nregion = \"eu-west-1\"\n",
                 ),
-                "give the key's ARN",
+                "not an ARN",
+            ),
+            (
+                GOOD.replace(
+                    file,
+                    &format!(
+                        "wrapped_keys = \"etcd\"\nkey_id = \"{arn}\"\nregion = \"us-east-1\"\n"
+                    ),
+                ),
+                "not in region",
             ),
             (
                 GOOD.replace(
@@ -901,6 +989,34 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
         let err =
             parse(&GOOD.replace(file, "wrapped_keys = \"keys.json\"\n")).expect_err("relative");
         assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    #[test]
+    fn a_configured_alias_covers_keys_of_its_account_and_region_only() {
+        let alias =
+            KmsArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/k3s-daas-prod").expect("alias");
+        let key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd";
+        assert!(alias.covers(key));
+        for other in [
+            "arn:aws:kms:eu-west-1:999999999999:key/1234abcd", // another account
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd", // another region
+            "arn:aws:kms:eu-west-1:111122223333:alias/other",  // an alias is not a key
+            "1234abcd",                                        // not an ARN
+        ] {
+            assert!(!alias.covers(other), "{other}");
+        }
+        let pinned = KmsArn::parse(key).expect("key");
+        assert!(pinned.covers(key));
+        assert!(!pinned.covers("arn:aws:kms:eu-west-1:111122223333:key/other"));
+        for bad in [
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:eu-west-1:1111:key/x",
+            "arn:aws:kms:eu-west-1:111122223333:key/",
+            "arn:aws:kms:EU:111122223333:key/x",
+            "arn:aws:kms:eu-west-1:111122223333:grant/x",
+        ] {
+            assert!(KmsArn::parse(bad).is_err(), "{bad}");
+        }
     }
 
     /// The example the deployment docs start from (deploy-ec2/enclave/cluster.example) is a
