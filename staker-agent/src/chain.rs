@@ -538,8 +538,22 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
         let grants = granted_roles(grant_mask(&chain, &cluster, key.address()).await?);
         let now = now_ms();
         let mut rows = Vec::new();
+        // The PCRs the chain expects, as the PCR file `pcrs.sh --compare` and `admin set-pcrs`
+        // read (empty until the AdminCap holder set them).
+        let expected_pcrs = json!({
+            "PCR0": hex::encode(&cluster.expected_pcr0),
+            "PCR1": hex::encode(&cluster.expected_pcr1),
+            "PCR2": hex::encode(&cluster.expected_pcr2),
+        });
+        let pcr_line = |p: &[u8]| {
+            if p.is_empty() {
+                "not set".to_owned()
+            } else {
+                hex::encode(p)
+            }
+        };
         let mut text = format!(
-            "address   {}\nbalance   {}\ncluster   {} ({})\ngrants    {}\n",
+            "address   {}\nbalance   {}\ncluster   {} ({})\ngrants    {}\nPCR0      {}\nPCR1      {}\nPCR2      {}\nenclave   {}\n",
             key.address(),
             amount::format(balance),
             cluster.id,
@@ -548,7 +562,15 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
                 "none (you may stake as user)".to_owned()
             } else {
                 grants.join(", ")
-            }
+            },
+            pcr_line(&cluster.expected_pcr0),
+            pcr_line(&cluster.expected_pcr1),
+            pcr_line(&cluster.expected_pcr2),
+            if cluster.enclave.is_some() {
+                "registered"
+            } else {
+                "none registered"
+            },
         );
         if records.is_empty() {
             text.push_str("no stake records");
@@ -593,7 +615,7 @@ pub(crate) fn status(global: &Global, args: ChainOnly) -> Result<()> {
         }
         print(
             global,
-            json!({ "address": key.address().to_string(), "balance_mist": balance, "cluster": cluster.id.to_string(), "grants": grants, "records": rows }),
+            json!({ "address": key.address().to_string(), "balance_mist": balance, "cluster": cluster.id.to_string(), "grants": grants, "expected_pcrs": expected_pcrs, "enclave_registered": cluster.enclave.is_some(), "records": rows }),
             text.trim_end().to_owned(),
         );
         Ok(())

@@ -487,6 +487,13 @@ fn admin_sets_the_pcrs_and_registers_a_dev_enclave() {
     ]);
     assert_eq!(set["pcr0"], hex48(0x11));
     assert_eq!(set["enclave_cleared"], false);
+    // `status` reports them in the PCR file's shape (what `pcrs.sh --compare` reads).
+    let status = admin.ok_json(&["status"]);
+    assert_eq!(
+        status["expected_pcrs"],
+        serde_json::json!({"PCR0": hex48(0x11), "PCR1": hex48(0x22), "PCR2": hex48(0x33)})
+    );
+    assert_eq!(status["enclave_registered"], false);
 
     // Another endpoint than the document's: refused before gas.
     let spent = balance(&admin);
@@ -526,6 +533,7 @@ fn admin_sets_the_pcrs_and_registers_a_dev_enclave() {
     assert_eq!(registered["endpoint"], endpoint);
     assert_eq!(registered["ca_sha256"], hex::encode(ca));
     assert_eq!(registered["cluster"], cluster.to_string());
+    assert_eq!(admin.ok_json(&["status"])["enclave_registered"], true);
 
     // Replaying the same document is refused before gas (not newer than the registered one).
     let err = admin.fails(&[
