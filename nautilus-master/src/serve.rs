@@ -349,20 +349,20 @@ impl ServeConfig {
             ),
             _ => {}
         }
-        if let Some(kms) = &self.keys.kms {
-            if kms.wrapped_keys == WrappedKeysSource::Etcd {
-                match &kms.key_id {
-                    Some(id) if id.starts_with("arn:") && id.contains(":key/") => {}
-                    Some(id) => bail!(
-                        "[keys.kms] key_id {id:?}: with wrapped_keys = \"etcd\" give the key's ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias"
-                    ),
-                    None => bail!(
-                        "[keys.kms] wrapped_keys = \"etcd\" needs key_id (the KMS key's ARN) and region"
-                    ),
-                }
-                if kms.region.as_deref().is_none_or(str::is_empty) {
-                    bail!("[keys.kms] wrapped_keys = \"etcd\" needs region");
-                }
+        if let Some(kms) = &self.keys.kms
+            && kms.wrapped_keys == WrappedKeysSource::Etcd
+        {
+            match &kms.key_id {
+                Some(id) if id.starts_with("arn:") && id.contains(":key/") => {}
+                Some(id) => bail!(
+                    "[keys.kms] key_id {id:?}: with wrapped_keys = \"etcd\" give the key's ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias"
+                ),
+                None => bail!(
+                    "[keys.kms] wrapped_keys = \"etcd\" needs key_id (the KMS key's ARN) and region"
+                ),
+            }
+            if kms.region.as_deref().is_none_or(str::is_empty) {
+                bail!("[keys.kms] wrapped_keys = \"etcd\" needs region");
             }
         }
         if self.etcd.endpoints.is_empty() {
@@ -624,21 +624,21 @@ async fn release_keys(
             .await?
         }
     };
-    if let Some(key_id) = &kms.key_id {
-        if &wrapped.key_id != key_id {
-            bail!(
-                "the wrapped keys are under KMS key {}, but this enclave is configured for {key_id}",
-                wrapped.key_id
-            );
-        }
+    if let Some(key_id) = &kms.key_id
+        && &wrapped.key_id != key_id
+    {
+        bail!(
+            "the wrapped keys are under KMS key {}, but this enclave is configured for {key_id}",
+            wrapped.key_id
+        );
     }
-    if let Some(region) = &kms.region {
-        if &wrapped.region != region {
-            bail!(
-                "the wrapped keys are in region {}, but this enclave is configured for {region}",
-                wrapped.region
-            );
-        }
+    if let Some(region) = &kms.region
+        && &wrapped.region != region
+    {
+        bail!(
+            "the wrapped keys are in region {}, but this enclave is configured for {region}",
+            wrapped.region
+        );
     }
     let client = kms_client(kms, &wrapped.region)?;
     let provider = daas_kms::KmsKeyProvider::new(wrapped, client, attester, credentials)?;
