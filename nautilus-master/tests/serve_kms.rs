@@ -404,7 +404,9 @@ egress = [
     let (status, stderr) = run_to_exit(&serve_args, &tmp.path().join("serve-other.log"));
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains(OTHER_ARN) && stderr.contains(KEY_ARN),
+        stderr.contains(&format!(
+            "the wrapped keys are under KMS key {OTHER_ARN}, but this enclave is configured for {KEY_ARN}"
+        )),
         "{stderr}"
     );
     assert_eq!(kms.calls(), before, "nothing asked of KMS");
