@@ -14,85 +14,18 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use daas_chain::{GrpcChain, tx};
 use daas_seal::Role;
 use daas_wallet::{Scheme, WalletKey};
 use nautilus_master::tee::DevTee;
 use support::devnet::{fund, token};
+use support::procs::{spawn_etcd, start_master as start};
 use support::{ApiServerOnShim, free_port, peer, run_ok, which};
 
 const SUI: u64 = 1_000_000_000;
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_etcd(dir: &Path) -> (Proc, u16) {
-    let bin = which("etcd").expect("etcd on PATH");
-    let (client, peer_port) = (free_port(), free_port());
-    let client_url = format!("http://127.0.0.1:{client}");
-    let peer_url = format!("http://127.0.0.1:{peer_port}");
-    let mut cmd = Command::new(bin);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ETCD_") {
-            cmd.env_remove(name);
-        }
-    }
-    let child = cmd
-        .args(["--name", "t", "--log-level", "error"])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--listen-client-urls", &client_url])
-        .args(["--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("t={peer_url}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn etcd");
-    support::wait_until("etcd listening", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
-    });
-    (Proc(child), client)
-}
-
-/// Starts `nautilus-master <args>` and waits for a stdout line starting with `ready`.
-fn start(args: &[String], ready: &str) -> (Proc, Vec<String>) {
-    let mut child = Command::new(support::bin())
-        .args(args)
-        .env("DAAS_LOG", "info,daas_devnet=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn nautilus-master");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("exited before {ready:?}; stdout: {seen:?}"))
-            .expect("read");
-        let done = line.starts_with(ready);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Proc(child), seen)
-}
 
 struct Setup {
     chain: GrpcChain,

@@ -7,6 +7,7 @@
 pub mod dev;
 pub mod devnet;
 pub mod node;
+pub mod procs;
 pub mod proxy;
 pub mod upstream;
 
