@@ -429,13 +429,13 @@ impl ServeConfig {
             }
             if let Some(id) = &kms.key_id {
                 let arn = KmsArn::parse(id).with_context(|| format!("[keys.kms] key_id {id:?}"))?;
-                if let Some(region) = &kms.region {
-                    if &arn.region != region {
-                        bail!(
-                            "[keys.kms] key_id {id:?} is in {}, not in region {region:?}",
-                            arn.region
-                        );
-                    }
+                if let Some(region) = &kms.region
+                    && &arn.region != region
+                {
+                    bail!(
+                        "[keys.kms] key_id {id:?} is in {}, not in region {region:?}",
+                        arn.region
+                    );
                 }
             }
         }
@@ -721,13 +721,13 @@ async fn release_keys(
         // blob that is not under it.
         wrapped.key_id = key_id.clone();
     }
-    if let Some(region) = &kms.region {
-        if &wrapped.region != region {
-            bail!(
-                "the wrapped keys are in region {}, but this enclave is configured for {region}",
-                wrapped.region
-            );
-        }
+    if let Some(region) = &kms.region
+        && &wrapped.region != region
+    {
+        bail!(
+            "the wrapped keys are in region {}, but this enclave is configured for {region}",
+            wrapped.region
+        );
     }
     let client = kms_client(kms, &wrapped.region)?;
     let provider = daas_kms::KmsKeyProvider::new(wrapped, client, attester, credentials)?;
