@@ -117,9 +117,10 @@ pub enum BridgeError {
         #[source]
         source: std::io::Error,
     },
-    /// The credentials source is misconfigured.
+    /// The credentials source is misconfigured. (Not a `#[source]`: the message already holds
+    /// the whole cause, and a chain would print it twice.)
     #[error("credentials relay: {0}")]
-    Credentials(#[from] SourceError),
+    Credentials(SourceError),
     /// Two routes or services share a port.
     #[error("{0}")]
     Conflict(String),
@@ -231,7 +232,8 @@ impl Bridge {
         };
         let creds = match &config.credentials {
             Some(c) => {
-                let source = CachedCredentials::new(&c.source, c.region.clone())?;
+                let source = CachedCredentials::new(&c.source, c.region.clone())
+                    .map_err(BridgeError::Credentials)?;
                 Some((
                     transport
                         .listen(c.vsock_port)
