@@ -8,7 +8,7 @@
 //!
 //! Errors never carry response bodies: those hold the credentials.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
@@ -247,42 +247,4 @@ struct ImdsCredentials {
     secret_access_key: String,
     token: String,
     expiration: String,
-}
-
-/// Credentials cached until five minutes before they expire (IMDS rotates them well before).
-#[derive(Debug)]
-pub(crate) struct CachedCredentials {
-    imds: Imds,
-    region: Option<String>,
-    cache: tokio::sync::Mutex<Option<AwsCredentials>>,
-}
-
-const REFRESH_BEFORE: Duration = Duration::from_secs(300);
-
-impl CachedCredentials {
-    pub(crate) fn new(imds: Imds, region: Option<String>) -> Self {
-        Self {
-            imds,
-            region,
-            cache: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    pub(crate) async fn get(&self) -> Result<AwsCredentials, ImdsError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref()
-            && c.expiration
-                .and_then(|e| e.checked_sub(REFRESH_BEFORE))
-                .is_some_and(|fresh_until| SystemTime::now() < fresh_until)
-        {
-            return Ok(c.clone());
-        }
-        let region = match &self.region {
-            Some(r) => r.clone(),
-            None => self.imds.region().await?,
-        };
-        let fresh = self.imds.credentials(&region).await?;
-        *cache = Some(fresh.clone());
-        Ok(fresh)
-    }
 }

@@ -5,9 +5,10 @@
 //!
 //! - **Parent** ([`Bridge`], `nautilus-master bridge`): ingress TCP (kubectl on :8080, workers
 //!   on :6443) to the enclave's vsock ports; enclave-originated egress to an allow-list of TCP
-//!   targets, each connection naming its target in a small [`header`]; and a relay for the
-//!   instance role's temporary AWS credentials from IMDSv2 ([`CredentialsClient`] on the
-//!   enclave side).
+//!   targets, each connection naming its target in a small [`header`]; and a relay for
+//!   temporary AWS credentials ([`CredentialsClient`] on the enclave side) from one explicitly
+//!   chosen [`CredentialsSource`]: the EC2 instance role (IMDSv2), an EKS IRSA role (STS
+//!   `AssumeRoleWithWebIdentity`) or an EKS Pod Identity association.
 //! - **Enclave** ([`EnclaveSide`]): local TCP listeners that forward to allow-listed targets
 //!   through the parent (checked against the enclave's *own* allow-list first), vsock
 //!   listeners that forward to local services, and an [`EgressDialer`].
@@ -22,27 +23,35 @@
 
 mod accept;
 mod allow;
+mod container;
 mod credentials;
 mod enclave;
+mod fetch;
 pub mod header;
 mod imds;
 mod metrics;
 mod parent;
+mod source;
 mod splice;
+mod sts;
 mod transport;
 
 pub use allow::{AllowList, AllowListError, Host, Target, TargetError};
+pub use container::{ContainerConfig, ContainerError, EKS_POD_IDENTITY_URI};
 pub use credentials::{AwsCredentials, CredentialsClient, CredentialsError, Secret};
 pub use enclave::{
     EgressDialer, EgressError, EgressForward, EnclaveConfig, EnclaveError, EnclaveHandle,
     EnclaveSide, IngressForward,
 };
+pub use fetch::{FetchError, TlsRootsError, TokenFileError};
 pub use imds::{DEFAULT_IMDS_URL, Imds, ImdsError};
 pub use metrics::{Counters, CountersSnapshot};
 pub use parent::{
     Bridge, BridgeConfig, BridgeError, BridgeHandle, CredentialsConfig, EgressConfig, IngressRoute,
 };
+pub use source::{CredentialsSource, SourceError};
 pub use splice::Limits;
+pub use sts::{DEFAULT_SESSION_NAME, WebIdentityConfig, WebIdentityError};
 pub use transport::{
     Accepted, BoxFuture, BoxListener, BoxStream, Listener, MIN_ENCLAVE_CID, PARENT_CID, RealVsock,
     Stream, UnixVsock, VsockTransport,

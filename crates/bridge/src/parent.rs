@@ -19,8 +19,8 @@ use crate::accept::accept_loop;
 use crate::allow::AllowList;
 use crate::credentials;
 use crate::header::{self, Status};
-use crate::imds::{CachedCredentials, Imds, ImdsError};
 use crate::metrics::{ActiveGuard, Counters, inc};
+use crate::source::{CachedCredentials, CredentialsSource, SourceError};
 use crate::splice::{Limits, splice};
 use crate::transport::{
     Accepted, BoxListener, BoxStream, MIN_ENCLAVE_CID, VsockTransport, connect_within,
@@ -69,9 +69,10 @@ pub struct EgressConfig {
 pub struct CredentialsConfig {
     /// The parent's vsock port for credentials requests.
     pub vsock_port: u32,
-    /// IMDS base URL (`http://169.254.169.254` in production).
-    pub imds_url: String,
-    /// The region to report; asked from IMDS when `None`.
+    /// Where the credentials come from.
+    pub source: CredentialsSource,
+    /// The region to report (and, for `web-identity`, of the STS endpoint). Required for
+    /// `web-identity` and `container`; asked from IMDS when `None` with `imds`.
     pub region: Option<String>,
 }
 
@@ -116,9 +117,10 @@ pub enum BridgeError {
         #[source]
         source: std::io::Error,
     },
-    /// The IMDS URL is unusable.
-    #[error(transparent)]
-    Imds(#[from] ImdsError),
+    /// The credentials source is misconfigured. (Not a `#[source]`: the message already holds
+    /// the whole cause, and a chain would print it twice.)
+    #[error("credentials relay: {0}")]
+    Credentials(SourceError),
     /// Two routes or services share a port.
     #[error("{0}")]
     Conflict(String),
@@ -230,7 +232,8 @@ impl Bridge {
         };
         let creds = match &config.credentials {
             Some(c) => {
-                let imds = Imds::new(&c.imds_url)?;
+                let source = CachedCredentials::new(&c.source, c.region.clone())
+                    .map_err(BridgeError::Credentials)?;
                 Some((
                     transport
                         .listen(c.vsock_port)
@@ -239,7 +242,7 @@ impl Bridge {
                             what: "credentials",
                             source,
                         })?,
-                    Arc::new(CachedCredentials::new(imds, c.region.clone())),
+                    Arc::new(source),
                 ))
             }
             None => None,
@@ -258,7 +261,11 @@ impl Bridge {
             tasks.spawn(egress_loop(listener, allow, shared.clone(), cancel.clone()));
         }
         if let Some((listener, source)) = creds {
-            info!(vsock_port = listener.port(), "Bridge credentials relay");
+            info!(
+                vsock_port = listener.port(),
+                source = source.name(),
+                "Bridge credentials relay"
+            );
             tasks.spawn(credentials_loop(
                 listener,
                 source,
@@ -490,7 +497,7 @@ async fn credentials_one(
         Ok(c) => Ok(c),
         Err(e) => {
             inc(&shared.counters.failures);
-            warn!(error = %e, "Bridge credentials relay: IMDS failed");
+            warn!(source = source.name(), error = %e, "Bridge credentials relay: the source failed");
             Err(e.to_string())
         }
     };

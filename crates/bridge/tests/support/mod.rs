@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub(crate) mod eks;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,9 +14,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 use daas_bridge::{
-    AllowList, Bridge, BridgeConfig, BridgeHandle, CredentialsConfig, EgressConfig, EgressForward,
-    EnclaveConfig, EnclaveHandle, EnclaveSide, IngressForward, IngressRoute, Limits, PARENT_CID,
-    UnixVsock, VsockTransport,
+    AllowList, Bridge, BridgeConfig, BridgeHandle, CredentialsConfig, CredentialsSource,
+    EgressConfig, EgressForward, EnclaveConfig, EnclaveHandle, EnclaveSide, IngressForward,
+    IngressRoute, Limits, PARENT_CID, UnixVsock, VsockTransport,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -115,11 +117,11 @@ pub(crate) fn allow(entries: &[String]) -> AllowList {
 }
 
 /// A parent bridge with ingress 127.0.0.1:0 → INGRESS_PORT, egress on EGRESS_PORT with
-/// `parent_allow`, and (if `imds` is given) the credentials relay.
+/// `parent_allow`, and (if a source is given) the credentials relay on CREDENTIALS_PORT.
 pub(crate) async fn parent(
     vsock: &Vsock,
     parent_allow: AllowList,
-    imds: Option<String>,
+    credentials: Option<(CredentialsSource, Option<String>)>,
     limits: Limits,
 ) -> BridgeHandle {
     Bridge::start(
@@ -133,10 +135,10 @@ pub(crate) async fn parent(
                 vsock_port: EGRESS_PORT,
                 allow: parent_allow,
             }),
-            credentials: imds.map(|imds_url| CredentialsConfig {
+            credentials: credentials.map(|(source, region)| CredentialsConfig {
                 vsock_port: CREDENTIALS_PORT,
-                imds_url,
-                region: None,
+                source,
+                region,
             }),
             limits,
         },
@@ -195,8 +197,10 @@ pub(crate) struct Setup {
     pub(crate) forward: Vec<String>,
     /// The enclave's ingress service; an echo server when `None`.
     pub(crate) service: Option<SocketAddr>,
-    /// The IMDS URL, which turns the credentials relay on.
+    /// The IMDS URL, which turns the credentials relay on (source `imds`, region from IMDS).
     pub(crate) imds: Option<String>,
+    /// Any other credentials source and its region (overrides `imds`).
+    pub(crate) credentials: Option<(CredentialsSource, Option<String>)>,
     /// Both sides' limits.
     pub(crate) limits: Limits,
 }
@@ -226,7 +230,10 @@ impl Setup {
             self.limits.clone(),
         )
         .await;
-        let parent = parent(&vs, allow(&parent_allow), self.imds, self.limits).await;
+        let credentials = self
+            .credentials
+            .or(self.imds.map(|url| (CredentialsSource::Imds { url }, None)));
+        let parent = parent(&vs, allow(&parent_allow), credentials, self.limits).await;
         Pair {
             vs,
             parent,
