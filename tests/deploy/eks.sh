@@ -387,7 +387,7 @@ jq -e '.spec.hostNetwork != true and .spec.hostPID != true and ([.spec.volumes[]
 ok "no container privileged, all drop ALL capabilities, no escalation, read-only root fs; no host namespaces or hostPath"
 
 bridge_cmd=$(jq -r '.spec.containers[] | select(.name == "bridge") | .command | join(" ")' <<<"$pod_json")
-want_bridge="/usr/local/bin/nautilus-master bridge --enclave-cid 16 --ingress 0.0.0.0:8080=8080 --ingress 0.0.0.0:6443=6443 --egress-port 8000 --allow-file /etc/k3s-daas/egress.allow --credentials-port 8001"
+want_bridge="/usr/local/bin/nautilus-master bridge --enclave-cid 16 --ingress 0.0.0.0:8080=8080 --ingress 0.0.0.0:6443=6443 --egress-port 8000 --allow-file /etc/k3s-daas/egress.allow --credentials-port 8001 --credentials-source web-identity"
 [[ $bridge_cmd == "$want_bridge" ]] || fail "bridge command: ${bridge_cmd}"
 ok "bridge: ${want_bridge#/usr/local/bin/}"
 
