@@ -20,7 +20,10 @@ impl Drop for Proc {
 
 /// A single-member etcd on loopback (plain http) with its data in `dir`; its client port.
 pub fn spawn_etcd(dir: &Path) -> (Proc, u16) {
-    let bin = which("etcd").expect("etcd on PATH");
+    let bin = std::env::var_os("ETCD_BIN")
+        .map(std::path::PathBuf::from)
+        .or_else(|| which("etcd"))
+        .expect("etcd: ETCD_BIN or on PATH");
     let (client, peer_port) = (free_port(), free_port());
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
