@@ -36,6 +36,9 @@ done
 [[ -n "$config" ]] || usage
 [[ -f "$config/serve.toml" ]] || die "--cluster-config $config has no serve.toml"
 
+# Both paths are taken relative to where the command was run, before moving to the repository.
+config=$(cd "$config" && pwd -P)
+out=$(realpath -m "$out")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 nitro_cli=${NITRO_CLI:-nitro-cli}
@@ -44,16 +47,16 @@ docker buildx version >/dev/null 2>&1 || die "docker buildx not available"
 command -v "$nitro_cli" >/dev/null 2>&1 || die "nitro-cli not found (dnf install aws-nitro-enclaves-cli aws-nitro-enclaves-cli-devel)"
 
 cd "$repo"
-if [[ -n "$(git status --porcelain --untracked-files=normal)" ]]; then
+# Tracked files only: untracked ones (the cluster config, the output directory) are not built.
+if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
     [[ "$allow_dirty" == true ]] ||
-        die "the work tree has uncommitted changes: the image would not be the commit's (--allow-dirty to build anyway)"
+        die "tracked files have uncommitted changes: the image would not be the commit's (--allow-dirty to build anyway)"
     echo "build-eif: WARNING: building a dirty work tree; its PCRs belong to no commit" >&2
 fi
 commit=$(git rev-parse HEAD)
 epoch=$(git log -1 --format=%ct)
 tag="k3s-daas-enclave:${commit:0:12}"
 mkdir -p "$out"
-out=$(cd "$out" && pwd -P)
 
 echo "build-eif: docker image $tag (SOURCE_DATE_EPOCH=$epoch)" >&2
 docker buildx build --platform linux/amd64 --provenance=false --sbom=false \
@@ -70,7 +73,7 @@ NITRO_CLI="$nitro_cli" "$here/pcrs.sh" "$out/k3s-daas.eif" >"$out/pcrs.json"
     echo "source_date_epoch $epoch"
     echo "nitro-cli $("$nitro_cli" --version 2>&1 | head -n 1)"
     for blob in /usr/share/nitro_enclaves/blobs/*; do
-        [[ -f "$blob" ]] && sha256sum "$blob"
+        if [[ -f "$blob" ]]; then sha256sum "$blob"; fi
     done
     echo "cluster config:"
     (cd "$config" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
