@@ -195,24 +195,14 @@ fn dev_in_front_of_a_real_kube_apiserver() {
     let tmp = tempfile::tempdir().unwrap();
     // The apiserver keeps its state in a shim of its own; dev serves its own shim too.
     let api = ApiServerOnShim::start(&peer_dir, tmp.path(), &[]);
-    let pki = api.pki();
-    let arg = |p: &str| pki.join(p).display().to_string();
     let policy = tmp.path().join("tenant-policy.json");
     std::fs::write(&policy, r#"{"quota": {"count/configmaps": 7}}"#).unwrap();
     let dev = Dev::start(
         &tmp.path().join("d"),
-        &[
-            "--tenant-policy".into(),
-            policy.display().to_string(),
-            "--upstream".into(),
-            api.url(),
-            "--upstream-ca".into(),
-            arg("ca.crt"),
-            "--upstream-client-cert".into(),
-            arg("front-proxy-client.crt"),
-            "--upstream-client-key".into(),
-            arg("front-proxy-client.key"),
-        ],
+        &["--tenant-policy".into(), policy.display().to_string()]
+            .into_iter()
+            .chain(api.dev_upstream_args())
+            .collect::<Vec<_>>(),
     );
     assert!(!dev.stdout.concat().contains("No k3s binary"));
     let admin = dev.kubeconfig(
@@ -369,15 +359,8 @@ fn dev_refuses_an_api_server_that_reads_identity_from_other_headers() {
             ),
         ],
     );
-    let pki = api.pki();
     let out = dev_command(&tmp.path().join("d"))
-        .args(["--upstream", &api.url()])
-        .arg("--upstream-ca")
-        .arg(pki.join("ca.crt"))
-        .arg("--upstream-client-cert")
-        .arg(pki.join("front-proxy-client.crt"))
-        .arg("--upstream-client-key")
-        .arg(pki.join("front-proxy-client.key"))
+        .args(api.dev_upstream_args())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -47,6 +47,9 @@ const NODE_B: &str = "wk-b";
 const INDEX_A: u8 = 171;
 const INDEX_B: u8 = 172;
 
+/// Evictions the lifecycle saw refused because of a PodDisruptionBudget (resets with the master).
+const EVICTIONS_BLOCKED_BY_PDB: &str =
+    "daas_workers_lifecycle_steps_total{step=\"evict\",result=\"blocked_by_pdb\"}";
 fn staker_agent() -> PathBuf {
     if let Some(p) = std::env::var_os("DAAS_STAKER_AGENT_BIN") {
         return p.into();
@@ -355,24 +358,15 @@ fn workers_join_run_and_leave_with_their_stake() {
             "--enable-admission-plugins=NodeRestriction --kubelet-preferred-address-types=InternalIP",
         )],
     );
-    let pki = api.pki();
-    let arg = |p: &str| pki.join(p).display().to_string();
     let data = tmp.path().join("d");
-    let dev_args: Vec<String> = vec![
-        "--upstream".into(),
-        api.url(),
-        "--upstream-ca".into(),
-        arg("ca.crt"),
-        "--upstream-client-cert".into(),
-        arg("front-proxy-client.crt"),
-        "--upstream-client-key".into(),
-        arg("front-proxy-client.key"),
+    let mut dev_args = api.dev_upstream_args();
+    dev_args.extend([
         "--unbonding-grace".into(),
         "2m".into(),
         // A fixed chain port: the stakers' chain config stays valid across the master restart.
         "--chain-listen".into(),
         format!("127.0.0.1:{}", free_port()),
-    ];
+    ]);
     let dev = Dev::start(&data, &dev_args);
     let mut w = World {
         chain_config: data.join("chain/client.json"),
@@ -788,10 +782,7 @@ fn workers_join_run_and_leave_with_their_stake() {
     w.wait(
         "the PDB refused an eviction",
         Duration::from_secs(30),
-        || {
-            w.metric("daas_workers_lifecycle_steps_total{step=\"evict\",result=\"blocked_by_pdb\"}")
-                >= 2.0
-        },
+        || w.metric(EVICTIONS_BLOCKED_BY_PDB) >= 2.0,
     );
     assert!(
         w.node_exists(NODE_A),
@@ -818,10 +809,7 @@ fn workers_join_run_and_leave_with_their_stake() {
     w.wait(
         "the restarted master refused an eviction",
         Duration::from_secs(60),
-        || {
-            w.metric("daas_workers_lifecycle_steps_total{step=\"evict\",result=\"blocked_by_pdb\"}")
-                >= 1.0
-        },
+        || w.metric(EVICTIONS_BLOCKED_BY_PDB) >= 1.0,
     );
     assert!(
         w.node_exists(NODE_A),

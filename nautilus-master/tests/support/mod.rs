@@ -342,6 +342,23 @@ impl ApiServerOnShim {
     pub fn pki(&self) -> PathBuf {
         self.run_dir.join("pki")
     }
+
+    /// `dev`'s flags for serving in front of this API server: its URL, its CA and the
+    /// front-proxy client certificate the proxy forwards identities with.
+    pub fn dev_upstream_args(&self) -> Vec<String> {
+        let pki = self.pki();
+        let file = |name: &str| pki.join(name).display().to_string();
+        vec![
+            "--upstream".into(),
+            self.url(),
+            "--upstream-ca".into(),
+            file("ca.crt"),
+            "--upstream-client-cert".into(),
+            file("front-proxy-client.crt"),
+            "--upstream-client-key".into(),
+            file("front-proxy-client.key"),
+        ]
+    }
 }
 
 /// A plain HTTP/1.1 GET of `path` from `host:port` (loopback admin listeners); the whole
