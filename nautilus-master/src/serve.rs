@@ -689,15 +689,21 @@ async fn release_keys(
         transport,
         port: credentials_port,
     };
-    let wrapped = match &kms.wrapped_keys {
-        WrappedKeysSource::File(path) => daas_kms::WrappedKeys::from_file(path)?,
+    // One client for every request: in the file's region, or the configured one for etcd (the
+    // record must be in it; checked below, and again by the provider).
+    let (mut wrapped, client) = match &kms.wrapped_keys {
+        WrappedKeysSource::File(path) => {
+            let wrapped = daas_kms::WrappedKeys::from_file(path)?;
+            let client = kms_client(kms, &wrapped.region)?;
+            (wrapped, client)
+        }
         WrappedKeysSource::Etcd => {
             let (key_id, region) = match (&kms.key_id, &kms.region) {
                 (Some(k), Some(r)) => (k.as_str(), r.as_str()),
                 _ => bail!("[keys.kms] wrapped_keys = \"etcd\" needs key_id and region"),
             };
             let client = kms_client(kms, region)?;
-            wrapped_keys_from_etcd(
+            let wrapped = wrapped_keys_from_etcd(
                 backend,
                 &client,
                 key_id,
@@ -705,10 +711,10 @@ async fn release_keys(
                 attester.as_ref(),
                 &credentials,
             )
-            .await?
+            .await?;
+            (wrapped, client)
         }
     };
-    let mut wrapped = wrapped;
     if let Some(key_id) = &kms.key_id {
         let configured = KmsArn::parse(key_id).context("[keys.kms] key_id")?;
         if !configured.covers(&wrapped.key_id) {
@@ -729,7 +735,6 @@ async fn release_keys(
             wrapped.region
         );
     }
-    let client = kms_client(kms, &wrapped.region)?;
     let provider = daas_kms::KmsKeyProvider::new(wrapped, client, attester, credentials)?;
     let released = provider
         .release_keys()

@@ -192,6 +192,7 @@ else
     grep -q 'SOURCE_DATE_EPOCH is not set' "$WORK/parent.err" || fail "unclear error: $(cat "$WORK/parent.err")"
 fi
 cp "$WORK/etcd-tls/server.crt" "$WORK/server.crt.bak"
+# Not a key: only the PEM label bundle.sh looks for, with a one-letter body.
 printf -- '-----BEGIN EC PRIVATE KEY-----\nK\n-----END EC PRIVATE KEY-----\n' >>"$WORK/etcd-tls/server.crt"
 if parent_bundle --pcrs "$WORK/pcrs.json" >/dev/null 2>"$WORK/parent.err"; then
     fail "bundle.sh parent packed a private key from --etcd-tls"
