@@ -27,7 +27,7 @@ use bytes::Bytes;
 use daas_seal::Role;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
-use nautilus_master::proxy::{ProxyConfig, RateLimit};
+use nautilus_master::proxy::{ProxyConfig, RateLimit, RoleRateLimits};
 use proxy::RunningProxy;
 use upstream::{Conn, Upstream, client_config};
 
@@ -362,10 +362,7 @@ fn main() {
         upstream: Some(upstream.config()),
         bootstrap_rbac: false,
         // The limiter runs (mutex + LRU per request) but never refuses.
-        rate_limit: RateLimit {
-            per_second: 1e9,
-            burst: 1e9,
-        },
+        rate_limits: RoleRateLimits::uniform(RateLimit::new(1e9, 1e9)),
         // One identity opens all the watches and sends every request: the stream and
         // request caps run but never refuse.
         max_streams_per_identity: 1_000_000,

@@ -83,6 +83,8 @@ pub struct Options {
     pub rbac: crate::proxy::rbac::RbacPolicy,
     /// Operator pin of the admin role (see [`crate::auth::AuthConfig::admin_allowlist`]).
     pub admin_allowlist: Option<std::collections::BTreeSet<daas_seal::Address>>,
+    /// Requests per identity at :8080, by role.
+    pub rate_limits: crate::proxy::RoleRateLimits,
     /// The worker path (join API and the :6443 front); `None`: no workers.
     pub workers: Option<WorkerOptions>,
 }
@@ -344,6 +346,7 @@ where
             hint
         },
         rbac: opts.rbac.clone(),
+        rate_limits: opts.rate_limits,
         attestation: Some(attestation),
         ..ProxyConfig::default()
     };

@@ -28,4 +28,4 @@ pub mod tee;
 pub mod workers;
 pub mod wrapped_keys;
 
-pub use ratelimit::RateLimit;
+pub use ratelimit::{RateLimit, RateLimitError, RoleRateLimit, RoleRateLimits};

@@ -125,6 +125,17 @@ struct DevArgs {
         value_delimiter = ','
     )]
     admin_allow: Vec<daas_seal::Address>,
+    /// Requests per second per identity at :8080 for a role, `ROLE=RATE[:BURST]` (burst
+    /// default: two seconds' worth) or `ROLE=unlimited`; comma-separated or repeated. Roles not
+    /// given keep 100/s, burst 200. Raise it for an admin whose CI pipeline or controller works
+    /// through the proxy.
+    #[arg(
+        long = "rate-limit",
+        value_name = "ROLE=RATE[:BURST]",
+        env = "DAAS_RATE_LIMIT",
+        value_delimiter = ','
+    )]
+    rate_limit: Vec<nautilus_master::RoleRateLimit>,
     /// The :6443 front for K3s agents and kubelets (workers join through `POST /join` on the
     /// proxy, then talk to this address).
     #[arg(long, default_value = "127.0.0.1:6443", env = "DAAS_NODE_LISTEN")]
@@ -345,6 +356,7 @@ async fn dev(args: DevArgs) -> Result<()> {
             rbac,
             admin_allowlist: (!args.admin_allow.is_empty())
                 .then(|| args.admin_allow.iter().copied().collect()),
+            rate_limits: nautilus_master::RoleRateLimits::with_overrides(&args.rate_limit),
             workers: (!args.no_workers).then(|| nautilus_master::control_plane::WorkerOptions {
                 listen: args.node_listen,
                 public_url: None,

@@ -54,6 +54,42 @@ pub struct ServeConfig {
     /// The worker path: join API and the :6443 front.
     #[serde(default)]
     pub workers: WorkersSection,
+    /// The kubectl proxy on :8080.
+    #[serde(default)]
+    pub proxy: ProxySection,
+}
+
+/// `[proxy]`: limits of the kubectl front door.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// `[proxy.rate_limits]`: requests per second per identity, by role.
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
+}
+
+/// Per role: a number (requests/s, burst two seconds' worth), `"RATE:BURST"` or
+/// `"unlimited"`; roles left out keep the default (100/s, burst 200).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    #[serde(default)]
+    pub worker: Option<crate::RateLimit>,
+    #[serde(default)]
+    pub user: Option<crate::RateLimit>,
+    #[serde(default)]
+    pub admin: Option<crate::RateLimit>,
+}
+
+impl RateLimitsSection {
+    pub fn limits(&self) -> crate::RoleRateLimits {
+        let default = crate::RoleRateLimits::default();
+        crate::RoleRateLimits {
+            worker: self.worker.unwrap_or(default.worker),
+            user: self.user.unwrap_or(default.user),
+            admin: self.admin.unwrap_or(default.admin),
+        }
+    }
 }
 
 /// `[workers]`: where the :6443 front listens and how revoked nodes are handled.
@@ -617,6 +653,7 @@ pub async fn run(
         rbac: crate::proxy::rbac::RbacPolicy::default(),
         admin_allowlist: (!config.admin_allow.is_empty())
             .then(|| config.admin_allow.iter().copied().collect()),
+        rate_limits: config.proxy.rate_limits.limits(),
         workers: config.workers.options(&config.public_endpoint)?,
     };
     let trust = Trust {
@@ -865,6 +902,35 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
     }
 
     #[test]
+    fn rate_limits_are_set_per_role_and_checked_when_read() {
+        let config = parse(GOOD).expect("parse");
+        assert_eq!(
+            config.proxy.rate_limits.limits(),
+            crate::RoleRateLimits::default()
+        );
+        let config = parse(&format!(
+            "{GOOD}[proxy.rate_limits]\nadmin = \"2000:4000\"\nuser = 50\nworker = \"unlimited\"\n"
+        ))
+        .expect("parse");
+        let limits = config.proxy.rate_limits.limits();
+        assert_eq!(limits.admin, crate::RateLimit::new(2000.0, 4000.0));
+        assert_eq!(limits.user, crate::RateLimit::new(50.0, 100.0));
+        assert!(limits.worker.is_unlimited());
+        for (bad, says) in [
+            ("admin = -5", "rate -5"),
+            ("admin = \"10:0\"", "burst 0"),
+            ("admin = \"lots\"", "not a rate"),
+            ("admin = true", "requests per second"),
+            ("root = 5", "unknown field"),
+        ] {
+            let err = parse(&format!("{GOOD}[proxy.rate_limits]\n{bad}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unsafe_or_incomplete_configs_are_refused_before_anything_starts() {
         let cases: [(&str, &str, TeeKind, &str); 7] = [
             (
@@ -1034,6 +1100,13 @@ wrapped_keys = "/etc/k3s-daas/wrapped-keys.json"
         config
             .check(TeeKind::Nitro)
             .expect("the example passes the production checks");
+        assert_eq!(
+            config.proxy.rate_limits.limits(),
+            crate::RoleRateLimits {
+                admin: crate::RateLimit::new(1000.0, 2000.0),
+                ..crate::RoleRateLimits::default()
+            }
+        );
         let bridge = config.bridge.as_ref().expect("the example uses the bridge");
         assert_eq!(bridge.credentials_port, Some(8001));
         // Every egress target the enclave names is on its own allow-list.

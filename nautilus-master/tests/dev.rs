@@ -274,6 +274,36 @@ fn dev_refuses_a_bad_tenant_policy_before_starting() {
     );
 }
 
+/// A rate limit that is not `ROLE=RATE[:BURST]` is a usage error (exit 64) naming the value,
+/// before anything is created.
+#[test]
+fn dev_refuses_a_bad_rate_limit_before_starting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    for (arg, says) in [
+        ("root=5", "ROLE=RATE[:BURST]"),
+        ("admin=-1", "rate -1"),
+        ("user=10:0", "burst 0"),
+        ("admin=fast", "not a rate"),
+    ] {
+        let out = dev_command(&data)
+            .arg("--rate-limit")
+            .arg(arg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{arg}: {err}");
+        assert!(
+            err.contains("--rate-limit") && err.contains(says),
+            "{arg}: {err}"
+        );
+    }
+    assert!(
+        !data.exists(),
+        "dev started before checking its configuration"
+    );
+}
+
 /// SIGTERM while k3s is still starting stops dev and its k3s child promptly. The child is a
 /// shell stand-in for `k3s server` that never becomes ready (no k3s binary is obtainable here).
 #[test]

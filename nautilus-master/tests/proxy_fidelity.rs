@@ -24,7 +24,9 @@ use http::{HeaderMap, Request, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use nautilus_master::auth::unix_ms_now;
-use nautilus_master::proxy::{ProxyConfig, RateLimit, ServeLimits, UpstreamConfig, UpstreamTls};
+use nautilus_master::proxy::{
+    ProxyConfig, RateLimit, RoleRateLimits, ServeLimits, UpstreamConfig, UpstreamTls,
+};
 use support::proxy::{RunningProxy, Staker, random_address};
 use support::upstream::{Ca, Conn, Recorded, Upstream, client_config, tls_connect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -371,9 +373,10 @@ fn bad_credentials_get_a_401_status_and_nothing_is_forwarded() {
 fn rate_limited_identities_get_429_with_retry_after() {
     let s = Setup::with(
         |c| ProxyConfig {
-            rate_limit: RateLimit {
-                per_second: 0.05,
-                burst: 2.0,
+            rate_limits: RoleRateLimits {
+                user: RateLimit::new(0.05, 2.0),
+                admin: RateLimit::new(0.05, 5.0),
+                ..RoleRateLimits::default()
             },
             ..c
         },
@@ -402,12 +405,31 @@ fn rate_limited_identities_get_429_with_retry_after() {
     assert_eq!(v["details"]["retryAfterSeconds"], retry);
     assert_eq!(s.upstream.recorded().len(), 2, "the 429 was not forwarded");
 
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("0.05/s") && message.contains("(user)"),
+        "{message}"
+    );
+
     // The bucket is per identity.
     let (_, other) = s.user();
     let (status, _, _) =
         s.rt.block_on(conn.get(&s.proxy.url, "/version", Some(&other)));
     assert_eq!(status, 200);
     assert_eq!(s.upstream.recorded().len(), 3);
+
+    // And its size is per role: an admin gets its own, larger burst.
+    let admin = s.proxy.staker(Role::Admin).token(s.proxy.cluster, 0);
+    let statuses: Vec<StatusCode> = s.rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..6 {
+            out.push(conn.get(&s.proxy.url, "/version", Some(&admin)).await.0);
+        }
+        out
+    });
+    assert_eq!(statuses[..5], [StatusCode::OK; 5], "{statuses:?}");
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(s.upstream.recorded().len(), 8);
 }
 
 #[test]
@@ -1271,7 +1293,7 @@ fn one_staker_cannot_flush_everyone_elses_cached_verdicts() {
         bootstrap_rbac: false,
         // Isolate the per-signer budget and per-stake cap from the per-address limit.
         pre_auth_per_ip: RateLimit::unlimited(),
-        rate_limit: RateLimit::unlimited(),
+        rate_limits: RoleRateLimits::uniform(RateLimit::unlimited()),
         ..ProxyConfig::default()
     };
     let proxy = RunningProxy::start_opts(

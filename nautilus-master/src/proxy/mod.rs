@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use crate::auth::{AuthError, Identity, Scope, SealAuthenticator, Session, StakeView};
 
-pub use crate::ratelimit::RateLimit;
+pub use crate::ratelimit::{RateLimit, RateLimitError, RoleRateLimit, RoleRateLimits};
 pub use admin::{ReadyCheck, serve_admin};
 pub use metrics::Metrics;
 pub use server::{ClientCert, ServeLimits, serve_proxy};
@@ -62,8 +62,8 @@ pub struct ProxyConfig {
     pub upstream: Option<UpstreamConfig>,
     /// What to tell callers when no upstream is configured.
     pub no_upstream_hint: String,
-    /// Requests per identity (after authentication).
-    pub rate_limit: RateLimit,
+    /// Requests per identity (after authentication), by the identity's role.
+    pub rate_limits: RoleRateLimits,
     /// Cold authentications (a token not in the verdict cache: a signature check and perhaps a
     /// chain lookup) per client address, before any of that work is done. Cached tokens are not
     /// counted.
@@ -104,7 +104,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             upstream: None,
             no_upstream_hint: "no Kubernetes API server is configured behind this proxy".into(),
-            rate_limit: RateLimit::default(),
+            rate_limits: RoleRateLimits::default(),
             pre_auth_per_ip: RateLimit::new(20.0, 40.0),
             max_cold_authentications: 256,
             response_header_timeout: Duration::from_secs(75),
@@ -148,7 +148,7 @@ pub struct Proxy<V> {
     auth: Arc<SealAuthenticator<V>>,
     upstream: Option<Arc<Upstream<Incoming>>>,
     rbac: Option<rbac::Rbac>,
-    limiter: crate::ratelimit::RateLimiter,
+    limiters: crate::ratelimit::RoleLimiters,
     pre_auth: crate::ratelimit::RateLimiter<IpAddr>,
     cold_slots: Arc<tokio::sync::Semaphore>,
     streams: StreamLimits,
@@ -184,7 +184,7 @@ impl<V: StakeView + 'static> Proxy<V> {
             HeaderSafety::Safe
         };
         Ok(Arc::new(Proxy {
-            limiter: crate::ratelimit::RateLimiter::new(config.rate_limit),
+            limiters: crate::ratelimit::RoleLimiters::new(config.rate_limits),
             pre_auth: crate::ratelimit::RateLimiter::new(config.pre_auth_per_ip),
             cold_slots: Arc::new(tokio::sync::Semaphore::new(
                 config.max_cold_authentications.max(1),
@@ -333,7 +333,8 @@ impl<V: StakeView + 'static> Proxy<V> {
             },
         };
         if let Err(wait) = self
-            .limiter
+            .limiters
+            .for_role(identity.role)
             .check(identity.username.as_str(), Instant::now())
         {
             return status::response_with(
@@ -552,7 +553,8 @@ impl<V: StakeView + 'static> Proxy<V> {
         self.record_authn("allowed", "ok");
 
         if let Err(wait) = self
-            .limiter
+            .limiters
+            .for_role(identity.role)
             .check(identity.username.as_str(), Instant::now())
         {
             audit::record(Some(&identity), verb, &path, remote, "rate_limited", "rate");
@@ -561,8 +563,10 @@ impl<V: StakeView + 'static> Proxy<V> {
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 &format!(
-                    "rate limit of {}/s for {} exceeded; retry in {secs}s",
-                    self.config.rate_limit.per_second, identity.username
+                    "rate limit of {}/s for {} ({}) exceeded; retry in {secs}s",
+                    self.config.rate_limits.for_role(identity.role).per_second,
+                    identity.username,
+                    identity.role
                 ),
                 Some(secs),
             );
