@@ -353,6 +353,8 @@ fn main() {
     let opts = Opts::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&opts.log))
+        // As the binary logs to the journal: no colour codes.
+        .with_ansi(false)
         .with_writer(std::io::sink)
         .init();
     let upstream = Upstream::start();

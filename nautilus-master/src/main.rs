@@ -249,6 +249,8 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,daas_devnet=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // No colour codes in the journal or in files (and no cost for them per audit line).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),

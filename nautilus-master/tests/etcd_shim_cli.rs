@@ -587,3 +587,44 @@ fn a_backup_from_before_retirement_reads_with_the_archived_key() {
     assert_eq!(all.kvs.len(), 10);
     assert_eq!(all.kvs[3].value.as_ref(), b"backed-up-3");
 }
+
+/// Logs written to a pipe (the journal, a file) carry no terminal colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keyring = tmp.path().join("keys");
+    init_keyring(&keyring);
+    let mut child = Command::new(support::bin())
+        .args(["etcd-shim", "--listen"])
+        .arg(format!("127.0.0.1:{}", support::free_port()))
+        .arg("--backend")
+        .arg(format!("embedded:{}", tmp.path().join("data").display()))
+        .arg("--keyring")
+        .arg(&keyring)
+        .env("DAAS_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("etcd-shim listening on"), "{first:?}");
+    child.kill().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(logs.contains("INFO"), "no log lines to check: {logs}");
+    assert!(
+        !logs.contains('\x1b'),
+        "colour codes in piped logs: {logs:?}"
+    );
+}
