@@ -239,6 +239,32 @@ async fn preload(target: &Target, items: usize) {
     while futures_util::StreamExt::next(&mut pending).await.is_some() {}
 }
 
+/// Bytes and DATA frames of one response to `path` from `target` over HTTP/2: how the body
+/// arrives shapes what relaying it costs.
+async fn frames(target: &Target, path: &str, token: &str) -> (usize, usize) {
+    let conn = Conn::connect(target.addr, target.tls.clone(), true).await;
+    let mut req = Request::get(format!("{}{path}", target.base))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::ACCEPT, "application/json");
+    for (name, value) in &target.headers {
+        req = req.header(name, value);
+    }
+    let resp = conn
+        .send(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let (mut bytes, mut count) = (0, 0);
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame.unwrap().data_ref() {
+            bytes += data.len();
+            count += 1;
+        }
+    }
+    (bytes, count)
+}
+
 fn main() {
     let opts = Opts::parse();
     tracing_subscriber::fmt()
@@ -383,6 +409,16 @@ fn main() {
         opts.log,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    let list_path = "/api/v1/namespaces/bench/configmaps";
+    for target in [&direct, &proxied] {
+        let (bytes, count) = rt.block_on(frames(target, list_path, &token));
+        println!(
+            "one LIST of {} ConfigMaps via {}: {bytes} bytes in {count} body frames ({} bytes per frame)",
+            opts.items,
+            target.name,
+            bytes / count.max(1)
+        );
+    }
     println!();
     println!(
         "| Case | direct p50 / p99 µs | proxy p50 / p99 µs | added p50 µs | p99 proxy ÷ direct | req/s direct → proxy | proxy ÷ direct | CPU µs/req: apiserver direct, apiserver + proxy proxied |"
