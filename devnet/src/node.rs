@@ -231,6 +231,11 @@ impl Devnet {
         self.node.read().object(id).cloned()
     }
 
+    /// The live objects owned by the address `owner`, in object-id order.
+    pub fn owned_objects(&self, owner: &Address) -> Vec<Object> {
+        self.node.read().owned_by(owner).cloned().collect()
+    }
+
     /// Switches how checkpoints are persisted from now on (the default is
     /// [`Persistence::Log`] with the default policy). Unless switching to
     /// [`Persistence::Off`], the whole chain is written as a snapshot first.
