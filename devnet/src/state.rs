@@ -88,7 +88,8 @@ pub(crate) struct SnapshotRef<'a> {
 #[derive(Serialize)]
 pub(crate) struct SnapshotView {
     info: ChainInfo,
-    live: Vec<Object>,
+    #[serde(serialize_with = "shared_seq")]
+    live: Vec<Arc<Object>>,
     #[serde(serialize_with = "shared_seq")]
     transactions: Vec<Arc<TxRecord>>,
     #[serde(serialize_with = "shared_seq")]
@@ -115,7 +116,8 @@ fn shared_seq<S: serde::Serializer, T: Serialize>(
 pub(crate) struct Ledger {
     info: ChainInfo,
     chain_id: String,
-    live: BTreeMap<Address, Object>,
+    /// Shared with `versions` and with snapshot views.
+    live: BTreeMap<Address, Arc<Object>>,
     versions: HashMap<(Address, u64), Object>,
     transactions: Vec<Arc<TxRecord>>,
     tx_index: HashMap<Digest, usize>,
@@ -172,7 +174,7 @@ impl Ledger {
         }
         let live = live
             .into_iter()
-            .map(|o| (o.object_id(), o))
+            .map(|o| (o.object_id(), Arc::new(o)))
             .collect::<BTreeMap<_, _>>();
         Ok(Ledger {
             info,
@@ -189,13 +191,14 @@ impl Ledger {
     pub(crate) fn snapshot_ref(&self) -> SnapshotRef<'_> {
         SnapshotRef {
             info: &self.info,
-            live: self.live.values().collect(),
+            live: self.live.values().map(|o| &**o).collect(),
             transactions: &self.transactions,
             checkpoints: &self.checkpoints,
         }
     }
 
-    /// The whole ledger for a snapshot: the live objects are copied, the history is shared.
+    /// The whole ledger for a snapshot, sharing every object and record with the ledger (a
+    /// pointer per live object, transaction and checkpoint is copied).
     pub(crate) fn snapshot_view(&self) -> SnapshotView {
         SnapshotView {
             info: self.info.clone(),
@@ -251,6 +254,12 @@ impl Ledger {
                     record.checkpoint
                 ));
             }
+            if self.tx_index.contains_key(&record.digest()) {
+                return Err(format!(
+                    "checkpoint {seq} repeats transaction {}",
+                    record.digest()
+                ));
+            }
             self.apply_objects(&record);
             self.tx_index
                 .insert(record.digest(), self.transactions.len());
@@ -279,7 +288,7 @@ impl Ledger {
 
     /// The latest live version of `id`.
     pub(crate) fn object(&self, id: &Address) -> Option<&Object> {
-        self.live.get(id)
+        self.live.get(id).map(|o| &**o)
     }
 
     /// Any version of `id` that was ever written (historical versions are kept).
@@ -291,6 +300,7 @@ impl Ledger {
     pub(crate) fn owned_by<'a>(&'a self, owner: &'a Address) -> impl Iterator<Item = &'a Object> {
         self.live
             .values()
+            .map(|o| &**o)
             .filter(move |o| matches!(o.owner(), Owner::Address(a) if a == owner))
     }
 
@@ -301,6 +311,7 @@ impl Ledger {
     ) -> impl Iterator<Item = &'a Object> {
         self.live
             .values()
+            .map(|o| &**o)
             .filter(move |o| matches!(o.owner(), Owner::Object(a) if a == parent))
     }
 
@@ -377,7 +388,8 @@ impl Ledger {
             }
         }
         for object in &record.output_objects {
-            self.live.insert(object.object_id(), object.clone());
+            self.live
+                .insert(object.object_id(), Arc::new(object.clone()));
             self.versions
                 .insert((object.object_id(), object.version()), object.clone());
         }
