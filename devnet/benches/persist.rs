@@ -12,6 +12,9 @@
 //! The chain is grown with persistence off (the same real, signed transfers, only not
 //! written), then the data directory is brought up to date by a snapshot before each mode.
 //! Each measurement runs a fixed number of operations or a time budget, whichever ends first.
+//! Before each, an fsync probe (30 appends of 1.7 KB, each `fdatasync`ed, to a scratch file
+//! beside the chain) prints the device's latency at that moment: on a shared machine it moves
+//! between runs by an order of magnitude, and the log's rate follows it.
 //!
 //! Run: `cargo bench -p k3s-daas-devnet --bench persist` (chains of 1k and 100k transactions;
 //! `-- --quick`: 1k and 10k, a few seconds). Results and method: docs/performance.md § Devnet.
@@ -119,6 +122,27 @@ fn size_of(data: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The device's floor at this moment: p50 of `n` appends of a transfer-sized record, each
+/// followed by `fdatasync`, to a scratch file in `dir` (what one log record costs in I/O).
+fn fsync_probe(dir: &Path, n: usize) -> f64 {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).expect("probe file");
+    let record = [0x5a; 1700];
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            file.write_all(&record).expect("probe write");
+            file.sync_data().expect("probe sync");
+            t.elapsed()
+        })
+        .collect();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    times.sort();
+    percentile(&times, 0.5)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -185,6 +209,7 @@ async fn run(plan: Plan) {
             let t = Instant::now();
             devnet.set_persistence(mode).await.expect("mode");
             let snapshot_ms = t.elapsed().as_secs_f64() * 1e3;
+            let probe = fsync_probe(dir.path(), 30);
             let m = measure(&devnet, &wallet, &plan).await;
             devnet.flush().await;
             executed += m.transfers;
@@ -192,7 +217,7 @@ async fn run(plan: Plan) {
                 (m.tx_per_s / b.tx_per_s, b.p50_us / m.p50_us)
             });
             println!(
-                "  {name:<36} {:>7.1} tx/s ({:>4} tx, max {:>8.0} µs) {tx_ratio:>8.2}×  heartbeat p50 {:>8.0} µs p99 {:>8.0} µs ({:>3}) {p50_ratio:>8.2}× faster",
+                "  {name:<36} {:>7.1} tx/s ({:>4} tx, max {:>8.0} µs) {tx_ratio:>8.2}×  heartbeat p50 {:>8.0} µs p99 {:>8.0} µs ({:>3}) {p50_ratio:>8.2}× faster  [fsync probe p50 {probe:.0} µs]",
                 m.tx_per_s, m.transfers, m.tx_max_us, m.p50_us, m.p99_us, m.heartbeats
             );
             if mode == Persistence::default() {
