@@ -233,13 +233,15 @@ impl LogWriter {
             source,
         };
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        // Appending: every record lands at the end even if the file was written elsewhere.
+        options.append(true).create(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
         let mut file = options.open(&path).map_err(err)?;
+        file.set_len(0).map_err(err)?;
         file.write_all(LOG_MAGIC).map_err(err)?;
         file.sync_data().map_err(err)?;
         sync_dir(data_dir)?;
