@@ -57,8 +57,12 @@ impl Default for LogPolicy {
 pub(crate) struct Persister {
     data_dir: PathBuf,
     mode: Persistence,
-    /// The log generation being appended to (log mode).
+    /// The log generation being appended to (log mode), unless an append holds it.
     writer: Option<LogWriter>,
+    /// The append in flight. Kept here, not only awaited, so that when a caller gives up
+    /// waiting (a cancelled request) the next checkpoint waits for it first: records stay in
+    /// order and the writer comes back.
+    pending: Option<JoinHandle<(LogWriter, Result<(), DevnetError>)>>,
     /// The next generation number to create.
     next_generation: u64,
     /// Log records and bytes since the last snapshot.
@@ -104,6 +108,7 @@ impl Persister {
             data_dir: data_dir.to_owned(),
             mode: Persistence::default(),
             writer: Some(writer),
+            pending: None,
             next_generation,
             records: recovered.log_records,
             bytes: recovered.log_bytes,
@@ -137,6 +142,9 @@ impl Persister {
         seq: u64,
         policy: LogPolicy,
     ) -> Result<(), DevnetError> {
+        if let Err(e) = self.settle_append().await {
+            tracing::error!(error = %e, "an earlier append to the checkpoint log failed; writing a snapshot instead");
+        }
         let Some(mut writer) = self.writer.take() else {
             // An earlier failure left no log to append to: write everything.
             return self.snapshot_now(ledger).await;
@@ -152,24 +160,38 @@ impl Persister {
             };
             journal::frame(&bcs::to_bytes(&record)?)?
         };
-        let len = framed.len() as u64;
-        let (writer, appended) = tokio::task::spawn_blocking(move || {
+        self.records += 1;
+        self.bytes += framed.len() as u64;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
             let result = writer.append(&framed);
             (writer, result)
-        })
-        .await
-        .map_err(|e| DevnetError::Task(format!("log append: {e}")))?;
-        if let Err(e) = appended {
+        }));
+        if let Err(e) = self.settle_append().await {
             tracing::error!(error = %e, checkpoint = seq, "cannot append to the checkpoint log; writing a snapshot instead");
             return self.snapshot_now(ledger).await;
         }
-        self.writer = Some(writer);
-        self.records += 1;
-        self.bytes += len;
         if self.records >= policy.snapshot_records || self.bytes >= policy.snapshot_bytes {
             self.start_snapshot(ledger).await?;
         }
         Ok(())
+    }
+
+    /// Waits for the append in flight, if any, and takes its writer back; `Err` if it failed
+    /// (the writer is then dropped, and the caller writes a snapshot).
+    async fn settle_append(&mut self) -> Result<(), DevnetError> {
+        let Some(task) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let joined = task.await;
+        self.pending = None;
+        match joined {
+            Ok((writer, Ok(()))) => {
+                self.writer = Some(writer);
+                Ok(())
+            }
+            Ok((_, Err(e))) => Err(e),
+            Err(e) => Err(DevnetError::Task(format!("log append: {e}"))),
+        }
     }
 
     /// Reaps a finished background snapshot, logging its failure.
@@ -190,6 +212,7 @@ impl Persister {
     /// background; the older generations are deleted once the snapshot is durable. Only the
     /// cheap part runs here: the snapshot view shares the ledger's history.
     async fn start_snapshot(&mut self, ledger: &RwLock<Ledger>) -> Result<(), DevnetError> {
+        self.settle_append().await?;
         self.reap(false).await;
         if self.snapshot.is_some() {
             // The previous one is still being written; try again at the next record.
@@ -220,6 +243,8 @@ impl Persister {
     /// Writes a snapshot of the whole chain now and deletes every log generation; in log mode
     /// a new generation follows. Crash-safe: the snapshot is durable before any log goes.
     async fn snapshot_now(&mut self, ledger: &RwLock<Ledger>) -> Result<(), DevnetError> {
+        // A failed append is why we may be here; the snapshot covers its record either way.
+        let _ = self.settle_append().await;
         self.reap(true).await;
         self.writer = None;
         let view = read(ledger).snapshot_view();
@@ -253,7 +278,7 @@ impl Persister {
         self.mode = mode;
         match mode {
             Persistence::Off => {
-                self.reap(true).await;
+                self.flush().await;
                 Ok(())
             }
             _ => self.snapshot_now(ledger).await,
@@ -262,6 +287,9 @@ impl Persister {
 
     /// Waits for a snapshot being written in the background.
     pub(crate) async fn flush(&mut self) {
+        if let Err(e) = self.settle_append().await {
+            tracing::error!(error = %e, "an append to the checkpoint log failed; the next checkpoint writes a snapshot");
+        }
         self.reap(true).await;
     }
 

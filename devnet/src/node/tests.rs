@@ -310,3 +310,21 @@ async fn off_writes_nothing_until_switched_back() {
     assert_eq!(reopened.checkpoint_height(), 1);
     assert!(reopened.node.read().transaction(&digest).is_some());
 }
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_does_not_reorder_or_lose_records() {
+    let f = fixture();
+    let devnet = Devnet::open(&f.data).expect("open");
+    // Give up on the first transfer as soon as it waits (for its append, in practice): it
+    // is committed in memory, and its record must still land before the next one.
+    let first = tokio::time::timeout(std::time::Duration::ZERO, transfer(&devnet, &f)).await;
+    assert!(first.is_err(), "the zero timeout ends the wait");
+    let second = transfer(&devnet, &f).await;
+    devnet.seal_empty_checkpoint().await;
+    devnet.flush().await;
+    let before = view(&devnet, &f, &[second]);
+    assert_eq!(before.tip, 3);
+    drop(devnet);
+    let reopened = Devnet::open(&f.data).expect("both records recovered, in order");
+    assert_eq!(view(&reopened, &f, &[second]), before);
+}
