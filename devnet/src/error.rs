@@ -26,6 +26,16 @@ pub enum DevnetError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: bad checkpoint log record at byte {offset}: {reason}")]
+    LogCorrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("a checkpoint log record of {0} bytes exceeds the record limit")]
+    RecordTooLarge(usize),
+    #[error("transaction rejected ({code:?}): {message}")]
+    Rejected { code: tonic::Code, message: String },
     #[error("invalid genesis: {0}")]
     Genesis(String),
     #[error("{0} already holds a devnet chain (chain.bcs); use another --data-dir or start it")]

@@ -22,7 +22,9 @@
 //! - Every executed transaction is sealed at once into its own checkpoint (genesis is
 //!   checkpoint 0; the chain id is its base58 digest). When idle, the devnet seals an empty
 //!   checkpoint every `heartbeat` so that subscriptions keep making progress.
-//! - State persists in the data directory after every checkpoint (atomic snapshot).
+//! - State persists in the data directory after every checkpoint: one record appended to the
+//!   checkpoint log and synced, folded into an atomic snapshot every 10,000 records or 64 MiB
+//!   ([`Persistence`]).
 //!
 //! ## Modelled functions
 //! `k3s_daas::staking::{stake, add_stake, request_unstake, withdraw, revoke_tokens,
@@ -72,8 +74,10 @@ mod error;
 mod exec;
 pub mod faucet;
 pub mod genesis;
+mod journal;
 mod model;
 mod node;
+mod persist;
 pub mod process;
 mod rpc;
 mod server;
@@ -86,6 +90,7 @@ pub use error::DevnetError;
 pub use exec::REFERENCE_GAS_PRICE;
 pub use genesis::{GenesisConfig, init};
 pub use node::{DEFAULT_HEARTBEAT, Devnet};
+pub use persist::{LogPolicy, Persistence};
 pub use rpc::CHAIN_NAME;
 pub use server::LocalDevnet;
 pub use state::ChainInfo;

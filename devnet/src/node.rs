@@ -1,16 +1,17 @@
 //! A running devnet: the ledger behind a lock, serialised execution, persistence after every
-//! checkpoint, the idle heartbeat, and checkpoint notifications for subscribers.
+//! checkpoint (`persist.rs`), the idle heartbeat, and checkpoint notifications for subscribers.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sui_sdk_types::{Digest, Transaction, UserSignature};
+use sui_sdk_types::{Address, Digest, Object, Transaction, UserSignature};
 use tokio::sync::{Mutex, watch};
 
 use crate::client_config::ClientConfig;
 use crate::error::DevnetError;
 use crate::exec::{self, Rejection};
+use crate::persist::{Persistence, Persister};
 use crate::state::{ChainInfo, Ledger};
 use crate::store;
 use crate::trust::DevnetOptions;
@@ -33,8 +34,8 @@ pub(crate) struct Node {
     /// The roots `load_nitro_attestation` trusts (see [`DevnetOptions`]).
     anchors: Vec<TrustAnchor>,
     ledger: RwLock<Ledger>,
-    /// Serialises execution, sealing and persistence (snapshots are written in order).
-    exec: Mutex<()>,
+    /// Serialises execution, sealing and persistence (records are logged in order).
+    exec: Mutex<Persister>,
     /// Latest checkpoint sequence number.
     tip: watch::Sender<u64>,
     /// Set when the server stops, so open subscription streams end.
@@ -70,8 +71,8 @@ impl Node {
         signatures: Vec<UserSignature>,
     ) -> Result<Digest, Rejection> {
         let digest = tx.digest();
-        let _serial = self.exec.lock().await;
-        let (seq, bytes) = {
+        let mut persister = self.exec.lock().await;
+        let seq = {
             let mut ledger = self.write();
             if ledger.transaction(&digest).is_some() {
                 tracing::debug!(%digest, "transaction already executed");
@@ -85,41 +86,32 @@ impl Node {
             );
             let seq = ledger.commit(record, now);
             tracing::info!(%digest, checkpoint = seq, success = ok, "transaction executed");
-            (seq, store::encode(&ledger))
+            seq
         };
-        self.persist(bytes).await;
+        persister.after_checkpoint(&self.ledger, seq).await;
         self.tip.send_replace(seq);
         Ok(digest)
     }
 
-    /// Seals an empty checkpoint if none was sealed for `idle`.
-    async fn heartbeat(&self, idle: Duration) {
-        let _serial = self.exec.lock().await;
-        let (seq, bytes) = {
+    /// Seals an empty checkpoint if none was sealed for `idle` (always, for `None`). Returns
+    /// its sequence number.
+    async fn heartbeat(&self, idle: Option<Duration>) -> Option<u64> {
+        let mut persister = self.exec.lock().await;
+        let seq = {
             let mut ledger = self.write();
             let now = now_ms();
             let last = ledger.latest_checkpoint().summary.timestamp_ms;
-            if now.saturating_sub(last) < u64::try_from(idle.as_millis()).unwrap_or(u64::MAX) {
-                return;
+            if let Some(idle) = idle {
+                let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+                if now.saturating_sub(last) < idle {
+                    return None;
+                }
             }
-            let seq = ledger.seal_empty(now);
-            (seq, store::encode(&ledger))
+            ledger.seal_empty(now)
         };
-        self.persist(bytes).await;
+        persister.after_checkpoint(&self.ledger, seq).await;
         self.tip.send_replace(seq);
-    }
-
-    async fn persist(&self, bytes: Result<Vec<u8>, DevnetError>) {
-        let dir = self.data_dir.clone();
-        let result = match bytes {
-            Ok(bytes) => tokio::task::spawn_blocking(move || store::save(&dir, &bytes))
-                .await
-                .unwrap_or_else(|e| Err(DevnetError::Task(format!("persist: {e}")))),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot persist the chain snapshot; the chain goes on in memory");
-        }
+        Some(seq)
     }
 }
 
@@ -143,7 +135,9 @@ impl Devnet {
         if !store::exists(data_dir) {
             return Err(DevnetError::NotInitialised(data_dir.to_owned()));
         }
-        let ledger = store::load(data_dir)?;
+        let recovered = store::recover(data_dir)?;
+        let persister = Persister::open(data_dir, &recovered)?;
+        let ledger = recovered.ledger;
         let tip = ledger.tip();
         tracing::info!(
             chain_id = ledger.chain_id(),
@@ -155,7 +149,7 @@ impl Devnet {
                 data_dir: data_dir.to_owned(),
                 anchors,
                 ledger: RwLock::new(ledger),
-                exec: Mutex::new(()),
+                exec: Mutex::new(persister),
                 tip: watch::Sender::new(tip),
                 stopping: watch::Sender::new(false),
             }),
@@ -204,15 +198,72 @@ impl Devnet {
         Ok(config)
     }
 
+    /// Executes a signed transaction and seals it into its own checkpoint, persisted before
+    /// this returns (the path `ExecuteTransaction` takes, without gRPC). A transaction that was
+    /// already executed is not executed again. Failed execution is a success here (failed
+    /// effects on the chain); a transaction that cannot execute at all is
+    /// [`DevnetError::Rejected`].
+    pub async fn execute(
+        &self,
+        transaction: Transaction,
+        signatures: Vec<UserSignature>,
+    ) -> Result<Digest, DevnetError> {
+        self.node
+            .execute(transaction, signatures)
+            .await
+            .map_err(|r| DevnetError::Rejected {
+                code: r.code,
+                message: r.message,
+            })
+    }
+
+    /// Seals an empty checkpoint now (what the idle heartbeat does) and persists it; returns
+    /// its sequence number.
+    pub async fn seal_empty_checkpoint(&self) -> u64 {
+        self.node
+            .heartbeat(None)
+            .await
+            .expect("a heartbeat without an idle time always seals")
+    }
+
+    /// The live version of object `id`.
+    pub fn object(&self, id: &Address) -> Option<Object> {
+        self.node.read().object(id).cloned()
+    }
+
+    /// The live objects owned by the address `owner`, in object-id order.
+    pub fn owned_objects(&self, owner: &Address) -> Vec<Object> {
+        self.node.read().owned_by(owner).cloned().collect()
+    }
+
+    /// Switches how checkpoints are persisted from now on (the default is
+    /// [`Persistence::Log`] with the default policy). Unless switching to
+    /// [`Persistence::Off`], the whole chain is written as a snapshot first.
+    pub async fn set_persistence(&self, mode: Persistence) -> Result<(), DevnetError> {
+        let mut persister = self.node.exec.lock().await;
+        persister.set_mode(&self.node.ledger, mode).await
+    }
+
+    /// Waits until a snapshot being written in the background is durable (before a process
+    /// that reopens the data directory, e.g. a test, looks at it).
+    pub async fn flush(&self) {
+        self.node.exec.lock().await.flush().await;
+    }
+
     /// Runs the idle heartbeat until the node stops.
     pub(crate) async fn run_heartbeat(self, idle: Duration) {
         let mut stopping = self.node.subscribe_stopping();
         let period = (idle / 4).max(Duration::from_millis(10));
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(period) => self.node.heartbeat(idle).await,
+                _ = tokio::time::sleep(period) => {
+                    self.node.heartbeat(Some(idle)).await;
+                }
                 _ = stopping.changed() => return,
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

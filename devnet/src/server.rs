@@ -35,6 +35,7 @@ impl Devnet {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), DevnetError> {
         let node = self.node.clone();
+        let devnet = self.clone();
         let heartbeat_task = heartbeat.map(|idle| tokio::spawn(self.clone().run_heartbeat(idle)));
         let rpc = Rpc::new(self.node.clone());
         // No Nagle: small gRPC responses must not wait for the peer's delayed ACK (~40 ms).
@@ -74,6 +75,7 @@ impl Devnet {
         if let Some(task) = heartbeat_task {
             task.abort();
         }
+        devnet.flush().await;
         result
     }
 }

@@ -2,6 +2,7 @@
 //! checkpoints. Pure data plus the commit/seal operations; no I/O and no locking.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sui_sdk_types::{
@@ -76,8 +77,38 @@ pub(crate) struct Snapshot {
 pub(crate) struct SnapshotRef<'a> {
     info: &'a ChainInfo,
     live: Vec<&'a Object>,
-    transactions: &'a [TxRecord],
-    checkpoints: &'a [CheckpointRecord],
+    #[serde(serialize_with = "shared_seq")]
+    transactions: &'a [Arc<TxRecord>],
+    #[serde(serialize_with = "shared_seq")]
+    checkpoints: &'a [Arc<CheckpointRecord>],
+}
+
+/// A [`Snapshot`] that shares the ledger's history (cheap to take under the lock, encoded
+/// without it): the same BCS bytes.
+#[derive(Serialize)]
+pub(crate) struct SnapshotView {
+    info: ChainInfo,
+    #[serde(serialize_with = "shared_seq")]
+    live: Vec<Arc<Object>>,
+    #[serde(serialize_with = "shared_seq")]
+    transactions: Vec<Arc<TxRecord>>,
+    #[serde(serialize_with = "shared_seq")]
+    checkpoints: Vec<Arc<CheckpointRecord>>,
+}
+
+impl SnapshotView {
+    /// Sequence number of the latest checkpoint it holds.
+    pub(crate) fn tip(&self) -> u64 {
+        (self.checkpoints.len() as u64).saturating_sub(1)
+    }
+}
+
+/// Serialises shared elements as the elements themselves.
+fn shared_seq<S: serde::Serializer, T: Serialize>(
+    items: &[Arc<T>],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(items.iter().map(|item| &**item))
 }
 
 /// The chain state.
@@ -85,11 +116,12 @@ pub(crate) struct SnapshotRef<'a> {
 pub(crate) struct Ledger {
     info: ChainInfo,
     chain_id: String,
-    live: BTreeMap<Address, Object>,
+    /// Shared with `versions` and with snapshot views.
+    live: BTreeMap<Address, Arc<Object>>,
     versions: HashMap<(Address, u64), Object>,
-    transactions: Vec<TxRecord>,
+    transactions: Vec<Arc<TxRecord>>,
     tx_index: HashMap<Digest, usize>,
-    checkpoints: Vec<CheckpointRecord>,
+    checkpoints: Vec<Arc<CheckpointRecord>>,
     checkpoint_index: HashMap<Digest, u64>,
 }
 
@@ -142,16 +174,16 @@ impl Ledger {
         }
         let live = live
             .into_iter()
-            .map(|o| (o.object_id(), o))
+            .map(|o| (o.object_id(), Arc::new(o)))
             .collect::<BTreeMap<_, _>>();
         Ok(Ledger {
             info,
             chain_id,
             live,
             versions,
-            transactions,
+            transactions: transactions.into_iter().map(Arc::new).collect(),
             tx_index,
-            checkpoints,
+            checkpoints: checkpoints.into_iter().map(Arc::new).collect(),
             checkpoint_index,
         })
     }
@@ -159,10 +191,90 @@ impl Ledger {
     pub(crate) fn snapshot_ref(&self) -> SnapshotRef<'_> {
         SnapshotRef {
             info: &self.info,
-            live: self.live.values().collect(),
+            live: self.live.values().map(|o| &**o).collect(),
             transactions: &self.transactions,
             checkpoints: &self.checkpoints,
         }
+    }
+
+    /// The whole ledger for a snapshot, sharing every object and record with the ledger (a
+    /// pointer per live object, transaction and checkpoint is copied).
+    pub(crate) fn snapshot_view(&self) -> SnapshotView {
+        SnapshotView {
+            info: self.info.clone(),
+            live: self.live.values().cloned().collect(),
+            transactions: self.transactions.clone(),
+            checkpoints: self.checkpoints.clone(),
+        }
+    }
+
+    /// Replays one logged checkpoint (and its transaction) on top of the tip. The checkpoint
+    /// must be the next one and link to the tip; its transaction must be the one it lists.
+    pub(crate) fn replay(
+        &mut self,
+        transaction: Option<TxRecord>,
+        checkpoint: CheckpointRecord,
+    ) -> Result<(), String> {
+        let seq = self.checkpoints.len() as u64;
+        let summary = &checkpoint.summary;
+        if summary.sequence_number != seq {
+            return Err(format!(
+                "checkpoint {} where {seq} was expected",
+                summary.sequence_number
+            ));
+        }
+        let tip = self.latest_checkpoint().summary.digest();
+        if summary.previous_digest != Some(tip) {
+            return Err(format!(
+                "checkpoint {seq} does not link to checkpoint {}",
+                seq - 1
+            ));
+        }
+        if summary.content_digest != checkpoint.contents.digest() {
+            return Err(format!(
+                "checkpoint {seq}: contents do not match the summary"
+            ));
+        }
+        let listed: Vec<Digest> = checkpoint
+            .contents
+            .transactions()
+            .iter()
+            .map(|t| *t.transaction())
+            .collect();
+        let carried: Vec<Digest> = transaction.iter().map(TxRecord::digest).collect();
+        if listed != carried {
+            return Err(format!(
+                "checkpoint {seq} lists other transactions than the record carries"
+            ));
+        }
+        if let Some(record) = transaction {
+            if record.checkpoint != seq {
+                return Err(format!(
+                    "transaction in checkpoint {seq} says checkpoint {}",
+                    record.checkpoint
+                ));
+            }
+            if self.tx_index.contains_key(&record.digest()) {
+                return Err(format!(
+                    "checkpoint {seq} repeats transaction {}",
+                    record.digest()
+                ));
+            }
+            self.apply_objects(&record);
+            self.tx_index
+                .insert(record.digest(), self.transactions.len());
+            self.transactions.push(Arc::new(record));
+        }
+        if summary.network_total_transactions != self.transactions.len() as u64 {
+            return Err(format!(
+                "checkpoint {seq} counts {} transactions, the ledger {}",
+                summary.network_total_transactions,
+                self.transactions.len()
+            ));
+        }
+        self.checkpoint_index.insert(summary.digest(), seq);
+        self.checkpoints.push(Arc::new(checkpoint));
+        Ok(())
     }
 
     pub(crate) fn info(&self) -> &ChainInfo {
@@ -176,7 +288,7 @@ impl Ledger {
 
     /// The latest live version of `id`.
     pub(crate) fn object(&self, id: &Address) -> Option<&Object> {
-        self.live.get(id)
+        self.live.get(id).map(|o| &**o)
     }
 
     /// Any version of `id` that was ever written (historical versions are kept).
@@ -188,6 +300,7 @@ impl Ledger {
     pub(crate) fn owned_by<'a>(&'a self, owner: &'a Address) -> impl Iterator<Item = &'a Object> {
         self.live
             .values()
+            .map(|o| &**o)
             .filter(move |o| matches!(o.owner(), Owner::Address(a) if a == owner))
     }
 
@@ -198,17 +311,19 @@ impl Ledger {
     ) -> impl Iterator<Item = &'a Object> {
         self.live
             .values()
+            .map(|o| &**o)
             .filter(move |o| matches!(o.owner(), Owner::Object(a) if a == parent))
     }
 
     pub(crate) fn transaction(&self, digest: &Digest) -> Option<&TxRecord> {
-        self.tx_index.get(digest).map(|&i| &self.transactions[i])
+        self.tx_index.get(digest).map(|&i| &*self.transactions[i])
     }
 
     pub(crate) fn checkpoint(&self, seq: u64) -> Option<&CheckpointRecord> {
         usize::try_from(seq)
             .ok()
             .and_then(|i| self.checkpoints.get(i))
+            .map(|c| &**c)
     }
 
     pub(crate) fn checkpoint_by_digest(&self, digest: &Digest) -> Option<&CheckpointRecord> {
@@ -246,18 +361,7 @@ impl Ledger {
     /// Applies an executed transaction to the live set and seals it into its own checkpoint.
     /// Returns the checkpoint sequence number.
     pub(crate) fn commit(&mut self, mut record: TxRecord, now_ms: u64) -> u64 {
-        if let TransactionEffects::V2(effects) = &record.effects {
-            for change in &effects.changed_objects {
-                if matches!(change.output_state, ObjectOut::NotExist) {
-                    self.live.remove(&change.object_id);
-                }
-            }
-        }
-        for object in &record.output_objects {
-            self.live.insert(object.object_id(), object.clone());
-            self.versions
-                .insert((object.object_id(), object.version()), object.clone());
-        }
+        self.apply_objects(&record);
         let seq = self.checkpoints.len() as u64;
         let timestamp_ms = self.next_timestamp(now_ms);
         record.checkpoint = seq;
@@ -270,8 +374,33 @@ impl Ledger {
         let gas = record.effects.gas_summary().clone();
         self.tx_index
             .insert(record.digest(), self.transactions.len());
-        self.transactions.push(record);
+        self.transactions.push(Arc::new(record));
         self.seal(vec![info], &gas, timestamp_ms)
+    }
+
+    /// Applies a transaction's deletions and writes to the live set and the version history.
+    fn apply_objects(&mut self, record: &TxRecord) {
+        if let TransactionEffects::V2(effects) = &record.effects {
+            for change in &effects.changed_objects {
+                if matches!(change.output_state, ObjectOut::NotExist) {
+                    self.live.remove(&change.object_id);
+                }
+            }
+        }
+        for object in &record.output_objects {
+            self.live
+                .insert(object.object_id(), Arc::new(object.clone()));
+            self.versions
+                .insert((object.object_id(), object.version()), object.clone());
+        }
+    }
+
+    /// The latest transaction, if it was sealed in checkpoint `seq` (for the log record).
+    pub(crate) fn transaction_in(&self, seq: u64) -> Option<&TxRecord> {
+        self.transactions
+            .last()
+            .filter(|t| t.checkpoint == seq)
+            .map(|t| &**t)
     }
 
     /// Seals a checkpoint without transactions (the idle heartbeat that keeps subscriptions live).
@@ -320,7 +449,7 @@ impl Ledger {
         };
         self.checkpoint_index.insert(summary.digest(), seq);
         self.checkpoints
-            .push(CheckpointRecord { summary, contents });
+            .push(Arc::new(CheckpointRecord { summary, contents }));
         seq
     }
 }
