@@ -195,7 +195,13 @@ async fn offline_rejections() {
         good.rsplit_once('.').expect("segments").0,
         theirs.as_str().rsplit_once('.').expect("segments").1
     );
-    check(&f, &spliced, NOW, Err(SignatureError::SignerMismatch.into())).await;
+    check(
+        &f,
+        &spliced,
+        NOW,
+        Err(SignatureError::SignerMismatch.into()),
+    )
+    .await;
     // tampered payload byte: the last nonce byte, so the payload still decodes and only the
     // signature can catch it
     check(
@@ -395,7 +401,10 @@ async fn tokens_that_cannot_match_are_refused_before_their_signature() {
     .await;
 
     // None of these spent the stake's failure budget, and the genuine token still passes.
-    assert_eq!(f.auth.bad_signatures.check(&f.stake, Instant::now()), Ok(()));
+    assert_eq!(
+        f.auth.bad_signatures.check(&f.stake, Instant::now()),
+        Ok(())
+    );
     check(&f, &f.good(), NOW, Ok(())).await;
 }
 
@@ -496,7 +505,9 @@ async fn failed_signatures_are_metered_per_claimed_stake() {
             .token_epoch(2)
             .random_nonce(),
     );
-    auth.authenticate_at(&other, NOW).await.expect("other stake");
+    auth.authenticate_at(&other, NOW)
+        .await
+        .expect("other stake");
 }
 
 /// A view that holds no record without I/O (no `known_record`): the checks wait for the
