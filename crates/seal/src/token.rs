@@ -167,9 +167,19 @@ impl Unverified {
         self.signature.derive_address()
     }
 
-    /// Checks the signature over the payload and that the signing key's address is the
-    /// payload's `signer`.
+    /// Whether the key the signature carries hashes to the payload's `signer` (one BLAKE2b,
+    /// no curve arithmetic). A token failing this can never verify, whatever its signature.
+    pub fn check_signer(&self) -> Result<(), SignatureError> {
+        if self.signature.derive_address() != self.claims.signer {
+            return Err(SignatureError::SignerMismatch);
+        }
+        Ok(())
+    }
+
+    /// Checks that the signing key's address is the payload's `signer` (first: it is cheap),
+    /// then the signature over the payload.
     pub fn verify_signature(&self) -> Result<(), SignatureError> {
+        self.check_signer()?;
         if is_high_s_r1(&self.signature)? {
             return Err(SignatureError::NonCanonical);
         }
@@ -178,9 +188,6 @@ impl Unverified {
         SimpleVerifier
             .verify_personal_message(&message, &signature)
             .map_err(|_| SignatureError::BadSignature)?;
-        if self.signature.derive_address() != self.claims.signer {
-            return Err(SignatureError::SignerMismatch);
-        }
         Ok(())
     }
 

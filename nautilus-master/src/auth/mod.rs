@@ -6,10 +6,15 @@
 //! tokens are cached (bounded LRU keyed by SHA-256 of the token, expiring with the token,
 //! evictable by stake id or owner when the chain says something changed).
 //!
-//! Work before a verdict is metered: a token naming a stake the view knows does not exist is
-//! refused before its signature is checked, and each signer gets a budget of cold verifications
-//! (chain lookups and cache inserts) per second, so one staker minting token after token can
-//! neither flood the chain endpoint nor push other users' verdicts out of the cache.
+//! Work before a verdict is metered, cheapest refusal first. Before its signature is checked
+//! (the one expensive step, ~70 µs for ed25519), a token is refused when its key does not hash
+//! to its signer, when it names a stake the view knows does not exist, when the record the view
+//! holds cannot match it (owner, cluster, status, role, grant, node name), and when the stake it
+//! names has spent its budget of failed verifications ([`AuthConfig::bad_signatures_per_stake`]):
+//! a forged token naming a real record burns bounded CPU. After the signature, each signer gets
+//! a budget of cold verifications (chain lookups and cache inserts) per second, so one staker
+//! minting token after token can neither flood the chain endpoint nor push other users' verdicts
+//! out of the cache.
 //!
 //! Live sessions ([`Sessions`]) are re-checked when the chain changes under them
 //! ([`SealAuthenticator::revalidate`]) and cancelled when they no longer pass.
@@ -20,6 +25,7 @@
 
 mod cache;
 mod identity;
+mod meter;
 mod sessions;
 mod stake;
 
@@ -42,6 +48,7 @@ pub use stake::{InMemoryStakeView, StakeRecord, StakeStatus, StakeView, StakeVie
 
 use crate::ratelimit::{RateLimit, RateLimiter};
 use cache::TokenCache;
+use meter::FailureBudget;
 
 /// Why a token was refused. Variants never contain the token.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -146,6 +153,11 @@ pub struct AuthConfig {
     /// Cold verifications (a token not in the cache, with a valid signature: a chain lookup and
     /// a cache insert) per signer address. Beyond it: [`AuthError::Throttled`].
     pub cold_per_signer: RateLimit,
+    /// Failed signature verifications per claimed stake id. A spent budget refuses tokens naming
+    /// that stake with [`AuthError::Throttled`] before their signature is checked; genuine tokens
+    /// are never charged. The price: while someone forges tokens naming a stake, its holder's
+    /// *new* tokens wait too (cached ones keep working).
+    pub bad_signatures_per_stake: RateLimit,
     /// When set, the admin role is granted only to these addresses, whatever the chain says
     /// (an operator's pin on top of the cluster's on-chain consent).
     pub admin_allowlist: Option<BTreeSet<Address>>,
@@ -165,6 +177,7 @@ impl AuthConfig {
             cache_capacity: 65_536,
             cache_per_stake: 16,
             cold_per_signer: RateLimit::new(10.0, 20.0),
+            bad_signatures_per_stake: RateLimit::new(5.0, 20.0),
             admin_allowlist: None,
             admin_max_lifetime_ms: 60 * 60 * 1000,
             session_grace: Duration::from_secs(30),
@@ -178,6 +191,7 @@ pub struct SealAuthenticator<V> {
     view: V,
     cache: TokenCache,
     cold: RateLimiter<Address>,
+    bad_signatures: FailureBudget,
     sessions: Arc<Sessions>,
     /// Bumped each time the chain is regained (see [`SealAuthenticator::chain_lost`]).
     chain_epoch: AtomicU64,
@@ -201,11 +215,13 @@ impl<V: StakeView> SealAuthenticator<V> {
     pub fn new(config: AuthConfig, view: V) -> Self {
         let cache = TokenCache::new(config.cache_capacity, config.cache_per_stake);
         let cold = RateLimiter::new(config.cold_per_signer);
+        let bad_signatures = FailureBudget::new(config.bad_signatures_per_stake);
         SealAuthenticator {
             config,
             view,
             cache,
             cold,
+            bad_signatures,
             sessions: Arc::default(),
             chain_epoch: AtomicU64::new(0),
             chain_out: std::sync::atomic::AtomicBool::new(false),
@@ -286,11 +302,17 @@ impl<V: StakeView> SealAuthenticator<V> {
                 max_ms: self.config.admin_max_lifetime_ms,
             });
         }
-        // A stake the view knows is absent: refused before any signature work.
-        if self.view.known_absent(&unverified.claims().stake) {
-            return Err(AuthError::UnknownStake);
-        }
-        let verified = unverified.verify(now_ms, &self.config.cluster, &self.config.time)?;
+        self.refuse_before_signature(&unverified, fresh)?;
+        let stake = unverified.claims().stake;
+        let verified = match unverified.verify(now_ms, &self.config.cluster, &self.config.time) {
+            Ok(verified) => verified,
+            Err(e) => {
+                if matches!(e, VerifyStage::Signature(_)) {
+                    self.bad_signatures.charge(&stake, Instant::now());
+                }
+                return Err(e.into());
+            }
+        };
         let claims = verified.claims();
         // The signer is authentic from here on: meter its chain lookups and cache inserts.
         if let Err(retry_after) = self.cold.check(&claims.signer, Instant::now()) {
@@ -311,25 +333,52 @@ impl<V: StakeView> SealAuthenticator<V> {
         Ok(identity)
     }
 
-    /// The on-chain half of the verdict: the record `identity` is bound to exists, is owned by
-    /// its address, is active in this cluster for its role (and node name), holds at least the
-    /// role minimum and is at its token epoch; an admin is on the operator's allow-list when one
-    /// is set. Used for new tokens and to re-check live sessions.
-    pub async fn check_stake(&self, identity: &Identity) -> Result<(), AuthError> {
-        let binding = identity.stake.as_ref().ok_or(AuthError::UnknownStake)?;
-        if identity.role == Role::Admin
+    /// The checks a token must pass before its signature is verified, cheapest first. Each
+    /// refuses only tokens that the full verdict would refuse too, with the error a genuine
+    /// signature would get: its key does not hash to its signer; its stake is known absent; the
+    /// admin allow-list leaves its signer out; the record the view holds without I/O does not
+    /// match it (as in [`SealAuthenticator::check_stake`], same order); its stake has spent its
+    /// budget of failed verifications.
+    fn refuse_before_signature(
+        &self,
+        unverified: &daas_seal::Unverified,
+        fresh: bool,
+    ) -> Result<(), AuthError> {
+        unverified.check_signer()?;
+        let c = unverified.claims();
+        if self.view.known_absent(&c.stake) {
+            return Err(AuthError::UnknownStake);
+        }
+        self.check_admin_allowed(&c.signer, c.role)?;
+        if fresh && let Some(record) = self.view.known_record(&c.stake) {
+            let node_name = c.node_name.as_ref().map(|n| n.as_str());
+            self.check_record(&record, &c.signer, c.role, node_name)?;
+        }
+        if let Err(retry_after) = self.bad_signatures.check(&c.stake, Instant::now()) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        Ok(())
+    }
+
+    fn check_admin_allowed(&self, address: &Address, role: Role) -> Result<(), AuthError> {
+        if role == Role::Admin
             && let Some(allowed) = &self.config.admin_allowlist
-            && !allowed.contains(&identity.address)
+            && !allowed.contains(address)
         {
             return Err(AuthError::AdminNotAllowed);
         }
-        let record = self
-            .view
-            .stake_record(binding.id)
-            .await
-            .map_err(AuthError::StakeView)?
-            .ok_or(AuthError::UnknownStake)?;
-        if record.owner != identity.address {
+        Ok(())
+    }
+
+    /// The rules of [`SealAuthenticator::check_stake`] that need only the record, in its order.
+    fn check_record(
+        &self,
+        record: &StakeRecord,
+        address: &Address,
+        role: Role,
+        node_name: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if record.owner != *address {
             return Err(AuthError::NotStakeOwner);
         }
         if record.cluster != self.config.cluster {
@@ -338,15 +387,37 @@ impl<V: StakeView> SealAuthenticator<V> {
         if record.status != StakeStatus::Active {
             return Err(AuthError::StakeInactive(record.status));
         }
-        if record.role != identity.role {
+        if record.role != role {
             return Err(AuthError::RoleMismatch);
         }
         if !record.granted {
             return Err(AuthError::NotGranted);
         }
-        if binding.node_name != record.node_name {
+        if node_name != record.node_name.as_deref() {
             return Err(AuthError::NodeNameMismatch);
         }
+        Ok(())
+    }
+
+    /// The on-chain half of the verdict: the record `identity` is bound to exists, is owned by
+    /// its address, is active in this cluster for its role (and node name), holds at least the
+    /// role minimum and is at its token epoch; an admin is on the operator's allow-list when one
+    /// is set. Used for new tokens and to re-check live sessions.
+    pub async fn check_stake(&self, identity: &Identity) -> Result<(), AuthError> {
+        let binding = identity.stake.as_ref().ok_or(AuthError::UnknownStake)?;
+        self.check_admin_allowed(&identity.address, identity.role)?;
+        let record = self
+            .view
+            .stake_record(binding.id)
+            .await
+            .map_err(AuthError::StakeView)?
+            .ok_or(AuthError::UnknownStake)?;
+        self.check_record(
+            &record,
+            &identity.address,
+            identity.role,
+            binding.node_name.as_deref(),
+        )?;
         let minimum = self
             .view
             .minimum_stake(identity.role)

@@ -70,6 +70,13 @@ pub trait StakeView: Send + Sync {
         false
     }
 
+    /// The record `id` as [`StakeView::stake_record`] would return it now, when the view holds
+    /// it without any I/O (a fresh view's cache); `None` when it would have to ask. The
+    /// authenticator refuses a token that cannot match it before checking its signature.
+    fn known_record(&self, _id: &Address) -> Option<StakeRecord> {
+        None
+    }
+
     /// Events of the package the view's chain follower could not decode since start (`None`
     /// for a view without a follower).
     fn undecodable_events(&self) -> Option<u64> {
@@ -163,6 +170,24 @@ impl StakeView for InMemoryStakeView {
             .cloned())
     }
 
+    /// Authoritative: an id not held here does not exist.
+    fn known_absent(&self, id: &Address) -> bool {
+        !self
+            .records
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// Not counted in [`InMemoryStakeView::lookups`]: no chain-backed view would send it.
+    fn known_record(&self, id: &Address) -> Option<StakeRecord> {
+        self.records
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
         self.minimums
             .read()
@@ -190,6 +215,10 @@ impl<T: StakeView> StakeView for std::sync::Arc<T> {
 
     fn known_absent(&self, id: &Address) -> bool {
         (**self).known_absent(id)
+    }
+
+    fn known_record(&self, id: &Address) -> Option<StakeRecord> {
+        (**self).known_record(id)
     }
 
     fn undecodable_events(&self) -> Option<u64> {

@@ -178,7 +178,7 @@ async fn offline_rejections() {
         Err(SignatureError::SignerMismatch.into()),
     )
     .await;
-    // a signature over another payload does not verify at all
+    // another key's signature over another payload: refused on the key, before the signature
     let other = WalletKey::generate(Scheme::Ed25519);
     let theirs = mint(
         other.keypair(),
@@ -195,7 +195,13 @@ async fn offline_rejections() {
         good.rsplit_once('.').expect("segments").0,
         theirs.as_str().rsplit_once('.').expect("segments").1
     );
-    check(&f, &spliced, NOW, Err(SignatureError::BadSignature.into())).await;
+    check(
+        &f,
+        &spliced,
+        NOW,
+        Err(SignatureError::SignerMismatch.into()),
+    )
+    .await;
     // tampered payload byte: the last nonce byte, so the payload still decodes and only the
     // signature can catch it
     check(
@@ -315,6 +321,222 @@ async fn on_chain_rejections() {
     }
     f.view.update(&f.stake, |r| r.status = StakeStatus::Active);
     check(&f, &f.good(), NOW, Ok(())).await;
+}
+
+/// `token` with one signature byte flipped: the key (and so the signer check) intact, the
+/// signature unable to verify.
+fn corrupt_signature(token: &str) -> String {
+    let (head, sig) = token.rsplit_once('.').expect("segments");
+    let mut sig = sig.to_owned().into_bytes();
+    sig[20] = if sig[20] == b'A' { b'B' } else { b'A' };
+    format!("{head}.{}", String::from_utf8(sig).expect("ascii"))
+}
+
+/// Every refusal made before the signature is checked: the same token with a signature that
+/// cannot verify gets the same answer as with its genuine one, so the signature was not what
+/// decided it. Nothing is looked up, nothing charged to the stake's failure budget.
+#[tokio::test]
+async fn tokens_that_cannot_match_are_refused_before_their_signature() {
+    let f = fixture();
+    let refused_early = |token: String, expected: AuthError| {
+        let f = &f;
+        async move {
+            let lookups = f.view.lookups();
+            check(f, &token, NOW, Err(expected.clone())).await;
+            check(f, &corrupt_signature(&token), NOW, Err(expected)).await;
+            assert_eq!(f.view.lookups(), lookups, "refused without a lookup");
+        }
+    };
+    // unknown stake (the in-memory view is authoritative)
+    refused_early(
+        f.token(
+            Claims::builder(CLUSTER, f.key.address(), Address::new([9; 32]), Role::User)
+                .lifetime(NOW, HOUR)
+                .token_epoch(2)
+                .random_nonce(),
+        ),
+        AuthError::UnknownStake,
+    )
+    .await;
+    // wrong owner: a key of its own, naming someone else's record
+    let stranger = WalletKey::generate(Scheme::Ed25519);
+    let foreign = mint(
+        stranger.keypair(),
+        Claims::builder(CLUSTER, stranger.address(), f.stake, Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce()
+            .build()
+            .expect("claims"),
+    )
+    .expect("mint")
+    .into_string();
+    refused_early(foreign, AuthError::NotStakeOwner).await;
+    // role the record does not hold
+    refused_early(
+        f.token(
+            Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Admin)
+                .lifetime(NOW, HOUR)
+                .token_epoch(2)
+                .random_nonce(),
+        ),
+        AuthError::RoleMismatch,
+    )
+    .await;
+    // record in another cluster, inactive, without the cluster's grant
+    f.view.update(&f.stake, |r| r.cluster = OTHER_CLUSTER);
+    refused_early(f.good(), AuthError::WrongCluster).await;
+    f.view.update(&f.stake, |r| r.cluster = CLUSTER);
+    f.view.update(&f.stake, |r| r.status = StakeStatus::Slashed);
+    refused_early(f.good(), AuthError::StakeInactive(StakeStatus::Slashed)).await;
+    f.view.update(&f.stake, |r| r.status = StakeStatus::Active);
+    f.view.update(&f.stake, |r| r.granted = false);
+    refused_early(f.good(), AuthError::NotGranted).await;
+    f.view.update(&f.stake, |r| r.granted = true);
+    // a key that does not hash to the signer, whatever the signature
+    refused_early(
+        spliced_by(&f.good(), &WalletKey::generate(Scheme::Ed25519)),
+        SignatureError::SignerMismatch.into(),
+    )
+    .await;
+
+    // None of these spent the stake's failure budget, and the genuine token still passes.
+    assert_eq!(
+        f.auth.bad_signatures.check(&f.stake, Instant::now()),
+        Ok(())
+    );
+    check(&f, &f.good(), NOW, Ok(())).await;
+}
+
+#[tokio::test]
+async fn worker_node_names_and_admin_pins_are_refused_before_the_signature() {
+    let f = fixture_with_role(Role::Worker);
+    let worker = f.token(
+        Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Worker)
+            .node_name(NodeName::new("worker-2").expect("label"))
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    check(&f, &worker, NOW, Err(AuthError::NodeNameMismatch)).await;
+    check(
+        &f,
+        &corrupt_signature(&worker),
+        NOW,
+        Err(AuthError::NodeNameMismatch),
+    )
+    .await;
+
+    let f = fixture_with_role(Role::Admin);
+    let auth = SealAuthenticator::new(
+        AuthConfig {
+            admin_allowlist: Some([Address::new([7; 32])].into_iter().collect()),
+            ..AuthConfig::new(CLUSTER)
+        },
+        f.view.clone(),
+    );
+    let admin = f.token(
+        Claims::builder(CLUSTER, f.key.address(), f.stake, Role::Admin)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    for token in [admin.clone(), corrupt_signature(&admin)] {
+        assert_eq!(
+            auth.authenticate_at(&token, NOW).await.unwrap_err(),
+            AuthError::AdminNotAllowed
+        );
+    }
+}
+
+/// A forged token that copies everything public about a record still fails its signature;
+/// each failure is charged to the stake it names, and a spent budget refuses further tokens
+/// naming that stake before their signature is checked. Other stakes are untouched, and a
+/// verdict already cached keeps working.
+#[tokio::test]
+async fn failed_signatures_are_metered_per_claimed_stake() {
+    let f = fixture();
+    let auth = SealAuthenticator::new(
+        AuthConfig {
+            // Refills one failure per 1000 s: nothing refills during the test.
+            bad_signatures_per_stake: RateLimit::new(0.001, 3.0),
+            ..AuthConfig::new(CLUSTER)
+        },
+        f.view.clone(),
+    );
+    let cached = f.good();
+    auth.authenticate_at(&cached, NOW).await.expect("genuine");
+    for _ in 0..3 {
+        assert_eq!(
+            auth.authenticate_at(&corrupt_signature(&f.good()), NOW)
+                .await
+                .unwrap_err(),
+            SignatureError::BadSignature.into()
+        );
+    }
+    // Spent: forged and genuine new tokens naming this stake wait; nothing was looked up.
+    let lookups = f.view.lookups();
+    for token in [corrupt_signature(&f.good()), f.good()] {
+        let err = auth.authenticate_at(&token, NOW).await.unwrap_err();
+        assert_eq!(err.reason(), "throttled");
+        assert!(err.retry_after().is_some_and(|d| d.as_secs() >= 1));
+    }
+    assert_eq!(f.view.lookups(), lookups);
+    auth.authenticate_at(&cached, NOW + 1)
+        .await
+        .expect("a cached verdict is not metered");
+
+    // Another stake of the same owner is not affected.
+    let second = Address::new([0x5f; 32]);
+    f.view.upsert(StakeRecord {
+        id: second,
+        owner: f.key.address(),
+        cluster: CLUSTER,
+        role: Role::User,
+        node_name: None,
+        amount_mist: 20_000_000_000,
+        status: StakeStatus::Active,
+        token_epoch: 2,
+        granted: true,
+    });
+    let other = f.token(
+        Claims::builder(CLUSTER, f.key.address(), second, Role::User)
+            .lifetime(NOW, HOUR)
+            .token_epoch(2)
+            .random_nonce(),
+    );
+    auth.authenticate_at(&other, NOW)
+        .await
+        .expect("other stake");
+}
+
+/// A view that holds no record without I/O (no `known_record`): the checks wait for the
+/// signature, as before.
+#[tokio::test]
+async fn without_a_known_record_the_signature_comes_first() {
+    struct Remote(Arc<InMemoryStakeView>);
+    impl StakeView for Remote {
+        async fn stake_record(&self, id: Address) -> Result<Option<StakeRecord>, StakeViewError> {
+            self.0.stake_record(id).await
+        }
+        async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
+            self.0.minimum_stake(role).await
+        }
+    }
+    let f = fixture();
+    f.view.update(&f.stake, |r| r.owner = Address::new([1; 32]));
+    let auth = SealAuthenticator::new(AuthConfig::new(CLUSTER), Remote(f.view.clone()));
+    let token = f.good();
+    assert_eq!(
+        auth.authenticate_at(&corrupt_signature(&token), NOW)
+            .await
+            .unwrap_err(),
+        SignatureError::BadSignature.into()
+    );
+    assert_eq!(
+        auth.authenticate_at(&token, NOW).await.unwrap_err(),
+        AuthError::NotStakeOwner
+    );
 }
 
 /// L5, C1: an admin token lives at most an hour, and an operator's allow-list binds the admin

@@ -221,6 +221,27 @@ fn signature_rejections() {
     );
 }
 
+/// A token whose key does not hash to its `signer` is refused as such before any curve
+/// arithmetic: even with signature bytes that could never verify, the answer is SignerMismatch.
+#[test]
+fn a_foreign_key_is_refused_before_the_signature() {
+    let kp = ed25519(1);
+    let (_, payload, _) = segments(token(&kp).as_str());
+    let other = ed25519(2);
+    let mut sig = other
+        .sign_personal_message(&PersonalMessage(Cow::Borrowed(&payload)))
+        .expect("sign")
+        .to_bytes();
+    sig[10] ^= 0x55; // no longer a signature of anything
+    let u = SealToken::parse(&assemble(PREFIX, &payload, &sig)).expect("parses");
+    assert_eq!(u.check_signer(), Err(SignatureError::SignerMismatch));
+    assert_eq!(u.verify_signature(), Err(SignatureError::SignerMismatch));
+    // The genuine token passes both.
+    let u = SealToken::parse(token(&kp).as_str()).expect("parses");
+    assert_eq!(u.check_signer(), Ok(()));
+    assert_eq!(u.verify_signature(), Ok(()));
+}
+
 #[test]
 fn mint_refuses_foreign_signer() {
     let kp = ed25519(1);
