@@ -272,8 +272,9 @@ fn forged(rt: &tokio::runtime::Runtime, budget: Duration) {
             measure_refused(rt, &auth, &bad_signature, &["bad_signature"], budget).0,
         ),
     ];
-    // With the default per-stake budget: spend it first, then measure the refusals.
-    let limit = nautilus_master::auth::AuthConfig::new(CLUSTER).bad_signatures_per_stake;
+    // With a per-stake budget (off by default; 5/s, burst 20 here): spend it first, then
+    // measure the refusals.
+    let limit = nautilus_master::RateLimit::new(5.0, 20.0);
     let (metered, genuine) = setup_with(Scheme::Ed25519, N, 1, limit);
     let bad_signature: Vec<String> = genuine.iter().map(|t| corrupt_signature(t)).collect();
     for _ in 0..limit.burst as usize {

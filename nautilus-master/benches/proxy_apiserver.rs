@@ -4,7 +4,8 @@
 //! send) and through the proxy (Seal token, verdict cache hit). The ratio users feel.
 //!
 //! Run: `cargo bench -p nautilus-master --bench proxy_apiserver` (add `-- --quick`; `--secs S`
-//! per round, `--items N` ConfigMaps to list, `--rounds R` alternating rounds, `--log FILTER`).
+//! per round, `--items N` ConfigMaps to list, `--rounds R` alternating rounds, `--curve 1,4,16`
+//! client counts of the cost curve, `--log FILTER`).
 //! Needs `DAAS_K8S_PEER_DIR`; without it the bench prints why and exits 0, unless
 //! `DAAS_REQUIRE_PEERS=1`. See docs/performance.md.
 //!
@@ -36,6 +37,8 @@ struct Opts {
     rounds: usize,
     items: usize,
     log: String,
+    /// Client counts of the cost curve.
+    curve: Vec<usize>,
 }
 
 impl Opts {
@@ -45,6 +48,7 @@ impl Opts {
             rounds: 4,
             items: 500,
             log: "info".into(),
+            curve: vec![1, 4, 16, 64, 256],
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -53,10 +57,19 @@ impl Opts {
                     opts.secs = 0.6;
                     opts.rounds = 2;
                     opts.items = 100;
+                    opts.curve = vec![1, 16, 64];
                 }
                 "--secs" => opts.secs = args.next().unwrap().parse().unwrap(),
                 "--rounds" => opts.rounds = args.next().unwrap().parse::<usize>().unwrap().max(2),
                 "--items" => opts.items = args.next().unwrap().parse().unwrap(),
+                "--curve" => {
+                    opts.curve = args
+                        .next()
+                        .unwrap()
+                        .split(',')
+                        .map(|n| n.parse().unwrap())
+                        .collect();
+                }
                 "--log" => opts.log = args.next().unwrap(),
                 _ => {} // `--bench` from cargo, filters
             }
@@ -294,7 +307,13 @@ fn main() {
         max_requests_per_identity: 1_000_000,
         ..ProxyConfig::default()
     };
-    let proxy = RunningProxy::start(&tmp.path().join("tls"), config);
+    // The cost curve opens up to 256 connections from this one address (and the previous
+    // round's may still be closing): the per-address cap runs but does not refuse.
+    let limits = nautilus_master::proxy::ServeLimits {
+        max_connections_per_ip: 4096,
+        ..nautilus_master::proxy::ServeLimits::default()
+    };
+    let proxy = RunningProxy::start_with(&tmp.path().join("tls"), config, limits);
     let admin = proxy.staker(Role::Admin);
     let token = admin.token(proxy.cluster, 0);
 
@@ -347,7 +366,7 @@ fn main() {
     rt.block_on(preload(&direct, opts.items));
     let small = "/api/v1/namespaces/bench/configmaps/cm-0".to_owned();
     let list = "/api/v1/namespaces/bench/configmaps".to_owned();
-    let cases = [
+    let mut cases: Vec<Case> = [
         (
             "GET /version, HTTP/1.1, 1 in flight",
             "/version".to_owned(),
@@ -378,7 +397,7 @@ fn main() {
         ),
         (
             "GET a ConfigMap, HTTP/2, 16 streams on 2 conns",
-            small,
+            small.clone(),
             true,
             2,
             16,
@@ -398,7 +417,19 @@ fn main() {
         http2,
         conns,
         in_flight,
-    });
+    })
+    .into();
+    // The cost curve: more clients, each on an HTTP/2 connection of its own with one request
+    // in flight (one identity: through the proxy they share its upstream connection).
+    for clients in &opts.curve {
+        cases.push(Case {
+            name: format!("curve: GET a ConfigMap, {clients} clients (a connection each)"),
+            path: small.clone(),
+            http2: true,
+            conns: *clients,
+            in_flight: *clients,
+        });
+    }
 
     println!(
         "kubectl proxy vs the real kube-apiserver: {} alternating rounds of {:.1} s per target and case (+0.2 s warm-up each), {} ConfigMaps loaded in {:.1} s, log filter {:?}, {} cores",

@@ -380,6 +380,16 @@ impl<C: Chain> StakeView for ChainStakeView<C> {
         self.caching() && lock(&self.absent).peek(id).is_some()
     }
 
+    /// The cached record, while the follower streams (the cache is then exactly what
+    /// `stake_record` answers without a read; the follower evicts a record when it changes).
+    fn known_record(&self, id: &Address) -> Option<StakeRecord> {
+        if self.caching() {
+            lock(&self.records).peek(id).cloned()
+        } else {
+            None
+        }
+    }
+
     async fn minimum_stake(&self, role: Role) -> Result<u64, StakeViewError> {
         let s = self.snapshot().await?;
         Ok(match role {

@@ -464,6 +464,35 @@ async fn absent_ids_do_not_push_records_out() {
     assert!(v.known_absent(&Address::new(last)));
 }
 
+/// What the authenticator may check before a signature is exactly what `stake_record` would
+/// answer without a read: the cached record while the follower streams, nothing otherwise, and
+/// nothing once the follower evicted it.
+#[tokio::test]
+async fn known_records_are_the_cached_ones_of_a_streaming_view() {
+    let (chain, v, status) = view(true);
+    chain.put(R, consts::STATUS_ACTIVE, 0);
+    assert_eq!(v.known_record(&R), None, "not read yet");
+    let record = v.stake_record(R).await.unwrap();
+    assert_eq!(v.known_record(&R), record);
+    assert!(record.is_some());
+    let reads = chain.record_reads.load(Ordering::SeqCst);
+    assert_eq!(v.known_record(&R), record);
+    assert_eq!(
+        chain.record_reads.load(Ordering::SeqCst),
+        reads,
+        "known_record never reads"
+    );
+    status.set_streaming(false);
+    assert_eq!(
+        v.known_record(&R),
+        None,
+        "a view that is not following knows nothing"
+    );
+    status.set_streaming(true);
+    v.evict(&R);
+    assert_eq!(v.known_record(&R), None, "evicted on change");
+}
+
 // ------------------------------------------------------------------------------------------------
 // C1: privileged roles need the cluster's grant, read from the chain with each record.
 
