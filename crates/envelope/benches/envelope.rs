@@ -1,8 +1,8 @@
 //! Per-value cost of the envelope: envelope v3 (per-ring DEK, counter nonce) against v2
 //! (HKDF-Expand + AES key schedule per value) and against bare AES-256-GCM with one key (the
 //! floor), for a 1 KiB value, measured in the same run in alternating rounds; and a 500-value
-//! list decrypted under each. ring's AES-256-GCM (already in the tree through rustls) is timed
-//! too, as the floor of a faster implementation. Plain std timing; `--quick` for CI smoke runs.
+//! list decrypted under each. ring's AES-256-GCM, which v3 uses per value, is timed too (its own
+//! floor). Plain std timing; `--quick` for CI smoke runs.
 //!
 //!   cargo bench -p daas-envelope --bench envelope [-- --quick]
 
@@ -53,7 +53,7 @@ fn main() {
         .map(|i| ring.encrypt(ETCD_KEY, &value, i))
         .collect();
 
-    // The floor: one aes-gcm AES-256-GCM instance, a fresh buffer per value, the same AAD size as v3.
+    // The floor: one aes-gcm AES-256-GCM instance, a fresh buffer per value, v3's AAD size.
     let bare = Aes256Gcm::new_from_slice(&[7; 32]).expect("32-byte key");
     let aad = vec![0u8; 92 + 4 + ETCD_KEY.len()];
     let nonce = Nonce::from([1u8; 12]);

@@ -197,11 +197,7 @@ impl KeyRing {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let (head, body) = out.split_at_mut(V3_PREFIX_LEN);
-        let tag = dek
-            .open
-            .cipher
-            .encrypt_in_place_detached(&Nonce::from(nonce), &aad(head, etcd_key), body)
-            .expect("plaintext within AES-GCM's 2^36-byte limit (etcd values are a few MiB)");
+        let tag = dek.open.seal(nonce, &aad(head, etcd_key), body);
         out.extend_from_slice(&tag);
         out
     }
@@ -311,9 +307,9 @@ impl KeyRing {
                 nonce,
             } => {
                 let (open, cache) = self.open_dek(key, dek_id, wrapped)?;
-                open.cipher
-                    .decrypt_in_place_detached(&Nonce::from(*nonce), &aad, &mut plaintext, &tag)
-                    .map_err(|_| DecryptError::Authentication { key_id })?;
+                if !open.open(*nonce, &aad, &mut plaintext, *parsed.tag) {
+                    return Err(DecryptError::Authentication { key_id });
+                }
                 // Cached only once a value under it authenticated.
                 if cache {
                     self.cache.insert(key_id, *dek_id, open);

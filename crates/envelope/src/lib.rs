@@ -55,12 +55,14 @@
 //! ```
 //!
 //! so the value is bound to its etcd key, sequence number, version, key id, DEK and nonce. The
-//! AES key schedule of the DEK is computed once per ring, not per value. A reader unwraps a
-//! value's DEK under the ring key its header names and keeps it in a bounded cache keyed by
-//! (key id, DEK id) (1024 entries, oldest evicted); a cache hit also compares the wrapped bytes,
-//! so a substituted wrapped DEK is unwrapped and verified again, never taken from the cache. A
-//! DEK enters the cache only after a value under it authenticated, so forged envelopes cannot
-//! fill or evict it.
+//! AES key schedule of the DEK is computed once per ring, not per value, and the per-value
+//! AES-256-GCM is `ring`'s (about 0.35 µs per KiB here against 1.1 µs for RustCrypto's
+//! `aes-gcm`, which still wraps DEKs and reads v1/v2: the same AEAD, the same bytes). A reader
+//! unwraps a value's DEK under the ring key its header names and keeps it in a bounded cache
+//! keyed by (key id, DEK id) (1024 entries, oldest evicted); a cache hit also compares the wrapped
+//! bytes, so a substituted wrapped DEK is unwrapped and verified again, never taken from the
+//! cache. A DEK enters the cache only after a value under it authenticated, so forged envelopes
+//! cannot fill or evict it.
 //!
 //! ## Why a counter nonce is safe (v3)
 //!
@@ -75,8 +77,8 @@
 //! did not have it). After 2^32 values (the NIST SP 800-38D invocation limit for one GCM key)
 //! the ring draws a fresh DEK and its counter starts again at 0; earlier values stay readable
 //! through their own wrapped DEK. The DEK bytes are held in [`zeroize::Zeroizing`] while
-//! wrapping and the AES key schedule built from them is wiped on drop (the `aes` crate's
-//! `zeroize` feature).
+//! wrapping and unwrapping; the key schedule `ring` builds from them is not wiped on drop (see
+//! Memory hygiene).
 //!
 //! # Envelope format v2 (read only)
 //!
@@ -154,10 +156,11 @@
 //! # Memory hygiene
 //!
 //! Raw key bytes live in [`zeroize::Zeroizing`] and are wiped on drop, as is each per-value
-//! `okm` (v1/v2) and each unwrapped DEK; AES key schedules (the DEK's included) are wiped on
-//! drop. The HKDF/HMAC state kept per key and the GHASH key inside an AES-GCM instance come
-//! from RustCrypto types that do not wipe themselves on drop; an attacker who can read freed
-//! enclave memory is outside this crate's threat model.
+//! `okm` (v1/v2) and the raw bytes of each DEK; RustCrypto AES key schedules (wrapping keys,
+//! v1/v2 value keys) are wiped on drop (the `aes` crate's `zeroize` feature). Not wiped: the
+//! HKDF/HMAC state kept per ring key, the GHASH key inside an `aes-gcm` instance, and the DEK's
+//! key schedule inside `ring`'s `LessSafeKey`, which lives as long as its ring or cache entry.
+//! An attacker who can read freed enclave memory is outside this crate's threat model.
 
 mod dek;
 mod envelope;
