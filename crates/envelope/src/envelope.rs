@@ -92,9 +92,9 @@ pub struct Header {
 /// One active key that encrypts every new value, and older keys that still decrypt.
 ///
 /// Each ring also holds the data encryption key (DEK) it writes envelope v3 under: random,
-/// generated when the ring is built (so every process start and every ring reload has its
-/// own), wrapped under the active key, replaced by a fresh one after 2^32 values; and a bounded
-/// cache of the DEKs it has unwrapped for reading (see the crate documentation).
+/// generated when the ring is built (so every process start and every new ring has its own),
+/// wrapped under the active key, replaced by a fresh one after 2^32 values; and a bounded cache
+/// of the DEKs it has unwrapped for reading (see the crate documentation).
 ///
 /// `Debug` prints key ids only.
 pub struct KeyRing {
@@ -174,6 +174,20 @@ impl KeyRing {
     /// Whether the ring holds the key `id`.
     pub fn contains(&self, id: KeyId) -> bool {
         self.keys.contains_key(&id)
+    }
+
+    /// Whether `other` holds exactly the same keys with the same one active (key bytes compared
+    /// in constant time; the DEKs do not matter). A caller that reloads a ring periodically
+    /// keeps its current ring when this holds, so that its DEK and DEK cache live on: every
+    /// new ring writes under a new DEK, and a reader caches at most 1024 of them.
+    pub fn same_keys(&self, other: &KeyRing) -> bool {
+        self.active == other.active
+            && self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|((a_id, a), (b_id, b))| a_id == b_id && a.same_bytes(b))
     }
 
     /// Encrypts `plaintext` for storage under `etcd_key` as an envelope v3 carrying

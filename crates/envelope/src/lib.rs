@@ -35,9 +35,9 @@
 //!
 //! ## The DEK (v3)
 //!
-//! Each [`KeyRing`] (built at start and on every ring reload or rotation) draws a random
-//! 32-byte DEK and a random 128-bit DEK id from the OS RNG and wraps the DEK under the ring's
-//! active key:
+//! Each [`KeyRing`] (the shim builds one at start and whenever a reload finds other keys; see
+//! [`KeyRing::same_keys`]) draws a random 32-byte DEK and a random 128-bit DEK id from the OS
+//! RNG and wraps the DEK under the ring's active key:
 //!
 //! ```text
 //! okm        = HKDF-Expand(prk of the active key, info = "k3s-daas/dek-wrap/v3" || dek_id, L = 44)
@@ -70,7 +70,7 @@
 //! fetch-and-add, so concurrent writers never share one), and the DEK is fresh random per ring
 //! instance, lives only in this process's memory (it is stored only wrapped), and is never
 //! shared with another process or written back to be resumed: no other writer can ever use it,
-//! and a restart or reload starts from a new DEK. The one way to replay a counter is to run the
+//! and a restart or a new ring starts from a new DEK. The one way to replay a counter is to run the
 //! same memory image twice — a VM snapshot restored twice would encrypt different values under
 //! the same (DEK, nonce). The shim runs in an AWS Nitro Enclave, which cannot be snapshotted or
 //! cloned; on any other host that can snapshot a running VM, that risk is the operator's (v2

@@ -322,6 +322,21 @@ fn truncated_and_extended_v3_envelopes_fail() {
 }
 
 #[test]
+fn same_keys_compares_the_keys_and_the_active_one_not_the_deks() {
+    let ring = KeyRing::new(key(1), [key(2)]).expect("ring");
+    assert!(ring.same_keys(&KeyRing::new(key(1), [key(2)]).expect("ring")));
+    for other in [
+        KeyRing::new(key(2), [key(1)]).expect("other active"),
+        KeyRing::new(key(1), []).expect("fewer keys"),
+        KeyRing::new(key(1), [key(2), key(3)]).expect("more keys"),
+        KeyRing::new(key(1), [key(3)]).expect("another key"),
+    ] {
+        assert!(!ring.same_keys(&other), "{other:?}");
+        assert!(!other.same_keys(&ring), "{other:?}");
+    }
+}
+
+#[test]
 fn v2_values_still_decrypt_and_keep_their_staleness_rule() {
     let ring = KeyRing::new(key(2), [key(1)]).expect("ring");
     let old_ring = new_ring(1);
