@@ -8,7 +8,7 @@ use crate::key::KeyId;
 /// Why a stored value could not be decrypted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecryptError {
-    /// Shorter than the minimum of its version (48 bytes for v1, 56 for v2; 48 when too
+    /// Shorter than the minimum of its version (48 bytes for v1, 56 for v2, 108 for v3; 48 when too
     /// short to carry a version byte), but what is there looks like an envelope.
     #[error("envelope truncated: {len} bytes, this envelope version has at least {min}")]
     Truncated {
@@ -26,6 +26,13 @@ pub enum DecryptError {
     /// Encrypted under a key that is not in the ring (retired, or from another cluster).
     #[error("value was encrypted under key {0}, which is not in the key ring")]
     UnknownKey(KeyId),
+    /// An envelope v3 whose wrapped data encryption key does not authenticate under the ring
+    /// key its header names (corrupted, forged, or wrapped under another key with the same id).
+    #[error("the wrapped data key of the value does not authenticate under key {key_id}")]
+    BadWrappedKey {
+        /// The key named by the header (present in the ring).
+        key_id: KeyId,
+    },
     /// The GCM tag did not verify.
     #[error(
         "value failed authentication under key {key_id}: wrong key, corrupted, or moved from \

@@ -107,6 +107,16 @@ impl DataKey {
         &self.prk
     }
 
+    /// Whether both keys have the same bytes, compared in constant time.
+    pub(crate) fn same_bytes(&self, other: &DataKey) -> bool {
+        let diff = self
+            .bytes
+            .iter()
+            .zip(other.bytes.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+
     /// The raw key bytes, only for writing key files.
     pub(crate) fn expose_secret(&self) -> &[u8; KEY_LEN] {
         &self.bytes

@@ -1,12 +1,13 @@
 //! Envelope behaviour through the public API: round trips, what binds a value to its etcd key,
-//! its data key and its write sequence number, and the error each malformed input gets. v1
-//! envelopes (read only) are covered by the golden vectors in `golden.rs`.
+//! its data key and its write sequence number, and the error each malformed input gets. v1 and
+//! v2 envelopes (read only) are covered by the golden vectors in `golden.rs`; what is specific
+//! to v3 (the wrapped DEK, the nonce counter, the DEK cache) by `v3.rs`.
 
 use std::collections::HashSet;
 
 use daas_envelope::{
     DataKey, DecryptError, HEADER_LEN, Header, KeyId, KeyRing, KeyRingError, MAGIC, NullCipher,
-    OVERHEAD, VERSION, VERSION_1, ValueCipher,
+    OVERHEAD, VERSION, VERSION_1, VERSION_2, ValueCipher,
 };
 use proptest::prelude::*;
 
@@ -34,7 +35,7 @@ fn round_trips_empty_small_and_large_values() {
         assert_eq!(
             KeyRing::header_of(&envelope),
             Ok(Header {
-                version: 2,
+                version: 3,
                 key_id: ring.active_id(),
                 sequence: Some(sequence)
             })
@@ -80,16 +81,22 @@ fn the_sequence_number_is_authenticated() {
 }
 
 #[test]
-fn a_v2_envelope_relabelled_as_v1_does_not_decrypt() {
+fn a_v3_envelope_relabelled_as_v2_or_v1_does_not_decrypt() {
     let ring = ring(1);
-    let mut envelope = ring.encrypt(ETCD_KEY, b"value", 3);
-    envelope[3] = VERSION_1;
-    assert_eq!(
-        ring.decrypt(ETCD_KEY, &envelope),
-        Err(DecryptError::Authentication {
-            key_id: ring.active_id()
-        })
-    );
+    for version in [VERSION_2, VERSION_1] {
+        let mut envelope = ring.encrypt(ETCD_KEY, b"value", 3);
+        envelope[3] = version;
+        assert_eq!(
+            ring.decrypt(ETCD_KEY, &envelope),
+            Err(DecryptError::Authentication {
+                key_id: ring.active_id()
+            })
+        );
+    }
+    // And a v2 envelope relabelled as v3.
+    let mut envelope = ring.encrypt_v2(ETCD_KEY, &[0x5a; 64], 3);
+    envelope[3] = VERSION;
+    assert!(ring.decrypt(ETCD_KEY, &envelope).is_err());
 }
 
 #[test]
@@ -128,12 +135,18 @@ fn every_single_byte_change_is_rejected_with_the_right_error() {
                 .expect_err("tampered byte accepted");
             match i {
                 0..=2 => assert_eq!(err, DecryptError::BadMagic, "byte {i}"),
+                // 3 ^ 1 = 2: read as a v2 envelope, which does not authenticate.
+                3 if VERSION ^ flip == VERSION_2 => {
+                    assert_eq!(err, DecryptError::Authentication { key_id: id })
+                }
                 3 => assert_eq!(err, DecryptError::UnsupportedVersion(VERSION ^ flip)),
                 4..=7 => assert!(
                     matches!(err, DecryptError::UnknownKey(other) if other != id),
                     "byte {i}: {err:?}"
                 ),
-                // 8..16 is the sequence number, then salt, ciphertext and tag.
+                // 16..32 is the DEK id, 32..80 the wrapped DEK.
+                16..=79 => assert_eq!(err, DecryptError::BadWrappedKey { key_id: id }, "byte {i}"),
+                // 8..16 is the sequence number; 80..92 the nonce, then ciphertext and tag.
                 _ => assert_eq!(err, DecryptError::Authentication { key_id: id }, "byte {i}"),
             }
         }
@@ -156,13 +169,13 @@ fn appended_or_removed_bytes_are_rejected() {
 }
 
 #[test]
-fn every_length_below_56_is_truncated() {
+fn every_length_below_108_is_truncated() {
     let ring = ring(1);
     let envelope = ring.encrypt(ETCD_KEY, b"", 1);
-    assert_eq!(envelope.len(), 56);
-    for len in 0..56 {
+    assert_eq!(envelope.len(), 108);
+    for len in 0..108 {
         // Without a version byte the smallest envelope (v1, 48 bytes) is the measure.
-        let min = if len < 4 { 48 } else { 56 };
+        let min = if len < 4 { 48 } else { 108 };
         assert_eq!(
             ring.decrypt(ETCD_KEY, &envelope[..len]),
             Err(DecryptError::Truncated { len, min })
@@ -201,7 +214,7 @@ fn foreign_data_is_bad_magic() {
 fn other_versions_are_unsupported() {
     let ring = ring(1);
     let envelope = ring.encrypt(ETCD_KEY, b"v", 1);
-    for version in [0u8, 3, 0xff] {
+    for version in [0u8, 4, 0xff] {
         let mut bad = envelope.clone();
         bad[3] = version;
         assert_eq!(
@@ -271,14 +284,14 @@ fn duplicate_keys_are_rejected() {
 #[test]
 fn ten_thousand_encryptions_of_one_value_are_all_distinct() {
     let ring = ring(1);
-    let mut salts = HashSet::new();
+    let mut nonces = HashSet::new();
     let mut envelopes = HashSet::new();
     for _ in 0..10_000 {
         let envelope = ring.encrypt(ETCD_KEY, b"same plaintext", 5);
-        salts.insert(envelope[16..40].to_vec());
+        nonces.insert(envelope[80..92].to_vec());
         envelopes.insert(envelope);
     }
-    assert_eq!(salts.len(), 10_000);
+    assert_eq!(nonces.len(), 10_000);
     assert_eq!(envelopes.len(), 10_000);
 }
 

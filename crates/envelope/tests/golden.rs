@@ -2,9 +2,11 @@
 //! bytes. They freeze the envelope formats: if this test fails, the format or the derivation
 //! changed, and every value already stored would stop decrypting.
 //!
-//! - `testdata/vectors-v2.json`: envelope v2, the format written. Regenerate only for a
-//!   deliberate new envelope version, with `DAAS_BLESS=1 cargo test -p daas-envelope --test
-//!   golden`.
+//! - `testdata/vectors-v3.json`: envelope v3, the format written (fixed DEK and DEK id through
+//!   the `test-hooks` constructor). Regenerate only for a deliberate format change, with
+//!   `DAAS_BLESS=1 cargo test -p daas-envelope --test golden`.
+//! - `testdata/vectors-v2.json`: envelope v2, written until v3, frozen: the v2 writer survives
+//!   only as a test hook, and its output must still match byte for byte.
 //! - `testdata/vectors.json`: envelope v1, frozen since v1 was written. Nothing writes v1 any
 //!   more, so these are only decrypted: a release must keep reading what earlier ones stored.
 //!
@@ -98,7 +100,7 @@ fn v2_vectors() -> Vec<Vector> {
                     sequence: Some(sequence),
                     salt_hex: hex::encode(salt),
                     envelope_hex: hex::encode(
-                        ring.encrypt_with_salt(etcd_key, plaintext, sequence, salt),
+                        ring.encrypt_v2_with_salt(etcd_key, plaintext, sequence, salt),
                     ),
                 }
             },
@@ -112,13 +114,149 @@ fn frozen(path: &str) -> Vec<Vector> {
 
 #[test]
 fn v2_golden_vectors_are_stable() {
-    let now = v2_vectors();
+    assert_eq!(v2_vectors(), frozen(V2));
+}
+
+/// An envelope v3 vector: the DEK, its id and the nonce counter are inputs.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct V3Vector {
+    name: String,
+    /// Public test key, never a real one.
+    key_hex: String,
+    key_id: String,
+    /// Public test DEK.
+    dek_hex: String,
+    dek_id_hex: String,
+    /// The nonce counter the value was sealed with.
+    counter: u64,
+    etcd_key_hex: String,
+    plaintext_hex: String,
+    sequence: u64,
+    envelope_hex: String,
+}
+
+const V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors-v3.json");
+
+fn v3_vectors() -> Vec<V3Vector> {
+    // name, key seed, DEK seed, counter, etcd key, plaintext, sequence number.
+    type V3Case = (&'static str, u8, u8, u64, &'static [u8], &'static [u8], u64);
+    let cases: [V3Case; 5] = [
+        (
+            "empty-value",
+            0x00,
+            0x90,
+            0,
+            b"/registry/namespaces/default",
+            b"",
+            1,
+        ),
+        (
+            "secret",
+            0x40,
+            0xa0,
+            1,
+            b"/registry/secrets/kube-system/k3s-serving",
+            b"k8s\0\n\x0c\n\x02v1\x12\x06Secret{\"tls.key\":\"...\"}",
+            0x0000_0001_0000_002a,
+        ),
+        (
+            "empty-etcd-key",
+            0x80,
+            0xb0,
+            7,
+            b"",
+            b"value under the empty key",
+            0,
+        ),
+        (
+            "last-nonce",
+            0xc0,
+            0xc0,
+            (1 << 32) - 1,
+            b"/registry/configmaps/default/cm",
+            b"0123456789abcdef0123456789abcdef!",
+            u64::MAX,
+        ),
+        (
+            "anchor-label",
+            0x20,
+            0xd0,
+            0x0102_0304,
+            b"\0k3s-daas/freshness-anchor",
+            b"k3a\x01\0\0\0\0\0\0\0\x07\0\0\0\0\0\0\0\x05\0\0\0\0\0\0\0\x09",
+            9,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(
+            |(name, key_seed, dek_seed, counter, etcd_key, plaintext, sequence)| {
+                let key = key_bytes(key_seed);
+                let dek = key_bytes(dek_seed);
+                let dek_id: [u8; 16] = std::array::from_fn(|i| dek_seed ^ (i as u8));
+                let ring =
+                    KeyRing::with_dek(DataKey::from_bytes(key), [], dek, dek_id).expect("ring");
+                ring.advance_nonce_counter(counter);
+                V3Vector {
+                    name: name.into(),
+                    key_hex: hex::encode(key),
+                    key_id: ring.active_id().to_string(),
+                    dek_hex: hex::encode(dek),
+                    dek_id_hex: hex::encode(dek_id),
+                    counter,
+                    etcd_key_hex: hex::encode(etcd_key),
+                    plaintext_hex: hex::encode(plaintext),
+                    sequence,
+                    envelope_hex: hex::encode(ring.encrypt(etcd_key, plaintext, sequence)),
+                }
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn v3_golden_vectors_are_stable() {
+    let now = v3_vectors();
     if std::env::var_os("DAAS_BLESS").is_some() {
         let text = serde_json::to_string_pretty(&now).expect("json") + "\n";
-        std::fs::write(V2, text).expect("write vectors file");
+        std::fs::write(V3, text).expect("write vectors file");
         return;
     }
-    assert_eq!(now, frozen(V2));
+    let frozen: Vec<V3Vector> =
+        serde_json::from_str(&std::fs::read_to_string(V3).expect("vectors file")).expect("json");
+    assert_eq!(now, frozen);
+}
+
+#[test]
+fn v3_golden_envelopes_decrypt_under_any_ring_with_the_key() {
+    let frozen: Vec<V3Vector> =
+        serde_json::from_str(&std::fs::read_to_string(V3).expect("vectors file")).expect("json");
+    assert_eq!(frozen.len(), 5);
+    for v in &frozen {
+        let key: [u8; 32] = hex::decode(&v.key_hex)
+            .expect("hex")
+            .try_into()
+            .expect("32 bytes");
+        // A ring with its own random DEK: the value's DEK is unwrapped from the envelope.
+        let ring = KeyRing::new(DataKey::from_bytes(key), []).expect("ring");
+        let envelope = hex::decode(&v.envelope_hex).expect("hex");
+        let header = KeyRing::header_of(&envelope).expect("header");
+        assert_eq!(header.version, 3, "{}", v.name);
+        assert_eq!(header.key_id.to_string(), v.key_id, "{}", v.name);
+        assert_eq!(header.sequence, Some(v.sequence), "{}", v.name);
+        assert_eq!(hex::encode(&envelope[16..32]), v.dek_id_hex, "{}", v.name);
+        assert_eq!(
+            envelope[80..92],
+            [&[0u8; 4][..], &v.counter.to_be_bytes()].concat()[..],
+            "{}",
+            v.name
+        );
+        let out = ring
+            .decrypt(&hex::decode(&v.etcd_key_hex).expect("hex"), &envelope)
+            .expect("golden decrypts");
+        assert_eq!(hex::encode(out.plaintext), v.plaintext_hex, "{}", v.name);
+        assert!(!out.stale);
+    }
 }
 
 /// Decrypts every vector of `path` and checks the header fields; returns how many there were.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use daas_envelope::{KeyId, KeyRing, VERSION_1};
+use daas_envelope::{KeyId, KeyRing, VERSION, VERSION_1};
 use daas_etcd_proto::admin::{
     KeyCount, KeyStatusRequest, KeyStatusResponse, ReloadRequest, ReloadResponse, RewrapRequest,
     RewrapResponse, key_admin_server,
@@ -177,8 +177,9 @@ impl<B: Backend> key_admin_server::KeyAdmin for KeyAdmin<B> {
             for kv in kvs {
                 out.scanned += 1;
                 match KeyRing::header_of(&kv.value) {
-                    // Current: the active key and envelope v2.
-                    Ok(h) if h.key_id == active && h.version != VERSION_1 => continue,
+                    // Current: the active key and the envelope version written (v3); values
+                    // of older versions under the active key are upgraded too.
+                    Ok(h) if h.key_id == active && h.version == VERSION => continue,
                     Ok(_) => {}
                     Err(_) => {
                         out.unreadable += 1;

@@ -5,9 +5,9 @@
 //! # File
 //!
 //! One file, replaced atomically (temporary file in the same directory with mode 0600, fsync,
-//! rename, fsync of the directory). It holds one envelope (`daas-envelope`, v2) sealed with the
-//! shim's key ring under the label [`ANCHOR_LABEL`], in place of an etcd key; the shim refuses
-//! client writes to every key that starts with `\0k3s-daas/`
+//! rename, fsync of the directory). It holds one envelope (`daas-envelope`, v3; a v2 one is
+//! still read) sealed with the shim's key ring under the label [`ANCHOR_LABEL`], in place of an
+//! etcd key; the shim refuses client writes to every key that starts with `\0k3s-daas/`
 //! ([`RESERVED_PREFIX`](crate::validate::RESERVED_PREFIX)), so no value it seals for a client can
 //! ever be passed off as an anchor. The plaintext is 28 bytes:
 //!
@@ -312,7 +312,7 @@ pub async fn start<B: Backend>(
     Ok(freshness)
 }
 
-/// The largest write sequence number among the stored v2 envelopes (0 if none).
+/// The largest write sequence number among the stored v2 and v3 envelopes (0 if none).
 async fn highest_sequence<B: Backend>(backend: &B) -> Result<u64, AnchorError> {
     let mut highest = 0;
     let mut scan = crate::scan::Scan::new(500);

@@ -124,7 +124,7 @@ pub fn stale_value(key: &[u8], mod_revision: i64) -> Status {
 }
 
 /// A stored value that is empty where the shim always stores an envelope (every value it
-/// writes is at least 56 bytes). Only `keys_only`/`count_only` reads and the `kv` of a watch
+/// writes is at least 108 bytes). Only `keys_only`/`count_only` reads and the `kv` of a watch
 /// DELETE event carry no value.
 pub fn empty_value(key: &[u8], mod_revision: i64) -> Status {
     Status::new(

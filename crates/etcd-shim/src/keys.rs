@@ -120,7 +120,10 @@ impl Keys {
         }
     }
 
-    /// Re-reads the ring. On error the current ring stays in use.
+    /// Re-reads the ring. On error the current ring stays in use, and so it does when the
+    /// provider returns the same keys (same bytes, same active key): a new ring would write
+    /// under a new envelope data key and start with an empty cache of them, once per reload
+    /// interval.
     pub fn reload(&self) -> Result<Reloaded, ProviderError> {
         let ring = match &self.source {
             Source::Provider(provider) => Arc::new(provider.load()?),
@@ -138,7 +141,11 @@ impl Keys {
         let ids: Vec<KeyId> = ring.ids().collect();
         let previous = {
             let mut slot = self.ring.write().unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *slot, ring)
+            if slot.same_keys(&ring) {
+                Arc::clone(&slot)
+            } else {
+                std::mem::replace(&mut *slot, ring)
+            }
         };
         Ok(Reloaded {
             previous_active: Some(previous.active_id()),
@@ -193,6 +200,30 @@ mod tests {
         );
         assert!(keys.active_id().is_some());
         assert!(!keys.is_null());
+    }
+
+    #[test]
+    fn a_reload_that_finds_the_same_keys_keeps_the_ring_and_its_data_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring_dir = daas_envelope::KeyRingDir::new(dir.path().join("keys"));
+        let first = ring_dir.init().expect("init");
+        let keys = Keys::from_provider(Box::new(ring_dir.clone())).expect("load");
+        let before = keys.ring().expect("ring");
+        let reloaded = keys.reload().expect("reload");
+        assert_eq!(
+            (reloaded.previous_active, reloaded.active),
+            (Some(first), first)
+        );
+        assert!(Arc::ptr_eq(&before, &keys.ring().expect("ring")));
+        // Same DEK: the envelope's DEK id (bytes 16..32) is unchanged.
+        let a = before.encrypt(b"/k", b"v", 1);
+        let b = keys.cipher().encrypt(b"/k", b"v", 2);
+        assert_eq!(a[16..32], b[16..32]);
+        // A rotation does replace it.
+        let second = ring_dir.rotate().expect("rotate");
+        keys.reload().expect("reload");
+        assert_eq!(keys.active_id(), Some(second));
+        assert!(!Arc::ptr_eq(&before, &keys.ring().expect("ring")));
     }
 
     #[test]

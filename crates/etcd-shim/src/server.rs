@@ -40,7 +40,7 @@ use crate::validate;
 #[derive(Clone, Debug)]
 pub struct ShimOptions {
     /// Largest accepted request, like etcd's `--max-request-bytes` (default 1.5 MiB). Checked
-    /// on the plaintext request; an envelope adds 56 bytes per value on top.
+    /// on the plaintext request; an envelope adds 108 bytes per value on top.
     pub max_request_bytes: usize,
     /// URL clients reach this shim at (reported by `MemberList`).
     pub advertise_url: String,

@@ -1,6 +1,6 @@
 //! Encryption at rest, freshness and request limits, end to end.
 //!
-//! - Over a real etcd, only envelopes (`k3e…`, 56 bytes of overhead) reach etcd; a value
+//! - Over a real etcd, only envelopes (`k3e…`, 108 bytes of overhead) reach etcd; a value
 //!   moved to another key, a plaintext value, or a value sealed under another key ring is
 //!   refused with `DataLoss` naming the key, and the shim keeps serving.
 //! - Whoever holds the datastore cannot roll it back unnoticed: an older ciphertext put back,
@@ -131,10 +131,11 @@ async fn etcd_backend_sees_only_envelopes() {
     );
     assert_eq!(
         stored.len(),
-        plaintext.len() + 56,
-        "envelope v2 overhead must be 56 bytes"
+        plaintext.len() + 108,
+        "envelope v3 overhead must be 108 bytes"
     );
-    assert_eq!(daas_envelope::OVERHEAD, 56);
+    assert_eq!(daas_envelope::OVERHEAD, 108);
+    assert_eq!(stored[3], daas_envelope::VERSION);
 
     // Clients of the shim see exactly what they wrote, in every response that carries values.
     assert_eq!(

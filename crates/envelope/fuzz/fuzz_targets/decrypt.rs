@@ -1,11 +1,14 @@
 //! Untrusted stored bytes → `KeyRing::decrypt` under a fixed two-key ring. Must never panic, and
 //! must never accept bytes it did not produce (forging a GCM tag is out of the fuzzer's reach,
 //! so any `Ok` is a bug). The header parser must agree with `decrypt` on every format error,
-//! for v1 and v2 alike. The same input, used as an etcd key, a value and a sequence number,
+//! for v1, v2 and v3 alike. The same input, used as an etcd key, a value and a sequence number,
 //! must round-trip.
 #![no_main]
 
-use daas_envelope::{DataKey, DecryptError, KeyRing, OVERHEAD, OVERHEAD_V1, VERSION, VERSION_1};
+use daas_envelope::{
+    DataKey, DecryptError, KeyRing, OVERHEAD, OVERHEAD_V1, OVERHEAD_V2, VERSION, VERSION_1,
+    VERSION_2,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,8 +30,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(data[4..8], h.key_id.0.to_be_bytes());
         match h.version {
             VERSION_1 => assert!(data.len() >= OVERHEAD_V1 && h.sequence.is_none()),
-            VERSION => {
-                assert!(data.len() >= OVERHEAD);
+            VERSION_2 | VERSION => {
+                let min = if h.version == VERSION { OVERHEAD } else { OVERHEAD_V2 };
+                assert!(data.len() >= min);
                 assert_eq!(h.sequence.map(u64::to_be_bytes), data[8..16].try_into().ok());
             }
             other => panic!("header_of accepted version {other}"),

@@ -32,7 +32,7 @@ fn stores_and_loads_a_sealed_watermark() {
     let meta = std::fs::metadata(anchor.path()).expect("stat");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let bytes = std::fs::read(anchor.path()).expect("read");
-    assert!(bytes.starts_with(b"k3e\x02"));
+    assert!(bytes.starts_with(b"k3e\x03"));
     // Replaced in place: no temporary files left.
     let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
         .expect("list")
