@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p daas-etcd-shim --bench kube_load                 # ~4 min, 5 s per case
 //! cargo bench -p daas-etcd-shim --bench kube_load -- --quick      # CI smoke, ~20 s
-//!   options: --secs S (per case), --targets abcde, --cases 123456, --keys N
+//!   options: --secs S (per case), --targets abcde, --cases 123456, --keys N, --disk-cache-mib M (embedded targets)
 //!   env: ETCD_BIN (default `etcd` on PATH), KUBE_LOAD_DIR (where data dirs go; default $TMPDIR)
 //! ```
 //!
@@ -64,12 +64,15 @@ struct Options {
     cases: Vec<Case>,
     base_dir: PathBuf,
     etcd_bin: String,
+    /// redb's page cache for the embedded targets (`--disk-cache-mib`).
+    disk_cache_bytes: usize,
 }
 
 fn parse_options() -> Result<Options, BoxError> {
     let mut quick = false;
     let mut secs: Option<f64> = None;
     let mut keys: Option<u64> = None;
+    let mut disk_cache_bytes = daas_etcd_shim::DEFAULT_DISK_CACHE;
     let mut targets = Target::ALL.to_vec();
     let mut cases = Case::ALL.to_vec();
     let mut args = std::env::args().skip(1);
@@ -78,6 +81,13 @@ fn parse_options() -> Result<Options, BoxError> {
             "--quick" => quick = true,
             "--secs" => secs = Some(args.next().ok_or("--secs needs a value")?.parse()?),
             "--keys" => keys = Some(args.next().ok_or("--keys needs a value")?.parse()?),
+            "--disk-cache-mib" => {
+                let mib: usize = args
+                    .next()
+                    .ok_or("--disk-cache-mib needs a value")?
+                    .parse()?;
+                disk_cache_bytes = mib << 20;
+            }
             "--targets" => {
                 let list = args.next().ok_or("--targets needs e.g. abcde")?;
                 targets = Target::ALL
@@ -115,6 +125,7 @@ fn parse_options() -> Result<Options, BoxError> {
         cases,
         base_dir,
         etcd_bin,
+        disk_cache_bytes,
     })
 }
 
@@ -345,7 +356,10 @@ fn start_target(target: Target, opts: &Options) -> Result<Running, BoxError> {
                 ));
             }
             (None, Some(dir)) => {
-                let backend = EmbeddedBackend::open(&EmbeddedConfig::new(dir))?;
+                let backend = EmbeddedBackend::open(&EmbeddedConfig {
+                    disk_cache_bytes: opts.disk_cache_bytes,
+                    ..EmbeddedConfig::new(dir)
+                })?;
                 let shim = EtcdShim::new(backend, keys, ShimOptions::default());
                 tokio::spawn(serve(
                     shim,

@@ -35,7 +35,7 @@ pub mod server;
 pub mod validate;
 
 pub use anchor::{Anchor, AnchorError, Baseline};
-pub use backend::embedded::{EmbeddedBackend, EmbeddedConfig};
+pub use backend::embedded::{DEFAULT_DISK_CACHE, EmbeddedBackend, EmbeddedConfig};
 pub use backend::etcd::{EtcdBackend, EtcdConfig};
 pub use freshness::{Freshness, Watermark};
 pub use keys::Keys;

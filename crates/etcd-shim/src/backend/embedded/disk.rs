@@ -47,10 +47,10 @@ pub enum DiskError {
 /// Opens the file, waiting up to 5 s for a previous owner to let go: a store closed a moment
 /// ago in this process releases the file when its writer thread finishes, and a supervisor
 /// restarting the shim may briefly overlap with the old process.
-fn open_waiting(path: &Path) -> Result<Database, redb::DatabaseError> {
+fn open_waiting(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Database::create(path) {
+        match Database::builder().set_cache_size(cache_bytes).create(path) {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -76,7 +76,13 @@ fn rev_u64(rev: i64) -> u64 {
 
 impl Disk {
     /// Opens (or creates) `dir/state.redb` and rebuilds the in-memory store from it.
-    pub(crate) fn open(dir: &Path, limits: MvccLimits) -> Result<(Self, Mvcc), DiskError> {
+    /// `cache_bytes` bounds redb's page cache: reads are served from memory (the MVCC), so the
+    /// file's pages are needed only while a commit rewrites them.
+    pub(crate) fn open(
+        dir: &Path,
+        limits: MvccLimits,
+        cache_bytes: usize,
+    ) -> Result<(Self, Mvcc), DiskError> {
         std::fs::create_dir_all(dir).map_err(|source| DiskError::Dir {
             path: dir.to_path_buf(),
             source,
@@ -92,7 +98,7 @@ impl Disk {
             path: path.clone(),
             source,
         };
-        let db = open_waiting(&path).map_err(|e| open_err(e.into()))?;
+        let db = open_waiting(&path, cache_bytes).map_err(|e| open_err(e.into()))?;
         // Make sure the tables exist so that the first read transaction finds them.
         let txn = db.begin_write().map_err(|e| open_err(e.into()))?;
         {
