@@ -165,21 +165,7 @@ async fn measure(target: &Target, case: &Case, token: &str, secs: f64) -> Stats 
             let (url, auth) = (url.clone(), auth.clone());
             move || {
                 let (conn, url, auth) = (conn.clone(), url.clone(), auth.clone());
-                async move {
-                    let req = Request::get(&url)
-                        .header(header::AUTHORIZATION, &auth)
-                        .header(header::ACCEPT, "application/json")
-                        .header(header::USER_AGENT, "kubectl/v1.36.0 (bench)")
-                        .body(Full::new(Bytes::new()))
-                        .unwrap();
-                    match conn.send(req).await {
-                        Ok(resp) => {
-                            let ok = resp.status() == 200;
-                            ok & resp.into_body().collect().await.is_ok()
-                        }
-                        Err(_) => false,
-                    }
-                }
+                async move { support::http::get(&conn, &url, &auth, &[]).await }
             }
         })
         .collect();
@@ -351,12 +337,7 @@ async fn watches(
 
 fn main() {
     let opts = Opts::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&opts.log))
-        // As the binary logs to the journal: no colour codes.
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .init();
+    support::http::log_to_sink(&opts.log);
     let upstream = Upstream::start();
     upstream.set_recording(false);
     let tmp = tempfile::tempdir().unwrap();

@@ -19,6 +19,8 @@
 mod support;
 #[path = "../tests/support/mod.rs"]
 mod tsupport;
+// `support::http` names the client as `crate::upstream`, as the other proxy benches include it.
+use tsupport::upstream;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -178,22 +180,7 @@ async fn round(
             move || {
                 let (conn, url, auth, headers) =
                     (conn.clone(), url.clone(), auth.clone(), headers.clone());
-                async move {
-                    let mut req = Request::get(&url)
-                        .header(header::AUTHORIZATION, &auth)
-                        .header(header::ACCEPT, "application/json")
-                        .header(header::USER_AGENT, "kubectl/v1.36.0 (bench)");
-                    for (name, value) in headers.iter() {
-                        req = req.header(name, value);
-                    }
-                    match conn.send(req.body(Full::new(Bytes::new())).unwrap()).await {
-                        Ok(resp) => {
-                            let ok = resp.status() == 200;
-                            ok & resp.into_body().collect().await.is_ok()
-                        }
-                        Err(_) => false,
-                    }
-                }
+                async move { support::http::get(&conn, &url, &auth, &headers).await }
             }
         })
         .collect();
@@ -280,12 +267,7 @@ async fn frames(target: &Target, path: &str, token: &str) -> (usize, usize) {
 
 fn main() {
     let opts = Opts::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&opts.log))
-        // As the binary logs to the journal: no colour codes.
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .init();
+    support::http::log_to_sink(&opts.log);
     let Some(peer_dir) = tsupport::peer("DAAS_K8S_PEER_DIR", "kube-apiserver-peer-dir-unset")
     else {
         println!(

@@ -30,14 +30,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use daas_bridge::{
     Bridge, BridgeConfig, EnclaveConfig, EnclaveSide, IngressForward, IngressRoute, Limits,
     PARENT_CID, UnixVsock,
 };
 use daas_seal::Role;
-use http::{Request, header};
-use http_body_util::{BodyExt, Full};
 use nautilus_master::proxy::{ProxyConfig, RateLimit, RoleRateLimits};
 use proxy::RunningProxy;
 use upstream::{Conn, Upstream, client_config};
@@ -177,22 +174,6 @@ impl Stats {
     }
 }
 
-async fn one_request(conn: &Conn, url: &str, auth: &str) -> bool {
-    let req = Request::get(url)
-        .header(header::AUTHORIZATION, auth)
-        .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, "kubectl/v1.36.0 (bench)")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    match conn.send(req).await {
-        Ok(resp) => {
-            let ok = resp.status() == 200;
-            ok & resp.into_body().collect().await.is_ok()
-        }
-        Err(_) => false,
-    }
-}
-
 async fn measure(
     target: &Target,
     tls: &Arc<rustls::ClientConfig>,
@@ -223,9 +204,9 @@ async fn measure(
                 async move {
                     if fresh {
                         let c = Conn::connect(addr, tls, http2).await;
-                        one_request(&c, &url, &auth).await
+                        support::http::get(&c, &url, &auth, &[]).await
                     } else {
-                        one_request(conn.as_ref().unwrap(), &url, &auth).await
+                        support::http::get(conn.as_ref().unwrap(), &url, &auth, &[]).await
                     }
                 }
             }
@@ -292,12 +273,7 @@ fn us(d: Duration) -> f64 {
 
 fn main() {
     let opts = Opts::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&opts.log))
-        // As the binary logs to the journal: no colour codes.
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .init();
+    support::http::log_to_sink(&opts.log);
     let upstream = Upstream::start();
     upstream.set_recording(false);
     let tmp = tempfile::tempdir().unwrap();

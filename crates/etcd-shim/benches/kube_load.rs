@@ -3,7 +3,8 @@
 //! ```text
 //! cargo bench -p daas-etcd-shim --bench kube_load                 # ~4 min, 5 s per case
 //! cargo bench -p daas-etcd-shim --bench kube_load -- --quick      # CI smoke, ~20 s
-//!   options: --secs S (per case), --targets abcde, --cases 123456, --keys N, --disk-cache-mib M (embedded targets)
+//!   options: --secs S (per case), --targets abcde, --cases 123456, --keys N, --clients N (all
+//!   cases but 6), --disk-cache-mib M (embedded targets)
 //!   env: ETCD_BIN (default `etcd` on PATH), KUBE_LOAD_DIR (where data dirs go; default $TMPDIR)
 //! ```
 //!
@@ -55,6 +56,9 @@ const WATCH_PREFIX_END: &str = "/registry/bench-watch0";
 
 // ----------------------------------------------------------------------------- options
 
+/// `--clients N`: every case but the single-client put runs with N clients (the cost curve).
+static CLIENTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 #[derive(Clone, Debug)]
 struct Options {
     quick: bool,
@@ -81,6 +85,10 @@ fn parse_options() -> Result<Options, BoxError> {
             "--quick" => quick = true,
             "--secs" => secs = Some(args.next().ok_or("--secs needs a value")?.parse()?),
             "--keys" => keys = Some(args.next().ok_or("--keys needs a value")?.parse()?),
+            "--clients" => {
+                let n: usize = args.next().ok_or("--clients needs a value")?.parse()?;
+                CLIENTS.set(n.max(1)).map_err(|_| "--clients given twice")?;
+            }
             "--disk-cache-mib" => {
                 let mib: usize = args
                     .next()
@@ -415,6 +423,11 @@ impl Case {
     }
 
     fn clients(self) -> usize {
+        if let Some(n) = CLIENTS.get()
+            && self != Case::SinglePut
+        {
+            return *n;
+        }
         match self {
             Case::CasCreate | Case::UpdateCycle | Case::Get => 64,
             Case::List500 | Case::Watch => 16,
