@@ -110,12 +110,9 @@ struct Pooled {
 }
 
 impl Pooled {
+    /// Percentile `p` in µs (`lat` sorted).
     fn pct(&self, p: f64) -> f64 {
-        if self.lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.lat.len() as f64 * p) as usize).min(self.lat.len() - 1);
-        self.lat[i].as_secs_f64() * 1e6
+        support::load::percentile(&self.lat, p).as_secs_f64() * 1e6
     }
 
     fn per_sec(&self) -> f64 {

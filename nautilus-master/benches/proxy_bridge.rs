@@ -166,11 +166,7 @@ impl Stats {
     }
 
     fn pct(&self, p: f64) -> Duration {
-        if self.lat.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((self.lat.len() as f64 * p) as usize).min(self.lat.len() - 1);
-        self.lat[i]
+        support::load::percentile(&self.lat, p)
     }
 }
 

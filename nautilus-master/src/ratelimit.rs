@@ -297,34 +297,88 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let RateLimit { per_second, burst } = self.limit;
-        if per_second <= 0.0 {
+        if self.limit.per_second <= 0.0 {
             return Ok(());
         }
-        let mut buckets = match self.buckets.lock() {
-            Ok(b) => b,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut buckets = self.lock();
+        // The key is copied only for a new bucket: this runs on every proxied request.
         if !buckets.contains(key) {
             buckets.put(
                 key.to_owned(),
                 Bucket {
-                    tokens: burst,
+                    tokens: self.limit.burst,
                     at: now,
                 },
             );
         }
         let bucket = buckets.get_mut(key).ok_or(Duration::from_secs(1))?;
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let tokens = self.refilled(Some(*bucket), now);
+        *bucket = Bucket {
+            tokens: if tokens >= 1.0 { tokens - 1.0 } else { tokens },
+            at: now,
+        };
+        if tokens >= 1.0 {
             Ok(())
         } else {
-            let wait = (1.0 - bucket.tokens) / per_second;
-            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::from_secs(3600)))
+            Err(self.wait(tokens))
         }
+    }
+
+    /// Whether `key`'s bucket would allow one request at `now`, without taking it (a key never
+    /// charged has a full bucket): `Ok` or `Err(wait)`.
+    pub(crate) fn peek<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.limit.per_second <= 0.0 {
+            return Ok(());
+        }
+        let tokens = self.refilled(self.lock().peek(key).copied(), now);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(self.wait(tokens))
+        }
+    }
+
+    /// Takes one request from `key`'s bucket at `now` whether or not it allows one (never
+    /// below empty): for counting what already happened, such as a failed verification.
+    pub(crate) fn charge(&self, key: K, now: Instant) {
+        if self.limit.per_second <= 0.0 {
+            return;
+        }
+        let mut buckets = self.lock();
+        let tokens = self.refilled(buckets.get(&key).copied(), now);
+        buckets.put(
+            key,
+            Bucket {
+                tokens: (tokens - 1.0).max(0.0),
+                at: now,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, Bucket>> {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tokens in `bucket` at `now` (a key without a bucket has a full one).
+    fn refilled(&self, bucket: Option<Bucket>, now: Instant) -> f64 {
+        let RateLimit { per_second, burst } = self.limit;
+        match bucket {
+            Some(b) => {
+                let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+                (b.tokens + elapsed * per_second).min(burst)
+            }
+            None => burst,
+        }
+    }
+
+    /// How long until a bucket holding `tokens` (< 1) allows one request.
+    fn wait(&self, tokens: f64) -> Duration {
+        Duration::try_from_secs_f64((1.0 - tokens) / self.limit.per_second)
+            .unwrap_or(Duration::from_secs(3600))
     }
 }
 
@@ -463,5 +517,31 @@ mod tests {
         assert_eq!(allowed(Role::Worker), 1);
         assert_eq!(allowed(Role::User), 2);
         assert_eq!(allowed(Role::Admin), 100);
+    }
+
+    #[test]
+    fn peek_takes_nothing_and_charge_counts_what_happened() {
+        let limiter: RateLimiter<u8> = RateLimiter::new(RateLimit::new(1.0, 2.0));
+        let t0 = Instant::now();
+        assert_eq!(limiter.peek(&5, t0), Ok(()), "untouched key");
+        limiter.charge(5, t0);
+        assert_eq!(limiter.peek(&5, t0), Ok(()), "one left");
+        assert_eq!(limiter.peek(&5, t0), Ok(()), "peeking took nothing");
+        limiter.charge(5, t0);
+        assert_eq!(limiter.peek(&5, t0), Err(Duration::from_secs(1)), "spent");
+        assert_eq!(limiter.peek(&6, t0), Ok(()), "other keys unaffected");
+        // Charges beyond an empty bucket do not dig a deeper hole.
+        limiter.charge(5, t0);
+        assert_eq!(limiter.peek(&5, t0 + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_rate_never_charges() {
+        let limiter: RateLimiter<u8> = RateLimiter::new(RateLimit::unlimited());
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            limiter.charge(5, t0);
+        }
+        assert_eq!(limiter.peek(&5, t0), Ok(()));
     }
 }

@@ -60,6 +60,15 @@ where
     timed
 }
 
+/// Percentile `p` (0..=1) of `sorted` latencies; zero when there are none.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[i]
+}
+
 /// On-CPU nanoseconds of every thread of this process, with its name
 /// (`/proc/self/task/*/{comm,schedstat}`).
 pub(crate) fn thread_cpu_ns() -> Vec<(String, u64)> {

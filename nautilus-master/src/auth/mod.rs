@@ -25,7 +25,6 @@
 
 mod cache;
 mod identity;
-mod meter;
 mod sessions;
 mod stake;
 
@@ -48,7 +47,6 @@ pub use stake::{InMemoryStakeView, StakeRecord, StakeStatus, StakeView, StakeVie
 
 use crate::ratelimit::{RateLimit, RateLimiter};
 use cache::TokenCache;
-use meter::FailureBudget;
 
 /// Why a token was refused. Variants never contain the token.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -196,7 +194,10 @@ pub struct SealAuthenticator<V> {
     view: V,
     cache: TokenCache,
     cold: RateLimiter<Address>,
-    bad_signatures: FailureBudget,
+    /// Failed signature verifications per claimed stake id (see
+    /// [`AuthConfig::bad_signatures_per_stake`]): charged after a failure, peeked before a
+    /// signature is checked, so genuine tokens never spend it.
+    bad_signatures: RateLimiter<Address>,
     sessions: Arc<Sessions>,
     /// Bumped each time the chain is regained (see [`SealAuthenticator::chain_lost`]).
     chain_epoch: AtomicU64,
@@ -220,7 +221,7 @@ impl<V: StakeView> SealAuthenticator<V> {
     pub fn new(config: AuthConfig, view: V) -> Self {
         let cache = TokenCache::new(config.cache_capacity, config.cache_per_stake);
         let cold = RateLimiter::new(config.cold_per_signer);
-        let bad_signatures = FailureBudget::new(config.bad_signatures_per_stake);
+        let bad_signatures = RateLimiter::new(config.bad_signatures_per_stake);
         SealAuthenticator {
             config,
             view,
@@ -313,7 +314,7 @@ impl<V: StakeView> SealAuthenticator<V> {
             Ok(verified) => verified,
             Err(e) => {
                 if matches!(e, VerifyStage::Signature(_)) {
-                    self.bad_signatures.charge(&stake, Instant::now());
+                    self.bad_signatures.charge(stake, Instant::now());
                 }
                 return Err(e.into());
             }
@@ -359,7 +360,7 @@ impl<V: StakeView> SealAuthenticator<V> {
             let node_name = c.node_name.as_ref().map(|n| n.as_str());
             self.check_record(&record, &c.signer, c.role, node_name)?;
         }
-        if let Err(retry_after) = self.bad_signatures.check(&c.stake, Instant::now()) {
+        if let Err(retry_after) = self.bad_signatures.peek(&c.stake, Instant::now()) {
             return Err(AuthError::Throttled { retry_after });
         }
         Ok(())
